@@ -1,0 +1,35 @@
+# labbridge — two commands do all set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv bench clean frontend
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+frontend:
+	@if [ -f labbridge/streaming/static/package.json ]; then \
+	  cd labbridge/streaming/static && npm install --no-audit --no-fund --silent; fi
+
+demo: venv frontend
+	$(BIN)/labbridge demo
+
+test: venv frontend
+	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python bench/check_speed.py
+	$(BIN)/python bench/stream_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

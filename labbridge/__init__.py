@@ -1,0 +1,3 @@
+"""labbridge: machine-control bridge for the InfoMobil mobile CNC lab."""
+
+__version__ = "0.1.0"

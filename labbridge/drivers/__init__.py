@@ -1,0 +1,1 @@
+"""Controller drivers: sans-IO protocol cores, thin asyncio transports, and simulators."""

@@ -1,0 +1,164 @@
+"""What each controller dialect accepts: G-codes with their modal groups, M-codes, word letters.
+
+G-codes are keyed by ``round(value * 10)`` so that G38.2 is 382 and G1 is 10. Codes a
+dialect knows but labbridge does not simulate are listed with the reason, so they are
+rejected by name ("G71 stock removal cycle is not simulated"), never silently skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Modal groups (names follow NIST RS274/NGC table 4; "nonmodal" is group 0).
+MOTION, NONMODAL, PLANE, DISTANCE, ARC_DISTANCE, FEED_MODE, UNITS, CUTTER, TLO, WCS, CONTROL, RETRACT, CSS = (
+    "motion", "non-modal", "plane", "distance", "arc-distance", "feed-mode", "units", "cutter-comp",
+    "tool-length", "work-offset", "path-control", "canned-return", "spindle-mode",
+)
+M_STOP, M_SPINDLE, M_COOLANT, M_TOOL, M_OTHER = "stop", "spindle", "coolant", "tool-change", "other"
+
+_COMMON_G: dict[int, str] = {
+    0: MOTION, 10: MOTION, 20: MOTION, 30: MOTION, 800: MOTION,
+    40: NONMODAL, 100: NONMODAL, 280: NONMODAL, 300: NONMODAL, 530: NONMODAL,
+    200: UNITS, 210: UNITS, 400: CUTTER, 490: TLO,
+    540: WCS, 550: WCS, 560: WCS, 570: WCS, 580: WCS, 590: WCS,
+    900: DISTANCE, 910: DISTANCE, 940: FEED_MODE,
+}
+
+GRBL_G: dict[int, str] = {
+    **_COMMON_G,
+    382: MOTION, 383: MOTION, 384: MOTION, 385: MOTION,
+    281: NONMODAL, 301: NONMODAL, 920: NONMODAL, 921: NONMODAL,
+    170: PLANE, 180: PLANE, 190: PLANE, 911: ARC_DISTANCE, 930: FEED_MODE, 431: TLO, 610: CONTROL,
+}
+
+_FANUC_CYCLES = {730: MOTION, 810: MOTION, 820: MOTION, 830: MOTION, 840: MOTION, 850: MOTION, 860: MOTION, 890: MOTION}
+
+FANUC_MILL_G: dict[int, str] = {
+    **_COMMON_G, **_FANUC_CYCLES,
+    170: PLANE, 180: PLANE, 190: PLANE, 281: NONMODAL, 301: NONMODAL, 920: NONMODAL, 500: NONMODAL,
+    930: FEED_MODE, 950: FEED_MODE, 430: TLO, 610: CONTROL, 640: CONTROL,
+    960: CSS, 970: CSS, 980: RETRACT, 990: RETRACT,
+}
+
+FANUC_LATHE_G: dict[int, str] = {
+    **_COMMON_G, **_FANUC_CYCLES,
+    180: PLANE, 920: NONMODAL, 500: NONMODAL, 950: FEED_MODE,
+    960: CSS, 970: CSS, 980: RETRACT, 990: RETRACT,
+}
+
+# Known but not simulated: rejected by name with a hint.
+_NOT_SIMULATED_COMMON: dict[int, str] = {
+    410: "G41 cutter radius compensation is not simulated: program the tool centre path, or check the program with G40",
+    420: "G42 cutter radius compensation is not simulated: program the tool centre path, or check the program with G40",
+    50: "G5 splines are not supported on this controller",
+    51: "G5.1 splines are not supported on this controller",
+    70: "G7 lathe diameter mode is not supported on this controller",
+    80: "G8 lathe radius mode is not supported on this controller",
+    330: "G33 spindle-synchronised motion is not simulated",
+    640: "G64 path blending is not supported by GRBL 1.1 (it always runs exact path, G61)",
+    641: "G64 P path blending is not supported by GRBL 1.1",
+    611: "G61.1 exact stop mode is not supported by GRBL 1.1",
+    430: "G43 H (tool table offsets) is not supported by GRBL 1.1: use G43.1 Z<length>",
+    950: "G95 feed per revolution is not supported by GRBL 1.1: use G94 with F in mm/min",
+    960: "G96 constant surface speed is not supported by GRBL 1.1",
+    970: "G97 is not supported by GRBL 1.1 (spindle speed is always in rpm)",
+    901: "G90.1 absolute arc centres are not supported: GRBL only knows G91.1 (incremental I J K)",
+    990: "G99 canned-cycle return is not supported by GRBL 1.1",
+    980: "G98 canned-cycle return is not supported by GRBL 1.1",
+    591: "G59.1 to G59.3 work offsets are not supported: use G54 to G59",
+    592: "G59.1 to G59.3 work offsets are not supported: use G54 to G59",
+    593: "G59.1 to G59.3 work offsets are not supported: use G54 to G59",
+}
+
+GRBL_NOT_SIMULATED: dict[int, str] = {
+    **_NOT_SIMULATED_COMMON,
+    **{c: f"G{c // 10} canned cycles are not supported by GRBL 1.1: write the moves out as G0/G1" for c in
+       (730, 740, 760, 810, 820, 830, 840, 850, 860, 870, 880, 890)},
+}
+
+FANUC_NOT_SIMULATED: dict[int, str] = {
+    410: _NOT_SIMULATED_COMMON[410], 420: _NOT_SIMULATED_COMMON[420],
+    330: "G33 threading is not simulated by labbridge",
+    320: "G32 thread cutting is not simulated by labbridge",
+    340: "G34 variable-lead threading is not simulated by labbridge",
+    740: "G74 is not simulated by labbridge (lathe: peck cycle, mill: left-hand tapping)",
+    760: "G76 is not simulated by labbridge (lathe: threading cycle, mill: fine boring)",
+    870: "G87 back boring is not simulated by labbridge",
+    880: "G88 boring with manual retract is not simulated by labbridge",
+    650: "G65 macro calls are not simulated by labbridge",
+    660: "G66 modal macro calls are not simulated by labbridge",
+    680: "G68 coordinate rotation is not simulated by labbridge",
+    510: "G51 scaling is not simulated by labbridge",
+    150: "G15/G16 polar coordinates are not simulated by labbridge",
+    160: "G15/G16 polar coordinates are not simulated by labbridge",
+    100: "",  # placeholder removed below (G10 is simulated)
+}
+del FANUC_NOT_SIMULATED[100]
+FANUC_LATHE_NOT_SIMULATED: dict[int, str] = {
+    **FANUC_NOT_SIMULATED,
+    700: "G70 finishing cycle is not simulated by labbridge: write the finishing pass as G1/G2/G3 moves",
+    710: "G71 stock removal (turning) cycle is not simulated by labbridge: write the roughing passes as G1 moves",
+    720: "G72 stock removal (facing) cycle is not simulated by labbridge: write the passes as G1 moves",
+    730: "G73 pattern repeating cycle is not simulated by labbridge: write the passes as G1 moves",
+    750: "G75 grooving cycle is not simulated by labbridge: write the plunges as G1 moves",
+    770: "G77 single turning cycle is not simulated by labbridge",
+    780: "G78 single threading cycle is not simulated by labbridge",
+    790: "G79 single facing cycle is not simulated by labbridge",
+    170: "G17 is not available on a 2-axis lathe (it works in the ZX plane, G18)",
+    190: "G19 is not available on a 2-axis lathe (it works in the ZX plane, G18)",
+}
+FANUC_MILL_NOT_SIMULATED: dict[int, str] = dict(FANUC_NOT_SIMULATED)
+
+GRBL_M: dict[int, str] = {0: M_STOP, 1: M_STOP, 2: M_STOP, 30: M_STOP, 3: M_SPINDLE, 4: M_SPINDLE, 5: M_SPINDLE,
+                          8: M_COOLANT, 9: M_COOLANT}
+FANUC_M: dict[int, str] = {**GRBL_M, 6: M_TOOL, 7: M_COOLANT, 19: M_OTHER}
+GRBL_M_NOT_SIMULATED = {
+    6: "M6 tool change is not supported by GRBL 1.1: stop with M0, change the tool by hand, then resume",
+    7: "M7 mist coolant is not enabled in this GRBL build: use M8 (flood)",
+    98: "M98 subprogram calls are not supported by GRBL 1.1",
+    99: "M99 is not supported by GRBL 1.1",
+    48: "M48/M49 override switches are not supported by GRBL 1.1",
+    49: "M48/M49 override switches are not supported by GRBL 1.1",
+}
+FANUC_M_NOT_SIMULATED = {
+    98: "M98 subprogram calls are not simulated by labbridge: put the subprogram's blocks in the main program",
+    99: "M99 subprogram return is not simulated by labbridge",
+}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    g_codes: dict[int, str]
+    g_not_simulated: dict[int, str]
+    m_codes: dict[int, str]
+    m_not_simulated: dict[int, str]
+    letters: frozenset[str]
+    unsupported_letters: dict[str, str] = field(default_factory=dict)
+    fanuc: bool = False
+    lathe: bool = False
+
+
+GRBL = Dialect(
+    "grbl", GRBL_G, GRBL_NOT_SIMULATED, GRBL_M, GRBL_M_NOT_SIMULATED, frozenset("FIJKLNPRSTXYZ"),
+    {"O": "O-words (program numbers and subroutines) are not supported by GRBL 1.1: remove this line",
+     "H": "H words are not supported by GRBL 1.1 (no tool table): use G43.1 Z<length>",
+     "Q": "Q words are not supported by GRBL 1.1 (no canned cycles)",
+     "D": "D words are not supported by GRBL 1.1 (no cutter compensation)",
+     "A": "GRBL 1.1 on this mill has no A axis", "B": "GRBL 1.1 on this mill has no B axis",
+     "C": "GRBL 1.1 on this mill has no C axis", "U": "U words are not supported by GRBL 1.1",
+     "V": "V words are not supported by GRBL 1.1", "W": "W words are not supported by GRBL 1.1",
+     "E": "E words (3D-printer extrusion) are not G-code for a mill"},
+)
+FANUC_MILL = Dialect(
+    "fanuc-mill", FANUC_MILL_G, FANUC_MILL_NOT_SIMULATED, FANUC_M, FANUC_M_NOT_SIMULATED,
+    frozenset("DFHIJKLNOPQRSTXYZ"), {"A": "this mill has no A axis", "B": "this mill has no B axis",
+                                     "C": "this mill has no C axis"}, fanuc=True,
+)
+FANUC_LATHE = Dialect(
+    "fanuc-lathe", FANUC_LATHE_G, FANUC_LATHE_NOT_SIMULATED, FANUC_M, FANUC_M_NOT_SIMULATED,
+    frozenset("FIKLNOPQRSTUWXZ"), {"Y": "a 2-axis lathe has no Y axis", "J": "a 2-axis lathe has no J (Y) arc offset",
+                                   "C": "this lathe has no C axis"}, fanuc=True, lathe=True,
+)
+
+DIALECTS = {d.name: d for d in (GRBL, FANUC_MILL, FANUC_LATHE)}

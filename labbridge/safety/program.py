@@ -1,0 +1,239 @@
+"""Check a whole program against one machine: the safety gate every program passes before streaming.
+
+Programs are read as a stream of lines, so memory does not grow with the file;
+only diagnostics (capped) and coarse ETA marks are kept. Bytes that are not
+text get a diagnostic, never a traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from labbridge.config import Machine
+from labbridge.errors import ProgramReadError
+from labbridge.safety.checks import MotionChecker
+from labbridge.safety.diagnostics import Diagnostic
+from labbridge.safety.estimate import Estimator
+from labbridge.safety.interpreter import Interpreter
+from labbridge.safety.motion import Vec
+
+MAX_DIAGNOSTICS = 1000
+MAX_BINARY_LINES = 5  # after this many unreadable lines the file is judged binary and reading stops
+MAX_LINE_BYTES = 64 * 1024
+
+
+@dataclass
+class Report:
+    """The result of checking one program; ``to_json`` is the `labbridge check --json` contract."""
+
+    program: str
+    machine: str
+    lines: int = 0
+    bounds: dict[str, dict[str, float]] | None = None
+    estimated_seconds: float = 0.0
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    line_times: list[tuple[int, float]] = field(default_factory=list)
+    truncated: bool = False
+    error_count: int = 0  # counts every error, including those past the listing cap
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "program": self.program,
+            "machine": self.machine,
+            "ok": self.ok,
+            "lines": self.lines,
+            "bounds": self.bounds,
+            "estimated_seconds": round(self.estimated_seconds, 3),
+            "diagnostics": [d.to_json() for d in self.diagnostics],
+        }
+
+    def seconds_until(self, line: int) -> float:
+        """Estimated seconds from program start until ``line`` has run (for ETA)."""
+        best = 0.0
+        for ln, t in self.line_times:
+            if ln > line:
+                break
+            best = t
+        return best
+
+
+def _decode_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]:
+    """Yield (line number, text, problem). Lines that are not text yield a problem instead of text."""
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            # Swallow the rest of an absurdly long line without holding it in memory.
+            while True:
+                more = stream.readline(MAX_LINE_BYTES)
+                if not more or more.endswith(b"\n"):
+                    break
+            yield number, None, f"line is longer than {MAX_LINE_BYTES // 1024} KiB: this is not a G-code program"
+            continue
+        if b"\x00" in raw:
+            yield number, None, "NUL bytes: this file is binary, not a G-code text file"
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, None, (f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8 text: "
+                                 "save the program as plain text (UTF-8 or ASCII)")
+            continue
+        yield number, text.rstrip("\r\n"), None
+
+
+class ProgramChecker:
+    """Checks blocks one at a time; used by check_program and by the streamer's re-check."""
+
+    def __init__(
+        self, machine_id: str, machine: Machine, program_name: str,
+        work_offsets: dict[str, Vec] | None = None, start: Vec | None = None,
+    ) -> None:
+        self.interp = Interpreter(machine, work_offsets=work_offsets, start=start, machine_id=machine_id)
+        self.checker = MotionChecker(machine, self.interp.x_scale, machine_id)
+        self.estimator = Estimator(machine)
+        self.report = Report(program_name, machine_id)
+        self.ended_at: int | None = None
+        self._after_end_warned = False
+        self._spindle_on = False
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        report = self.report
+        if diagnostic.severity == "error":
+            report.error_count += 1
+        if len(report.diagnostics) < MAX_DIAGNOSTICS:
+            report.diagnostics.append(diagnostic)
+        elif not report.truncated:
+            report.truncated = True
+            report.diagnostics.append(Diagnostic(diagnostic.line, "warning", "too-many-diagnostics",
+                                                 f"more than {MAX_DIAGNOSTICS} problems; the rest are not listed: "
+                                                 "fix these first"))
+
+    def line(self, number: int, text: str) -> None:
+        interp = self.interp
+        result = interp.execute(text, number)
+        self.report.lines = number
+        diags = result.diagnostics
+        if result.ok and (result.motions or result.program_end) and self.ended_at is not None \
+                and not self._after_end_warned:
+            self._after_end_warned = True
+            self.add(Diagnostic(number, "warning", "after-end", f"this block comes after the program end on line "
+                                f"{self.ended_at}: Fanuc-style controls stop at M30, GRBL runs on; remove these "
+                                "lines or move M2/M30 to the end"))
+        if result.motions:
+            if result.spindle_on != self._spindle_on:
+                self.checker.spindle_changed(result.spindle_on)
+            self._spindle_on = result.spindle_on
+            wcs = interp.wcs[interp.modal.wcs]
+            g92 = interp.g92
+            work = (wcs[0] + g92[0], wcs[1] + g92[1], wcs[2] + g92[2] + interp.tlo)
+            for m in result.motions:
+                self.checker.check(m, result.spindle_on, work, diags)
+                self.estimator.add(m)
+        elif result.spindle_on != self._spindle_on:
+            self.checker.spindle_changed(result.spindle_on)
+            self._spindle_on = result.spindle_on
+        if result.stop:
+            self.estimator.flush()
+        if result.program_end and self.ended_at is None:
+            self.ended_at = number
+        for d in diags:
+            self.add(d)
+
+    def unreadable(self, number: int, problem: str) -> None:
+        self.report.lines = number
+        self.add(Diagnostic(number, "error", "binary", problem))
+
+    def finish(self) -> Report:
+        report = self.report
+        if self.ended_at is None and report.lines:
+            self.add(Diagnostic(report.lines, "warning", "no-program-end", "the program never ends with M2 or M30: "
+                                "add M30 as the last line so the spindle and coolant stop"))
+        report.bounds = self.checker.bounds()
+        report.estimated_seconds = self.estimator.finish()
+        report.line_times = self.estimator.pairs()
+        report.diagnostics.sort(key=lambda d: d.line)
+        return report
+
+
+def check_stream(
+    stream: BinaryIO, machine_id: str, machine: Machine, program_name: str,
+    work_offsets: dict[str, Vec] | None = None, start: Vec | None = None,
+) -> Report:
+    pc = ProgramChecker(machine_id, machine, program_name, work_offsets, start)
+    binary_lines = 0
+    for number, text, problem in _decode_lines(stream):
+        if problem is not None:
+            pc.unreadable(number, problem)
+            binary_lines += 1
+            if binary_lines >= MAX_BINARY_LINES:
+                pc.add(Diagnostic(number, "error", "binary", "stopped reading: this file does not look like a "
+                                  "G-code text file"))
+                break
+            continue
+        assert text is not None
+        pc.line(number, text)
+    if pc.report.lines == 0:
+        pc.add(Diagnostic(0, "error", "syntax", "the program is empty: there is nothing to run"))
+    return pc.finish()
+
+
+def check_program(
+    source: str | os.PathLike[str] | bytes | Iterable[str],
+    machine: Machine,
+    *,
+    machine_id: str | None = None,
+    program_name: str | None = None,
+    work_offsets: dict[str, Vec] | None = None,
+    start: Vec | None = None,
+) -> Report:
+    """Check a program given as a path, raw bytes, or lines of text. Raises ProgramReadError if unreadable."""
+    mid = machine_id or machine.name
+    if isinstance(source, bytes):
+        return check_stream(io.BytesIO(source), mid, machine, program_name or "<program>", work_offsets, start)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        name = program_name or str(source)
+        try:
+            with path.open("rb") as fh:
+                return check_stream(fh, mid, machine, name, work_offsets, start)  # type: ignore[arg-type]
+        except FileNotFoundError:
+            raise ProgramReadError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise ProgramReadError(f"{path}: is a directory, not a program file") from None
+        except PermissionError:
+            raise ProgramReadError(f"{path}: permission denied") from None
+        except OSError as exc:
+            raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    pc = ProgramChecker(mid, machine, program_name or "<program>", work_offsets, start)
+    for number, text in enumerate(source, 1):
+        pc.line(number, text.rstrip("\r\n"))
+    if pc.report.lines == 0:
+        pc.add(Diagnostic(0, "error", "syntax", "the program is empty: there is nothing to run"))
+    return pc.finish()
+
+
+def check_text(text: str, machine: Machine, *, machine_id: str | None = None, program_name: str = "<program>",
+               work_offsets: dict[str, Vec] | None = None, start: Vec | None = None) -> Report:
+    return check_program(text.encode("utf-8"), machine, machine_id=machine_id, program_name=program_name,
+                         work_offsets=work_offsets, start=start)
