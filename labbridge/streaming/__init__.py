@@ -1,0 +1,1 @@
+"""Streaming programs to machines, the live hub and the web server."""
