@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "labbridge.cli.machines",
     "labbridge.cli.check",
     "labbridge.cli.serve",
+    "labbridge.cli.state",
+    "labbridge.cli.dnc",
+    "labbridge.cli.fanuc_sim",
 )
 
 app = typer.Typer(
