@@ -172,7 +172,7 @@ class Interpreter:
         """The modal state as GRBL's ``$G`` reports it."""
         m = self.modal
         coolant = "M9" if not (m.flood or m.mist) else " ".join(x for x, on in (("M7", m.mist), ("M8", m.flood)) if on)
-        feed = m.feed / MM_PER_INCH if m.units == 200 else m.feed
+        feed = m.feed  # GRBL reports mm/min unless $13 (report inches) is set
         return (
             f"{_gname(m.motion)} G{54 + m.wcs} {_gname(m.plane)} G{m.units // 10} G{m.distance // 10} "
             f"G{m.feed_mode // 10} M{m.spindle} {coolant} T{m.tool} F{_fmt(feed)} S{_fmt(m.rpm)}"

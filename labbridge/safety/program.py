@@ -116,6 +116,7 @@ class ProgramChecker:
         self.ended_at: int | None = None
         self._after_end_warned = False
         self._spindle_on = False
+        self.unreadable_lines = 0
 
     def add(self, diagnostic: Diagnostic) -> None:
         report = self.report
@@ -162,11 +163,12 @@ class ProgramChecker:
 
     def unreadable(self, number: int, problem: str) -> None:
         self.report.lines = number
+        self.unreadable_lines += 1
         self.add(Diagnostic(number, "error", "binary", problem))
 
     def finish(self) -> Report:
         report = self.report
-        if self.ended_at is None and report.lines:
+        if self.ended_at is None and report.lines and not self.unreadable_lines:
             self.add(Diagnostic(report.lines, "warning", "no-program-end", "the program never ends with M2 or M30: "
                                 "add M30 as the last line so the spindle and coolant stop"))
         report.bounds = self.checker.bounds()
@@ -181,12 +183,10 @@ def check_stream(
     work_offsets: dict[str, Vec] | None = None, start: Vec | None = None,
 ) -> Report:
     pc = ProgramChecker(machine_id, machine, program_name, work_offsets, start)
-    binary_lines = 0
     for number, text, problem in _decode_lines(stream):
         if problem is not None:
             pc.unreadable(number, problem)
-            binary_lines += 1
-            if binary_lines >= MAX_BINARY_LINES:
+            if pc.unreadable_lines >= MAX_BINARY_LINES:
                 pc.add(Diagnostic(number, "error", "binary", "stopped reading: this file does not look like a "
                                   "G-code text file"))
                 break
