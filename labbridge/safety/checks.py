@@ -108,6 +108,15 @@ class MotionChecker:
             f"coordinates on this line and the work offset",
         )
 
+    def merge(self, lo: Vec, hi: Vec) -> None:
+        """Fold in the bounds of motions checked elsewhere (the C fast path)."""
+        if self.lo is None or self.hi is None:
+            self.lo, self.hi = list(lo), list(hi)
+            return
+        for i in (0, 1, 2):
+            self.lo[i] = min(self.lo[i], lo[i])
+            self.hi[i] = max(self.hi[i], hi[i])
+
     def bounds(self) -> dict[str, dict[str, float]] | None:
         if self.lo is None or self.hi is None:
             return None

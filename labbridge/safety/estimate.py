@@ -17,10 +17,11 @@ from labbridge.safety.motion import Motion
 
 _HALF_WINDOW = 8
 _MIN_LENGTH = 1e-6
+MAX_MARKS = 4096  # ETA marks kept; when full, every other one is dropped and the spacing doubles
 
 
 class Estimator:
-    """Accumulates the time a controller needs for a stream of motions."""
+    """Accumulates the time a controller needs for a stream of motions (pure Python reference)."""
 
     def __init__(self, machine: Machine) -> None:
         axes = "XYZ"
@@ -39,6 +40,7 @@ class Estimator:
         self.seconds = 0.0
         self.line_times = array("d")  # flat pairs: line, cumulative seconds
         self._last_mark = -1.0
+        self._mark_interval = 1.0
 
     # -- limits along a direction, as GRBL's limit_value_by_axis_maximum ---------------------------
     @staticmethod
@@ -144,7 +146,7 @@ class Estimator:
         t = self.seconds
         for i in range(commit):
             t += _trapezoid_time(lens[i], entry[i], entry[i + 1], noms[i], accs[i])
-            if t - self._last_mark >= 1.0:
+            if t - self._last_mark >= self._mark_interval:
                 self.seconds = t
                 self._mark(self._line[i])
         self.seconds = t
@@ -152,6 +154,13 @@ class Estimator:
         del lens[:commit], noms[:commit], accs[:commit], jmax[:commit], self._line[:commit]
 
     def _mark(self, line: int) -> None:
+        if len(self.line_times) >= 2 * MAX_MARKS:
+            kept = array("d")
+            for i in range(0, len(self.line_times), 4):
+                kept.append(self.line_times[i])
+                kept.append(self.line_times[i + 1])
+            self.line_times = kept
+            self._mark_interval *= 2.0
         self.line_times.append(float(line))
         self.line_times.append(self.seconds)
         self._last_mark = self.seconds
@@ -187,3 +196,33 @@ def _trapezoid_time(length: float, v0_sq: float, v1_sq: float, vmax_sq: float, a
     peak_sq = (two_a * length + v0_sq + v1_sq) * 0.5
     peak = math.sqrt(peak_sq)
     return max(0.0, (peak - math.sqrt(v0_sq)) / accel) + max(0.0, (peak - math.sqrt(v1_sq)) / accel)
+
+
+class CompiledEstimator:
+    """The same planner in C (labbridge/safety/_fastcheck.c), shared with the checker's fast path."""
+
+    def __init__(self, machine: Machine, compiled: object) -> None:
+        axes = "XYZ"
+        self.raw = compiled.Estimator(  # type: ignore[attr-defined]
+            tuple(machine.rapid(a) / 60.0 for a in axes), tuple(machine.accel(a) for a in axes),
+            machine.max_feed / 60.0, machine.junction_deviation,
+        )
+
+    _KINDS = {"traverse": 0, "feed": 1, "arc": 2, "probe": 3, "dwell": 4}
+
+    def add(self, m: Motion) -> None:
+        self.raw.add_raw(self._KINDS[m.kind], m.start, m.end, m.feed, m.center or (0.0, 0.0, 0.0), m.plane,
+                         m.sweep, m.radius, m.seconds, m.line)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def finish(self) -> float:
+        return float(self.raw.finish())
+
+    @property
+    def seconds(self) -> float:
+        return float(self.raw.seconds)
+
+    def pairs(self) -> list[tuple[int, float]]:
+        return list(self.raw.pairs())

@@ -18,7 +18,14 @@ from labbridge.config import Machine
 from labbridge.errors import ProgramReadError
 from labbridge.safety.checks import MotionChecker
 from labbridge.safety.diagnostics import Diagnostic
-from labbridge.safety.estimate import Estimator
+from labbridge.safety.estimate import CompiledEstimator, Estimator
+
+try:  # the C fast path; labbridge works without it, only slower
+    from labbridge.safety import _fastcheck
+except ImportError:  # pragma: no cover - exercised where no compiler was available
+    _fastcheck = None  # type: ignore[assignment]
+
+CHUNK_BYTES = 1 << 20
 from labbridge.safety.interpreter import Interpreter
 from labbridge.safety.motion import Vec
 
@@ -74,32 +81,16 @@ class Report:
         return best
 
 
-def _decode_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]:
-    """Yield (line number, text, problem). Lines that are not text yield a problem instead of text."""
-    number = 0
-    while True:
-        raw = stream.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            return
-        number += 1
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            # Swallow the rest of an absurdly long line without holding it in memory.
-            while True:
-                more = stream.readline(MAX_LINE_BYTES)
-                if not more or more.endswith(b"\n"):
-                    break
-            yield number, None, f"line is longer than {MAX_LINE_BYTES // 1024} KiB: this is not a G-code program"
-            continue
-        if b"\x00" in raw:
-            yield number, None, "NUL bytes: this file is binary, not a G-code text file"
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield number, None, (f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8 text: "
-                                 "save the program as plain text (UTF-8 or ASCII)")
-            continue
-        yield number, text.rstrip("\r\n"), None
+def _decode(raw: bytes) -> tuple[str | None, str | None]:
+    """One line of bytes as text, or the reason it is not text."""
+    if b"\x00" in raw:
+        return None, "NUL bytes: this file is binary, not a G-code text file"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, (f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8 text: "
+                      "save the program as plain text (UTF-8 or ASCII)")
+    return text.rstrip("\r\n"), None
 
 
 class ProgramChecker:
@@ -107,13 +98,25 @@ class ProgramChecker:
 
     def __init__(
         self, machine_id: str, machine: Machine, program_name: str,
-        work_offsets: dict[str, Vec] | None = None, start: Vec | None = None,
+        work_offsets: dict[str, Vec] | None = None, start: Vec | None = None, *, fast: bool = True,
     ) -> None:
         self.interp = Interpreter(machine, work_offsets=work_offsets, start=start, machine_id=machine_id)
         self.checker = MotionChecker(machine, self.interp.x_scale, machine_id)
-        self.estimator = Estimator(machine)
         self.report = Report(program_name, machine_id)
         self.ended_at: int | None = None
+        self.fast = None
+        if fast and _fastcheck is not None and len(self.checker.boxes) <= 32:
+            estimator = CompiledEstimator(machine, _fastcheck)
+            self.estimator: Estimator | CompiledEstimator = estimator
+            self.fast = _fastcheck.FastPath(
+                estimator.raw, tuple(self.checker.env_lo), tuple(self.checker.env_hi),
+                [(lo, hi) for _, lo, hi in self.checker.boxes], machine.max_feed,
+                self.interp.line_buffer, self.interp.x_scale, self.interp.dialect.fanuc,
+            )
+            self._fast_allowed = not ({"G0", "G1", "G2", "G3"} & self.interp.forbidden)
+            self.to_fast()
+        else:
+            self.estimator = Estimator(machine)
         self._after_end_warned = False
         self._spindle_on = False
         self.unreadable_lines = 0
@@ -161,6 +164,40 @@ class ProgramChecker:
         for d in diags:
             self.add(d)
 
+    # -- the C fast path shares the modal state with the interpreter --------------------------------
+    def to_fast(self) -> None:
+        """Hand the interpreter's state to the fast path after Python ran a line."""
+        fast = self.fast
+        if fast is None:
+            return
+        interp = self.interp
+        m = interp.modal
+        wcs, g92 = interp.wcs[m.wcs], interp.g92
+        offset = (wcs[0] + g92[0], wcs[1] + g92[1], wcs[2] + g92[2] + interp.tlo)
+        fast.sync(
+            tuple(interp.position), offset, 25.4 if m.units == 200 else 1.0, m.distance == 900, m.motion, m.plane,
+            m.feed_mode == 940, m.feed, m.spindle in (3, 4),
+            self._fast_allowed and self.ended_at is None,
+        )
+
+    def from_fast(self) -> None:
+        """Take back position, motion mode and feed after the fast path ran lines."""
+        fast = self.fast
+        if fast is None:
+            return
+        position, motion, feed = fast.state()
+        self.interp.position = list(position)
+        self.interp.modal.motion = motion
+        self.interp.modal.feed = feed
+
+    def raw_line(self, number: int, raw: bytes) -> None:
+        """A line of bytes the fast path did not take: decode it and let the interpreter judge it."""
+        text, problem = _decode(raw)
+        if problem is not None:
+            self.unreadable(number, problem)
+        else:
+            self.line(number, text)  # type: ignore[arg-type]
+
     def unreadable(self, number: int, problem: str) -> None:
         self.report.lines = number
         self.unreadable_lines += 1
@@ -171,6 +208,10 @@ class ProgramChecker:
         if self.ended_at is None and report.lines and not self.unreadable_lines:
             self.add(Diagnostic(report.lines, "warning", "no-program-end", "the program never ends with M2 or M30: "
                                 "add M30 as the last line so the spindle and coolant stop"))
+        if self.fast is not None:
+            fast_bounds = self.fast.bounds()
+            if fast_bounds is not None:
+                self.checker.merge(*fast_bounds)
         report.bounds = self.checker.bounds()
         report.estimated_seconds = self.estimator.finish()
         report.line_times = self.estimator.pairs()
@@ -180,19 +221,51 @@ class ProgramChecker:
 
 def check_stream(
     stream: BinaryIO, machine_id: str, machine: Machine, program_name: str,
-    work_offsets: dict[str, Vec] | None = None, start: Vec | None = None,
+    work_offsets: dict[str, Vec] | None = None, start: Vec | None = None, *, fast: bool = True,
 ) -> Report:
-    pc = ProgramChecker(machine_id, machine, program_name, work_offsets, start)
-    for number, text, problem in _decode_lines(stream):
-        if problem is not None:
-            pc.unreadable(number, problem)
-            if pc.unreadable_lines >= MAX_BINARY_LINES:
-                pc.add(Diagnostic(number, "error", "binary", "stopped reading: this file does not look like a "
-                                  "G-code text file"))
+    """Check a program read from a binary stream, a chunk at a time."""
+    pc = ProgramChecker(machine_id, machine, program_name, work_offsets, start, fast=fast)
+    fast_path = pc.fast
+    number = 0
+    pending = b""
+    skipping_long_line = False
+    while pc.unreadable_lines < MAX_BINARY_LINES:
+        chunk = stream.read(CHUNK_BYTES)
+        buf = pending + chunk
+        if not chunk and buf and not buf.endswith(b"\n"):
+            buf += b"\n"  # the last line may lack its newline
+        pos = 0
+        while pc.unreadable_lines < MAX_BINARY_LINES:
+            if skipping_long_line:
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    pos = len(buf)
+                    break
+                pos, skipping_long_line = nl + 1, False
+                continue
+            if fast_path is not None:
+                new_pos, new_number = fast_path.run(buf, pos, number)
+                if new_number != number:
+                    pc.report.lines = number = new_number
+                    pos = new_pos
+                    pc.from_fast()
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
                 break
-            continue
-        assert text is not None
-        pc.line(number, text)
+            number += 1
+            pc.raw_line(number, buf[pos:nl + 1])
+            pc.to_fast()
+            pos = nl + 1
+        pending = buf[pos:]
+        if len(pending) > MAX_LINE_BYTES:
+            number += 1
+            pc.unreadable(number, f"line is longer than {MAX_LINE_BYTES // 1024} KiB: this is not a G-code program")
+            pending, skipping_long_line = b"", True
+        if not chunk:
+            break
+    if pc.unreadable_lines >= MAX_BINARY_LINES:
+        pc.add(Diagnostic(number, "error", "binary", "stopped reading: this file does not look like a G-code "
+                          "text file"))
     if pc.report.lines == 0:
         pc.add(Diagnostic(0, "error", "syntax", "the program is empty: there is nothing to run"))
     return pc.finish()
@@ -225,7 +298,7 @@ def check_program(
             raise ProgramReadError(f"{path}: permission denied") from None
         except OSError as exc:
             raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    pc = ProgramChecker(mid, machine, program_name or "<program>", work_offsets, start)
+    pc = ProgramChecker(mid, machine, program_name or "<program>", work_offsets, start, fast=False)
     for number, text in enumerate(source, 1):
         pc.line(number, text.rstrip("\r\n"))
     if pc.report.lines == 0:

@@ -1,0 +1,643 @@
+/*
+ * _fastcheck: the safety gate's fast path and its run-time estimator, in C.
+ *
+ * Why this exists: a student's program is a few hundred lines, but CAM output for the lab's
+ * demos runs to a million. Most of those lines are plain G0/G1/G2/G3 moves, so this module
+ * checks such lines directly and hands every other line back to the Python interpreter
+ * (labbridge/safety/interpreter.py), which stays the single source of G-code semantics and of
+ * every diagnostic message.
+ *
+ * Rules of the fast path:
+ *   - It accepts a line only if it is certainly clean: plain words G0-G3 X Y Z I J K R F N,
+ *     feed per minute, inside the envelope, clear of keep-out boxes, under the feed limit,
+ *     spindle running for cuts, arc geometry within GRBL's tolerance. Anything else (a
+ *     comment, an M-code, a problem of any kind) is "punted": run() stops before that line
+ *     and Python interprets it, producing the diagnostic with its wording.
+ *   - It changes only position, motion mode and feed; Python syncs the rest (offsets,
+ *     units, plane, distance mode, spindle) back after every line it interprets.
+ *   - Its arithmetic mirrors the Python code line for line; tests compare the two paths.
+ *
+ * The Estimator type is the GRBL-like planner of labbridge/safety/estimate.py in C; both
+ * paths feed the same instance, so the estimate does not depend on which path ran a line.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HALF_WINDOW 8
+#define WINDOW (2 * HALF_WINDOW)
+#define MIN_LENGTH 1e-6
+#define MAX_BOXES 32
+#define TWO_PI (2.0 * M_PI)
+#define ARC_EPS 5e-7
+#define ENV_EPS 1e-6
+#define MAX_LINE_NUMBER 10000000.0
+#define MAX_MARKS 4096 /* as in estimate.py: bounded ETA marks, spacing doubles when full */
+
+/* ------------------------------------------------------------------ estimator */
+
+typedef struct {
+    PyObject_HEAD
+    double rate[3], accel[3], max_feed, jd;
+    double len[WINDOW], nom[WINDOW], acc[WINDOW], jmax[WINDOW];
+    long line[WINDOW];
+    int n;
+    double entry_sq;
+    double prev[3];
+    int has_prev;
+    double seconds, last_mark, mark_interval;
+    double *marks;
+    Py_ssize_t nmarks, capmarks;
+} Estimator;
+
+static double limit3(const double lim[3], const double u[3]) {
+    double best = INFINITY;
+    for (int i = 0; i < 3; i++) {
+        double c = u[i];
+        if (c > 1e-12 || c < -1e-12) {
+            double v = lim[i] / (c > 0 ? c : -c);
+            if (v < best) best = v;
+        }
+    }
+    return best;
+}
+
+static int est_mark(Estimator *e, long line) {
+    if (e->nmarks >= 2 * MAX_MARKS) {
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t i = 0; i < e->nmarks; i += 4) {
+            e->marks[kept++] = e->marks[i];
+            e->marks[kept++] = e->marks[i + 1];
+        }
+        e->nmarks = kept;
+        e->mark_interval *= 2.0;
+    }
+    if (e->nmarks + 2 > e->capmarks) {
+        Py_ssize_t cap = e->capmarks ? e->capmarks * 2 : 256;
+        double *m = PyMem_Realloc(e->marks, cap * sizeof(double));
+        if (!m) { PyErr_NoMemory(); return -1; }
+        e->marks = m;
+        e->capmarks = cap;
+    }
+    e->marks[e->nmarks++] = (double)line;
+    e->marks[e->nmarks++] = e->seconds;
+    e->last_mark = e->seconds;
+    return 0;
+}
+
+static double trapezoid(double length, double v0_sq, double v1_sq, double vmax_sq, double accel) {
+    if (accel <= 0.0 || isinf(accel)) return length / sqrt(vmax_sq);
+    double two_a = 2.0 * accel;
+    double d_acc = (vmax_sq - v0_sq) / two_a;
+    double d_dec = (vmax_sq - v1_sq) / two_a;
+    if (d_acc + d_dec <= length) {
+        double vmax = sqrt(vmax_sq);
+        return (vmax - sqrt(v0_sq)) / accel + (vmax - sqrt(v1_sq)) / accel + (length - d_acc - d_dec) / vmax;
+    }
+    double peak = sqrt((two_a * length + v0_sq + v1_sq) * 0.5);
+    double t0 = (peak - sqrt(v0_sq)) / accel, t1 = (peak - sqrt(v1_sq)) / accel;
+    return (t0 > 0 ? t0 : 0.0) + (t1 > 0 ? t1 : 0.0);
+}
+
+static int est_plan(Estimator *e, int commit) {
+    int n = e->n;
+    double entry[WINDOW + 1];
+    entry[n] = 0.0;
+    for (int i = n - 1; i >= 0; i--) {
+        double reachable = entry[i + 1] + 2.0 * e->acc[i] * e->len[i];
+        entry[i] = e->jmax[i] < reachable ? e->jmax[i] : reachable;
+    }
+    if (e->entry_sq < entry[0]) entry[0] = e->entry_sq;
+    for (int i = 0; i < n; i++) {
+        double reachable = entry[i] + 2.0 * e->acc[i] * e->len[i];
+        if (entry[i + 1] > reachable) entry[i + 1] = reachable;
+    }
+    double t = e->seconds;
+    for (int i = 0; i < commit; i++) {
+        t += trapezoid(e->len[i], entry[i], entry[i + 1], e->nom[i], e->acc[i]);
+        if (t - e->last_mark >= e->mark_interval) {
+            e->seconds = t;
+            if (est_mark(e, e->line[i]) < 0) return -1;
+        }
+    }
+    e->seconds = t;
+    e->entry_sq = entry[commit];
+    int rest = n - commit;
+    memmove(e->len, e->len + commit, rest * sizeof(double));
+    memmove(e->nom, e->nom + commit, rest * sizeof(double));
+    memmove(e->acc, e->acc + commit, rest * sizeof(double));
+    memmove(e->jmax, e->jmax + commit, rest * sizeof(double));
+    memmove(e->line, e->line + commit, rest * sizeof(long));
+    e->n = rest;
+    return 0;
+}
+
+static int est_flush(Estimator *e) {
+    if (e->n) {
+        long last = e->line[e->n - 1];
+        if (est_plan(e, e->n) < 0) return -1;
+        if (est_mark(e, last) < 0) return -1;
+    }
+    e->entry_sq = 0.0;
+    e->has_prev = 0;
+    return 0;
+}
+
+/* kind: 0 traverse, 1 feed, 2 arc, 3 probe, 4 dwell */
+static int est_add(Estimator *e, int kind, const double s[3], const double en[3], double feed, const double c[3],
+                   int a, int b, int nn, double sweep, double radius, double seconds, long line) {
+    if (kind == 4) {
+        if (est_flush(e) < 0) return -1;
+        e->seconds += seconds;
+        return est_mark(e, line);
+    }
+    double length, nominal, acc;
+    double us[3], ue[3];
+    if (kind == 2) {
+        double arc_len = fabs(sweep) * radius;
+        double dn = en[nn] - s[nn];
+        length = hypot(arc_len, dn);
+        if (length < MIN_LENGTH) return 0;
+        double sign = sweep > 0 ? 1.0 : -1.0;
+        double r = radius != 0.0 ? radius : 1.0;
+        us[0] = us[1] = us[2] = 0.0;
+        us[a] = -sign * (s[b] - c[b]) / r * arc_len / length;
+        us[b] = sign * (s[a] - c[a]) / r * arc_len / length;
+        us[nn] = dn / length;
+        double end_angle = atan2(s[b] - c[b], s[a] - c[a]) + sweep;
+        ue[0] = ue[1] = ue[2] = 0.0;
+        ue[a] = -sign * sin(end_angle) * arc_len / length;
+        ue[b] = sign * cos(end_angle) * arc_len / length;
+        ue[nn] = dn / length;
+        double plane_rate = e->rate[a] < e->rate[b] ? e->rate[a] : e->rate[b];
+        double plane_acc = e->accel[a] < e->accel[b] ? e->accel[a] : e->accel[b];
+        nominal = feed / 60.0;
+        if (plane_rate < nominal) nominal = plane_rate;
+        if (e->max_feed < nominal) nominal = e->max_feed;
+        if (radius > 0) {
+            double cap = sqrt(plane_acc * radius);
+            if (cap < nominal) nominal = cap;
+        }
+        acc = plane_acc;
+    } else {
+        double dx = en[0] - s[0], dy = en[1] - s[1], dz = en[2] - s[2];
+        length = sqrt(dx * dx + dy * dy + dz * dz);
+        if (length < MIN_LENGTH) return 0;
+        us[0] = ue[0] = dx / length;
+        us[1] = ue[1] = dy / length;
+        us[2] = ue[2] = dz / length;
+        double axis_rate = limit3(e->rate, us);
+        if (kind == 0) nominal = axis_rate;
+        else nominal = feed / 60.0 < axis_rate ? feed / 60.0 : axis_rate;
+        acc = limit3(e->accel, us);
+    }
+    if (nominal <= 0.0) nominal = 1.0;
+    double nominal_sq = nominal * nominal;
+    double jmax;
+    if (!e->has_prev) {
+        jmax = 0.0;
+    } else {
+        double *p = e->prev;
+        double cos_theta = -(p[0] * us[0] + p[1] * us[1] + p[2] * us[2]);
+        if (cos_theta > 0.999999) jmax = 0.0;
+        else if (cos_theta < -0.999999) jmax = INFINITY;
+        else {
+            double j[3] = {us[0] - p[0], us[1] - p[1], us[2] - p[2]};
+            double jl = sqrt(j[0] * j[0] + j[1] * j[1] + j[2] * j[2]);
+            j[0] /= jl; j[1] /= jl; j[2] /= jl;
+            double j_acc = limit3(e->accel, j);
+            double sin_half = sqrt(0.5 * (1.0 - cos_theta));
+            jmax = j_acc * e->jd * sin_half / (1.0 - sin_half);
+        }
+        if (e->n && e->nom[e->n - 1] < jmax) jmax = e->nom[e->n - 1];
+    }
+    e->prev[0] = ue[0]; e->prev[1] = ue[1]; e->prev[2] = ue[2];
+    e->has_prev = 1;
+    int i = e->n++;
+    e->len[i] = length;
+    e->nom[i] = nominal_sq;
+    e->acc[i] = acc;
+    e->jmax[i] = jmax < nominal_sq ? jmax : nominal_sq;
+    e->line[i] = line;
+    if (e->n >= WINDOW) return est_plan(e, HALF_WINDOW);
+    return 0;
+}
+
+static int Estimator_init(Estimator *self, PyObject *args, PyObject *kw) {
+    if (!PyArg_ParseTuple(args, "(ddd)(ddd)dd", &self->rate[0], &self->rate[1], &self->rate[2], &self->accel[0],
+                          &self->accel[1], &self->accel[2], &self->max_feed, &self->jd))
+        return -1;
+    self->n = 0;
+    self->entry_sq = 0.0;
+    self->has_prev = 0;
+    self->seconds = 0.0;
+    self->last_mark = -1.0;
+    self->mark_interval = 1.0;
+    self->nmarks = 0;
+    return 0;
+}
+
+static void Estimator_dealloc(Estimator *self) {
+    PyMem_Free(self->marks);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Estimator_add(Estimator *self, PyObject *args) {
+    int kind, a, b, n;
+    double s[3], en[3], c[3], feed, sweep, radius, seconds;
+    long line;
+    if (!PyArg_ParseTuple(args, "i(ddd)(ddd)d(ddd)(iii)dddl", &kind, &s[0], &s[1], &s[2], &en[0], &en[1], &en[2],
+                          &feed, &c[0], &c[1], &c[2], &a, &b, &n, &sweep, &radius, &seconds, &line))
+        return NULL;
+    if (a < 0 || a > 2 || b < 0 || b > 2 || n < 0 || n > 2) {
+        PyErr_SetString(PyExc_ValueError, "plane axes must be 0..2");
+        return NULL;
+    }
+    if (est_add(self, kind, s, en, feed, c, a, b, n, sweep, radius, seconds, line) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Estimator_flush(Estimator *self, PyObject *unused) {
+    if (est_flush(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Estimator_finish(Estimator *self, PyObject *unused) {
+    if (est_flush(self) < 0) return NULL;
+    return PyFloat_FromDouble(self->seconds);
+}
+
+static PyObject *Estimator_pairs(Estimator *self, PyObject *unused) {
+    PyObject *out = PyList_New(self->nmarks / 2);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0; i < self->nmarks / 2; i++) {
+        PyObject *t = Py_BuildValue("(ld)", (long)self->marks[2 * i], self->marks[2 * i + 1]);
+        if (!t) { Py_DECREF(out); return NULL; }
+        PyList_SET_ITEM(out, i, t);
+    }
+    return out;
+}
+
+static PyObject *Estimator_get_seconds(Estimator *self, void *closure) { return PyFloat_FromDouble(self->seconds); }
+
+static PyMethodDef Estimator_methods[] = {
+    {"add_raw", (PyCFunction)Estimator_add, METH_VARARGS, "Add one motion (kind, start, end, feed, centre, plane, "
+     "sweep, radius, seconds, line)."},
+    {"flush", (PyCFunction)Estimator_flush, METH_NOARGS, "Plan everything pending to a stop."},
+    {"finish", (PyCFunction)Estimator_finish, METH_NOARGS, "Flush and return the total seconds."},
+    {"pairs", (PyCFunction)Estimator_pairs, METH_NOARGS, "ETA marks as (line, cumulative seconds)."},
+    {NULL}};
+
+static PyGetSetDef Estimator_getset[] = {{"seconds", (getter)Estimator_get_seconds, NULL, "seconds so far", NULL},
+                                         {NULL}};
+
+static PyTypeObject EstimatorType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "labbridge.safety._fastcheck.Estimator",
+    .tp_basicsize = sizeof(Estimator),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Estimator_init,
+    .tp_dealloc = (destructor)Estimator_dealloc,
+    .tp_methods = Estimator_methods,
+    .tp_getset = Estimator_getset,
+    .tp_doc = "GRBL-like run-time estimator (see labbridge/safety/estimate.py)",
+};
+
+/* ------------------------------------------------------------------ fast path */
+
+typedef struct {
+    PyObject_HEAD
+    Estimator *est;
+    double env_lo[3], env_hi[3];
+    int nboxes;
+    double box_lo[MAX_BOXES][3], box_hi[MAX_BOXES][3];
+    double max_feed;
+    long line_buffer;
+    double xscale;
+    int require_decimal;
+    /* modal state synced from Python */
+    double pos[3], offset[3], unit_scale;
+    int absolute, motion, plane, per_minute, spindle_on, enabled;
+    double feed;
+    /* bounds of fast-path motions */
+    double lo[3], hi[3];
+    int have_bounds;
+} FastPath;
+
+static int FastPath_init(FastPath *self, PyObject *args, PyObject *kw) {
+    PyObject *est, *boxes;
+    if (!PyArg_ParseTuple(args, "O!(ddd)(ddd)Odldp", &EstimatorType, &est, &self->env_lo[0], &self->env_lo[1],
+                          &self->env_lo[2], &self->env_hi[0], &self->env_hi[1], &self->env_hi[2], &boxes,
+                          &self->max_feed, &self->line_buffer, &self->xscale, &self->require_decimal))
+        return -1;
+    Py_INCREF(est);
+    Py_XSETREF(self->est, (Estimator *)est);
+    PyObject *seq = PySequence_Fast(boxes, "boxes must be a sequence");
+    if (!seq) return -1;
+    Py_ssize_t nb = PySequence_Fast_GET_SIZE(seq);
+    if (nb > MAX_BOXES) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "too many keep-out boxes for the fast path");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyArg_ParseTuple(item, "(ddd)(ddd)", &self->box_lo[i][0], &self->box_lo[i][1], &self->box_lo[i][2],
+                              &self->box_hi[i][0], &self->box_hi[i][1], &self->box_hi[i][2])) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    self->nboxes = (int)nb;
+    self->have_bounds = 0;
+    self->enabled = 0;
+    return 0;
+}
+
+static void FastPath_dealloc(FastPath *self) {
+    Py_XDECREF(self->est);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *FastPath_sync(FastPath *self, PyObject *args) {
+    if (!PyArg_ParseTuple(args, "(ddd)(ddd)dpiipdpp", &self->pos[0], &self->pos[1], &self->pos[2], &self->offset[0],
+                          &self->offset[1], &self->offset[2], &self->unit_scale, &self->absolute, &self->motion,
+                          &self->plane, &self->per_minute, &self->feed, &self->spindle_on, &self->enabled))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *FastPath_state(FastPath *self, PyObject *unused) {
+    return Py_BuildValue("(ddd)id", self->pos[0], self->pos[1], self->pos[2], self->motion, self->feed);
+}
+
+static PyObject *FastPath_bounds(FastPath *self, PyObject *unused) {
+    if (!self->have_bounds) Py_RETURN_NONE;
+    return Py_BuildValue("(ddd)(ddd)", self->lo[0], self->lo[1], self->lo[2], self->hi[0], self->hi[1], self->hi[2]);
+}
+
+/* Parse a G-code number at p: [+-] digits [. digits] with at least one digit. Returns chars used or 0. */
+static int parse_number(const char *p, const char *end, double *out, int *has_point) {
+    const char *q = p;
+    int neg = 0;
+    if (q < end && (*q == '+' || *q == '-')) { neg = (*q == '-'); q++; }
+    uint64_t mant = 0;
+    int digits = 0, frac = 0, point = 0;
+    while (q < end) {
+        char ch = *q;
+        if (ch >= '0' && ch <= '9') {
+            if (digits >= 17) return 0; /* too precise to convert exactly: let Python read it */
+            mant = mant * 10 + (uint64_t)(ch - '0');
+            digits++;
+            if (point) frac++;
+        } else if (ch == '.' && !point) {
+            point = 1;
+        } else break;
+        q++;
+    }
+    if (!digits) return 0;
+    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
+    /* mant < 2^53 and 10^frac exact: the division is correctly rounded, like float(). */
+    if (mant >= (1ULL << 53)) return 0;
+    double v = (double)mant / p10[frac];
+    *out = neg ? -v : v;
+    *has_point = point;
+    return (int)(q - p);
+}
+
+enum { W_G, W_X, W_Y, W_Z, W_I, W_J, W_K, W_R, W_F, W_N, W_COUNT };
+
+static int word_index(char c) {
+    switch (c) {
+    case 'G': return W_G; case 'X': return W_X; case 'Y': return W_Y; case 'Z': return W_Z;
+    case 'I': return W_I; case 'J': return W_J; case 'K': return W_K; case 'R': return W_R;
+    case 'F': return W_F; case 'N': return W_N;
+    default: return -1;
+    }
+}
+
+static void arc_bounds(const double s[3], const double e[3], const double c[3], int a, int b, double r,
+                       double sweep, double lo[3], double hi[3]) {
+    for (int i = 0; i < 3; i++) {
+        lo[i] = s[i] < e[i] ? s[i] : e[i];
+        hi[i] = s[i] > e[i] ? s[i] : e[i];
+    }
+    double start_angle = atan2(s[b] - c[b], s[a] - c[a]);
+    int full = fabs(sweep) >= TWO_PI - 1e-12;
+    for (int k = 0; k < 4; k++) {
+        double cardinal = k * (M_PI / 2.0);
+        if (!full) {
+            double delta = sweep > 0 ? cardinal - start_angle : start_angle - cardinal;
+            delta = fmod(delta, TWO_PI);
+            if (delta < 0) delta += TWO_PI;
+            if (delta > fabs(sweep)) continue;
+        }
+        if (k == 0) { if (c[a] + r > hi[a]) hi[a] = c[a] + r; }
+        else if (k == 1) { if (c[b] + r > hi[b]) hi[b] = c[b] + r; }
+        else if (k == 2) { if (c[a] - r < lo[a]) lo[a] = c[a] - r; }
+        else { if (c[b] - r < lo[b]) lo[b] = c[b] - r; }
+    }
+}
+
+/* Try one line [p, eol). Returns 1 if it was clean and applied, 0 to hand it to Python, -1 on error. */
+static int fast_line(FastPath *self, const char *p, const char *eol, long line_no) {
+    double val[W_COUNT];
+    int have[W_COUNT] = {0};
+    int points[W_COUNT] = {0};
+    long cleaned = 0;
+    const char *q = p;
+    while (q < eol) {
+        unsigned char ch = (unsigned char)*q;
+        if (ch == ' ' || ch == '\t' || ch == '\r') { q++; continue; }
+        if (ch >= 'a' && ch <= 'z') ch = (unsigned char)(ch - 'a' + 'A');
+        int w = word_index((char)ch);
+        if (w < 0 || have[w]) return 0;
+        q++;
+        cleaned++;
+        /* numbers may contain spaces in GRBL's reading only if stripped first: keep it simple, punt on them */
+        int used = parse_number(q, eol, &val[w], &points[w]);
+        if (!used) return 0;
+        cleaned += used;
+        q += used;
+        have[w] = 1;
+    }
+    if (cleaned > self->line_buffer) return 0;
+    if (!self->per_minute) return 0; /* G93/G95: F means something else; Python interprets */
+    if (!cleaned) return 1; /* blank line */
+    if (have[W_N] && (val[W_N] < 0 || val[W_N] > MAX_LINE_NUMBER)) return 0;
+    int motion = self->motion;
+    if (have[W_G]) {
+        double g = val[W_G];
+        if (g != 0.0 && g != 1.0 && g != 2.0 && g != 3.0) return 0;
+        motion = (int)g * 10;
+    }
+    if (motion != 0 && motion != 10 && motion != 20 && motion != 30) return 0;
+    if (self->require_decimal) {
+        for (int w = W_X; w <= W_R; w++)
+            if (have[w] && !points[w]) return 0;
+    }
+    double feed = self->feed;
+    if (have[W_F]) {
+        if (val[W_F] < 0) return 0;
+        feed = val[W_F] * self->unit_scale;
+    }
+    int axis_words = have[W_X] || have[W_Y] || have[W_Z];
+    int arc = motion == 20 || motion == 30;
+    int ijk = have[W_I] || have[W_J] || have[W_K];
+    if ((ijk || have[W_R]) && !(arc && axis_words)) return 0; /* unused words: Python explains */
+    if (ijk && have[W_R]) return 0;
+    if ((axis_words || have[W_G]) && motion != 0 && !(feed > 0.0)) return 0;
+    if (arc && have[W_G] && !axis_words) return 0;
+    if (!axis_words) {
+        self->motion = motion;
+        self->feed = feed;
+        return 1;
+    }
+    double target[3] = {self->pos[0], self->pos[1], self->pos[2]};
+    static const int axis_word[3] = {W_X, W_Y, W_Z};
+    for (int i = 0; i < 3; i++) {
+        if (!have[axis_word[i]]) continue;
+        double v = val[axis_word[i]] * self->unit_scale;
+        if (i == 0) v *= self->xscale;
+        target[i] = self->absolute ? v + self->offset[i] : self->pos[i] + v;
+    }
+    double lo[3], hi[3], center[3] = {0, 0, 0}, radius = 0, sweep = 0;
+    int a = 0, b = 1, n = 2;
+    if (self->plane == 180) { a = 2; b = 0; n = 1; }
+    else if (self->plane == 190) { a = 1; b = 2; n = 0; }
+    if (arc) {
+        static const int plane_word[3] = {W_X, W_Y, W_Z};
+        if (!have[plane_word[a]] && !have[plane_word[b]]) return 0;
+        double *pos = self->pos;
+        double x = target[a] - pos[a], y = target[b] - pos[b];
+        double i_off, j_off;
+        if (have[W_R]) {
+            double r = val[W_R] * self->unit_scale;
+            if (target[0] == pos[0] && target[1] == pos[1] && target[2] == pos[2]) return 0;
+            if (r == 0.0) return 0;
+            double h = 4.0 * r * r - x * x - y * y;
+            if (h < 0) return 0;
+            h = -sqrt(h) / hypot(x, y);
+            if (motion == 30) h = -h;
+            if (r < 0) { h = -h; r = -r; }
+            i_off = 0.5 * (x - y * h);
+            j_off = 0.5 * (y + x * h);
+            radius = r;
+        } else {
+            static const int off_word[3] = {W_I, W_J, W_K};
+            if (!have[off_word[a]] && !have[off_word[b]]) return 0;
+            i_off = have[off_word[a]] ? val[off_word[a]] * self->unit_scale : 0.0;
+            j_off = have[off_word[b]] ? val[off_word[b]] * self->unit_scale : 0.0;
+            if (have[off_word[n]]) return 0; /* an offset on the linear axis: Python decides */
+            radius = hypot(i_off, j_off);
+            double target_r = hypot(x - i_off, y - j_off);
+            double delta = fabs(target_r - radius);
+            if (delta > 0.005 && (delta > 0.5 || delta > 0.001 * radius)) return 0;
+            if (radius == 0.0) return 0;
+        }
+        center[0] = pos[0]; center[1] = pos[1]; center[2] = pos[2];
+        center[a] = pos[a] + i_off;
+        center[b] = pos[b] + j_off;
+        double ra = pos[a] - center[a], rb = pos[b] - center[b];
+        double ta = target[a] - center[a], tb = target[b] - center[b];
+        sweep = atan2(ra * tb - rb * ta, ra * ta + rb * tb);
+        if (motion == 20) { if (sweep >= -ARC_EPS) sweep -= TWO_PI; }
+        else if (sweep <= ARC_EPS) sweep += TWO_PI;
+        arc_bounds(pos, target, center, a, b, radius, sweep, lo, hi);
+    } else {
+        for (int i = 0; i < 3; i++) {
+            lo[i] = self->pos[i] < target[i] ? self->pos[i] : target[i];
+            hi[i] = self->pos[i] > target[i] ? self->pos[i] : target[i];
+        }
+    }
+    if (motion != 0) {
+        if (!self->spindle_on) return 0;
+        if (feed > self->max_feed + ENV_EPS) return 0;
+    }
+    for (int i = 0; i < 3; i++)
+        if (lo[i] < self->env_lo[i] - ENV_EPS || hi[i] > self->env_hi[i] + ENV_EPS) return 0;
+    for (int k = 0; k < self->nboxes; k++) {
+        if (hi[0] > self->box_lo[k][0] && lo[0] < self->box_hi[k][0] && hi[1] > self->box_lo[k][1] &&
+            lo[1] < self->box_hi[k][1] && hi[2] > self->box_lo[k][2] && lo[2] < self->box_hi[k][2])
+            return 0; /* near a keep-out box: the exact test is Python's */
+    }
+    /* clean: apply */
+    if (!self->have_bounds) {
+        memcpy(self->lo, lo, sizeof lo);
+        memcpy(self->hi, hi, sizeof hi);
+        self->have_bounds = 1;
+    } else {
+        for (int i = 0; i < 3; i++) {
+            if (lo[i] < self->lo[i]) self->lo[i] = lo[i];
+            if (hi[i] > self->hi[i]) self->hi[i] = hi[i];
+        }
+    }
+    int kind = motion == 0 ? 0 : (arc ? 2 : 1);
+    if (est_add(self->est, kind, self->pos, target, feed, center, a, b, n, sweep, radius, 0.0, line_no) < 0)
+        return -1;
+    memcpy(self->pos, target, sizeof target);
+    self->motion = motion;
+    self->feed = feed;
+    return 1;
+}
+
+static PyObject *FastPath_run(FastPath *self, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t start;
+    long line_no;
+    if (!PyArg_ParseTuple(args, "y*nl", &buf, &start, &line_no)) return NULL;
+    const char *base = (const char *)buf.buf;
+    const char *p = base + (start < 0 ? 0 : start);
+    const char *end = base + buf.len;
+    if (self->enabled) {
+        while (p < end) {
+            const char *eol = memchr(p, '\n', (size_t)(end - p));
+            if (!eol) break;
+            int r = fast_line(self, p, eol, line_no + 1);
+            if (r < 0) { PyBuffer_Release(&buf); return NULL; }
+            if (r == 0) break;
+            p = eol + 1;
+            line_no++;
+        }
+    }
+    Py_ssize_t offset = p - base;
+    PyBuffer_Release(&buf);
+    return Py_BuildValue("nl", offset, line_no);
+}
+
+static PyMethodDef FastPath_methods[] = {
+    {"sync", (PyCFunction)FastPath_sync, METH_VARARGS, "Load the modal state Python's interpreter holds."},
+    {"state", (PyCFunction)FastPath_state, METH_NOARGS, "(position, motion, feed) after fast lines."},
+    {"bounds", (PyCFunction)FastPath_bounds, METH_NOARGS, "Bounds of the motions the fast path ran, or None."},
+    {"run", (PyCFunction)FastPath_run, METH_VARARGS,
+     "run(buffer, offset, line_no) -> (offset, line_no): check clean lines until one needs Python."},
+    {NULL}};
+
+static PyTypeObject FastPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "labbridge.safety._fastcheck.FastPath",
+    .tp_basicsize = sizeof(FastPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FastPath_init,
+    .tp_dealloc = (destructor)FastPath_dealloc,
+    .tp_methods = FastPath_methods,
+    .tp_doc = "Checks plain G0-G3 lines in C; hands everything else to the Python interpreter.",
+};
+
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_fastcheck",
+                                       "Fast path of the labbridge safety gate.", -1, NULL};
+
+PyMODINIT_FUNC PyInit__fastcheck(void) {
+    if (PyType_Ready(&EstimatorType) < 0 || PyType_Ready(&FastPathType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m) return NULL;
+    Py_INCREF(&EstimatorType);
+    PyModule_AddObject(m, "Estimator", (PyObject *)&EstimatorType);
+    Py_INCREF(&FastPathType);
+    PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType);
+    return m;
+}
