@@ -17,6 +17,7 @@ from labbridge.cli.common import fail
 from labbridge.errors import LabbridgeError
 
 COMMAND_MODULES = (
+    "labbridge.cli.sim_grbl",
     "labbridge.cli.machines",
     "labbridge.cli.check",
     "labbridge.cli.serve",
