@@ -138,7 +138,7 @@ def _alarms(state: MachineState, value: Any, source: str) -> tuple[AlarmRecord, 
         code, message = text, text
     for existing in state.alarms:
         if existing.source == source and existing.code == code and existing.message == message:
-            return others + (existing,)
+            return tuple(a for a in state.alarms if a.source != source or a is existing)  # same alarm, same time
     return others + (AlarmRecord(code=code, message=message, source=source),)
 
 

@@ -113,11 +113,7 @@ class ModbusSource:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
         self._close_client()
 
@@ -271,3 +267,10 @@ class ModbusSource:
 
 class _LinkDown(Exception):
     """The Modbus link failed; the message is the fault a person sees."""
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel until the task ends: a library that swallows one CancelledError must not keep it alive."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)

@@ -150,11 +150,7 @@ class OpcUaSource:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
         await self._disconnect()
 
@@ -349,3 +345,10 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (server not running?)"
     return str(exc) or type(exc).__name__
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel until the task ends: a library that swallows one CancelledError must not keep it alive."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
