@@ -206,16 +206,16 @@ class Interpreter:
             )
         if not lexed.words:
             result = BlockResult(True)
-            if lexed.unclosed_comment:
-                result.diagnostics.append(Diagnostic(
-                    line, "warning", "syntax", "a comment opened with '(' is never closed: add ')'"))
-            return result
-        try:
-            result = self._block(lexed.words, line)
-        except BlockError as exc:
-            return self._fail(line, exc.code, str(exc), exc.grbl_error)
-        result.cleaned = cleaned
+        else:
+            try:
+                result = self._block(lexed.words, line)
+            except BlockError as exc:
+                return self._fail(line, exc.code, str(exc), exc.grbl_error)
+            result.cleaned = cleaned
         result.message = lexed.message
+        if lexed.unclosed_comment:
+            result.diagnostics.append(Diagnostic(
+                line, "warning", "syntax", "a comment opened with '(' is never closed: add ')'"))
         return result
 
     def _fail(self, line: int, code: str, message: str, grbl_error: int | None) -> BlockResult:
