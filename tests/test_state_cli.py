@@ -80,3 +80,23 @@ async def test_unreachable_machine_prints_disconnected_and_exits_3(tmp_path: Pat
 async def test_unknown_machine_is_a_usage_error(tmp_path: Path) -> None:
     code, out, err = await labbridge("state", "lathe-9", "--config", str(ROOT / "config" / "machines.yaml"), "--json")
     assert code == 2 and "no machine 'lathe-9'" in err and out == ""
+
+
+async def test_state_json_works_for_grbl_machines_too(tmp_path: Path) -> None:
+    from labbridge.drivers.grbl_sim import start_grbl_sim
+
+    mill = lab()["mill-1"]
+    sim = await start_grbl_sim("mill-1", mill)
+    try:
+        serial = mill.connection.serial.model_copy(update={"port": sim.port})  # type: ignore[union-attr]
+        local = mill.model_copy(update={"connection": mill.connection.model_copy(update={"serial": serial})})
+        code, out, err = await labbridge("state", "mill-1", "--config", str(write_config(tmp_path, {"mill-1": local})),
+                                         "--json")
+    finally:
+        await sim.close()
+    assert code == 0, err
+    obj = json.loads(out)
+    assert obj["machine"] == "mill-1" and obj["connected"] is True
+    assert obj["state"] in ("Idle", "Alarm")  # homing_required machines start locked in Alarm, as GRBL does
+    assert set(obj["position"]["machine"]) == {"X", "Y", "Z"}
+    assert obj["alarms"] is not None and "spindle" in obj and "feed" in obj
