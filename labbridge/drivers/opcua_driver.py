@@ -11,6 +11,7 @@ with backoff and subscribes again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -29,6 +30,10 @@ MT_NS = "http://opcfoundation.org/UA/MachineTool/"
 CNC_NS = "http://opcfoundation.org/UA/CNC"
 _NSU = re.compile(r"^nsu=(?P<uri>[^;]+);(?P<kind>[sigb])=(?P<ident>.+)$")
 LinkCallback = Callable[[str, bool, str | None], None]
+# asyncua warns on stderr about routine things (revised session timeout, reconnect attempts);
+# labbridge reports link changes itself, once, with the machine named.
+for _name in ("asyncua.client.client", "asyncua.client.ua_client", "asyncua.common.subscription"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
