@@ -342,3 +342,15 @@ def test_tables_cover_trace_codes() -> None:
         assert code in ERRORS
     assert set(ALARMS) == set(range(1, 10))
     assert {130, 131, 132, 110, 30, 20, 22} <= set(SETTINGS)
+
+
+def test_firmware_notes_document_the_same_tables() -> None:
+    notes = (Path(__file__).resolve().parents[1] / "firmware-notes" / "grbl-1.1.md").read_text()
+    for code, meaning in ERRORS.items():
+        assert f"| {code} | {meaning} |" in notes, code
+    for code, meaning in ALARMS.items():
+        assert f"| {code} | {meaning} |" in notes, code
+    for number, (name, unit) in SETTINGS.items():
+        assert f"| ${number} | {name} | {unit} |" in notes, number
+    for name in REALTIME:
+        assert name in notes, name

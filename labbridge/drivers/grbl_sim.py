@@ -215,7 +215,8 @@ class GrblSimulator:
                 _, b = self._inbound.popleft()
                 fw.receive(bytes((b,)))
                 fw.step(self._sim_time(time.monotonic()))
-            fw.tx_pending = len(self._outbound)
+            # bytes still in GRBL's TX buffer (not yet serialised); latency delays delivery, not the UART
+            fw.tx_pending = max(0, int((self._tx_wire_free - now) / self._byte_time))
             fw.step(self._sim_time(now))
             data = fw.take_output()
             if data and self._host_open:

@@ -716,19 +716,23 @@ class GrblFirmware:
         return Block(start, end, speed, accel, jog=True, limit=speed)
 
     def _start_homing(self) -> None:
-        """Homing: Z then X/Y seek, locate and pull off; GRBL answers nothing (not even ?) meanwhile."""
+        """Homing: Z, then X and Y; each cycle searches at $25, then pulls off, locates and pulls off again
+        at $24 (limits.c). GRBL answers nothing, not even ``?``, until it is done."""
         s = self.eeprom.settings
         seek, locate, pulloff = s[25] / 60.0, s[24] / 60.0, s[27]
         pos = self.stepper.position
         travel = self.eeprom.max_travel()
-        distances = []
+        searches = []
         for i in range(3):
             towards_min = int(s[23]) >> i & 1
-            d = (pos[i] + travel[i]) if towards_min else -pos[i]
-            distances.append(min(abs(d), travel[i] * 1.5) if self.homed else travel[i] * 0.25)
-        phases = distances[2] / seek + max(distances[0], distances[1]) / seek
-        per_cycle = 2 * (pulloff / seek + pulloff * 1.5 / locate) + 2 * s[26] / 1000.0
-        self.homing = (self.t + phases + 2 * per_cycle, "all")
+            if self.homed:
+                d = (pos[i] + travel[i]) if towards_min else -pos[i]
+            else:
+                d = 0.1 * travel[i]  # position unknown: assume the switch is near, as after a power cycle
+            searches.append(min(abs(d), 1.5 * travel[i]))
+        per_cycle = 3 * pulloff / locate + 2 * s[26] / 1000.0
+        duration = searches[2] / seek + max(searches[0], searches[1]) / seek + 2 * per_cycle
+        self.homing = (self.t + duration, "all")
         self.state = "Home"
 
     def _finish_homing(self) -> None:

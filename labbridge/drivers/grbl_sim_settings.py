@@ -22,7 +22,6 @@ FACTORY: dict[int, float] = {
 #: Settings GRBL prints without decimals (uint8 values, and the rpm limits with 0 decimals).
 INTEGER = frozenset({0, 1, 2, 3, 4, 5, 6, 10, 13, 20, 21, 22, 23, 26, 30, 31, 32})
 BOOLEAN = frozenset({4, 5, 6, 13, 20, 21, 22, 32})
-MAX_STEP_RATE_HZ = 30000.0
 #: Bytes the AVR rewrites for each kind of EEPROM write (settings struct, one coord set, a line).
 EEPROM_BYTES = {"settings": 80, "coord": 13, "line": 81}
 #: ATmega328p EEPROM erase+write time per byte (datasheet: 3.3-3.4 ms).
@@ -81,10 +80,6 @@ class Eeprom:
             return 6
         if number == 20 and value and not s[22]:
             return 10
-        if 100 <= number <= 102 and value * s[number + 10] > MAX_STEP_RATE_HZ * 60:
-            return 12
-        if 110 <= number <= 112 and value * s[number - 10] > MAX_STEP_RATE_HZ * 60:
-            return 12
         if number in BOOLEAN:
             value = 1.0 if value else 0.0
         if number == 22 and not value:
