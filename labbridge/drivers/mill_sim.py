@@ -65,12 +65,14 @@ class OpcUaSimServer:
     """One asyncua server publishing a SimControl; ``stop()``/``start()`` keep the same port."""
 
     def __init__(self, sim: SimControl, *, port: int = 0, users: dict[str, str] | None = None,
-                 namespace_uri: str | None = None, period: float = 0.1) -> None:
+                 namespace_uri: str | None = None, period: float = 0.1,
+                 certificate: tuple[str, str] | None = None) -> None:
         self.sim = sim
         self.port = port or free_port()
         self.users = users
         self.namespace_uri = namespace_uri or f"urn:labbridge:sim:{sim.machine_id}"
         self.period = period
+        self.certificate = certificate  # (cert.der, key.pem): offer Basic256Sha256 SignAndEncrypt only
         self.server: Server | None = None
         self.vars: dict[str, Any] = {}
         self._last: dict[str, Any] = {}
@@ -85,7 +87,12 @@ class OpcUaSimServer:
         await server.init()
         server.set_endpoint(self.url)
         server.set_server_name(f"labbridge simulator {self.sim.machine_id}")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if self.certificate:
+            await server.load_certificate(self.certificate[0])
+            await server.load_private_key(self.certificate[1])
+            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        else:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         if self.users:
             server.set_identity_tokens([ua.UserNameIdentityToken])
         await self._build(server)
