@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from labbridge.config import RegisterField
@@ -36,6 +36,8 @@ class RegisterServer:
         host: str = "127.0.0.1",
         port: int = 0,
         device_id: int = 0,
+        serial_port: str | None = None,
+        baudrate: int = 19200,
     ) -> None:
         self.fields = fields
         self.values: dict[str, Any] = {}
@@ -44,6 +46,8 @@ class RegisterServer:
         self.host = host
         self.port = port
         self.device_id = device_id
+        self.serial_port = serial_port  # serve RTU on this serial device instead of TCP
+        self.baudrate = baudrate
         self.fail_with: ExcCodes | None = None
         self.requests = 0
         self.writes: list[tuple[str, int, list[Any]]] = []
@@ -107,7 +111,10 @@ class RegisterServer:
         return None
 
     async def start(self) -> int:
-        self._server = ModbusTcpServer(self._device(), address=(self.host, self.port))
+        if self.serial_port is not None:
+            self._server = ModbusSerialServer(self._device(), port=self.serial_port, baudrate=self.baudrate)
+        else:
+            self._server = ModbusTcpServer(self._device(), address=(self.host, self.port))
         await self._server.serve_forever(background=True)
         sockets = getattr(self._server.transport, "sockets", None) or []
         if sockets:
@@ -116,6 +123,8 @@ class RegisterServer:
 
     @property
     def url(self) -> str:
+        if self.serial_port is not None:
+            return f"rtu://{self.serial_port}?baudrate={self.baudrate}&parity=N&stopbits=1&bytesize=8"
         return f"tcp://{self.host}:{self.port}"
 
     async def stop(self) -> None:
