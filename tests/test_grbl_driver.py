@@ -241,3 +241,70 @@ async def test_soft_limit_alarm_fails_the_command_and_reset_recovers(driver: Grb
     await until(lambda: driver.state.state == S.ALARM, what="alarm after reset")
     await driver.unlock()
     await until(lambda: driver.state.state == S.IDLE, what="idle after unlock")
+
+
+class SerialServer:
+    """A tiny ser2net: one TCP client at a time, bridged to the device. The device is opened at start,
+    so what GRBL says before a client connects (its banner) is lost, as with a real serial server."""
+
+    def __init__(self, device: str) -> None:
+        import os
+        import tty
+
+        self.fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self.fd)
+        self.server: asyncio.base_events.Server | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def start(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.fd, self._from_device)
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    def _from_device(self) -> None:
+        import os
+
+        try:
+            data = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return
+        if self.writer is not None:
+            self.writer.write(data)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import os
+
+        self.writer = writer
+        while data := await reader.read(4096):
+            os.write(self.fd, data)
+        self.writer = None
+        writer.close()
+
+    async def close(self) -> None:
+        import os
+
+        asyncio.get_running_loop().remove_reader(self.fd)
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        os.close(self.fd)
+
+
+async def test_pyserial_url_and_soft_reset_when_no_banner(sim) -> None:
+    bridge = SerialServer(sim.port)
+    port = await bridge.start()
+    await asyncio.sleep(0.3)  # the simulator's banner for the bridge's open goes nowhere
+    drv = GrblDriver("mill-1", mill(), port=f"socket://127.0.0.1:{port}", banner_timeout=1.0, reconnect=False)
+    try:
+        await drv.connect()  # no banner on connect: the driver soft-resets and gets one
+        assert drv.state.connected and drv.banner is not None
+        from labbridge.log import RECENT_EVENTS
+
+        assert any(e.get("event") == "grbl_no_banner_soft_reset" and e.get("machine") == "mill-1"
+                   for e in RECENT_EVENTS)
+        assert drv.settings[130] == 290.0
+        await until(lambda: drv.state.position_machine is not None, what="status over TCP")
+    finally:
+        await drv.close()
+        await bridge.close()

@@ -422,3 +422,13 @@ def test_cli_refuses_a_non_grbl_machine() -> None:
     )
     assert result.returncode == 2
     assert "lathe-1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_door_during_homing_fails_it(make_sim) -> None:
+    _, link = make_sim(time_scale=1.0)
+    assert link.cmd("$22=1") == ["ok"]
+    link.port.write(b"$H\n")
+    time.sleep(0.2)
+    link.realtime(b"\x84")
+    assert link.read_lines(lambda ls: ls[-1] == UNLOCK) == ["ALARM:7", "ok", "", BANNER, UNLOCK]
+    assert link.status().startswith("<Alarm|")

@@ -221,7 +221,7 @@ class GrblDriver:
         self._reader.start()
         try:
             if not await self._wait_event(self._banner_seen, self.banner_timeout):
-                self.log.info("grbl_no_banner_soft_reset", port=self.port)
+                self.log.warning("grbl_no_banner_soft_reset", port=self.port, waited=self.banner_timeout)
                 self.write(REALTIME["RESET"])
                 if not await self._wait_event(self._banner_seen, self.banner_timeout):
                     raise ConnectionLost(

@@ -234,6 +234,12 @@ class GrblFirmware:
     def _door(self) -> None:
         if self.state in ("Alarm", "Check", "Sleep") or self.critical:
             return
+        if self.state == "Home":  # homing fails: the door opened during the cycle
+            self.homing = None
+            self.stepper.flush()
+            self._emit("ALARM:7")
+            self.state = "Alarm"
+            return
         self._msg("Check Door")
         if self.state == "Jog":
             self._start_jog_cancel()
@@ -579,6 +585,10 @@ class GrblFirmware:
             self._start_homing()
             while self.homing is not None:
                 yield _STEP
+            if self.state == "Alarm":  # the cycle failed: GRBL answers, then resets itself
+                self._emit("ok")
+                self._reinit()
+                return
             if self.state == "Idle":
                 self._run_startup_lines()
             return self._status(0)
