@@ -1,0 +1,165 @@
+"""Job records and their event history in SQLite, so a crash or a lost cable leaves an honest trace.
+
+The file is shared with the web server's own tables (``web_*``); this store owns
+``jobs`` and ``job_events`` only. One connection per store, WAL mode and a busy
+timeout, so the CLI and the server can both write the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from labbridge.errors import ConfigError
+from labbridge.streaming.job import Job, JobState
+
+DB_NAME = "labbridge.sqlite"
+DATA_DIR_ENV = "LABBRIDGE_DATA_DIR"
+DEFAULT_DATA_DIR = Path("data")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    machine TEXT NOT NULL,
+    program_path TEXT NOT NULL,
+    program_name TEXT NOT NULL,
+    program_sha256 TEXT NOT NULL,
+    user TEXT,
+    state TEXT NOT NULL,
+    check_mode INTEGER NOT NULL DEFAULT 0,
+    from_line INTEGER,
+    lines_total INTEGER NOT NULL DEFAULT 0,
+    lines_sent INTEGER NOT NULL DEFAULT 0,
+    lines_acked INTEGER NOT NULL DEFAULT 0,
+    last_acked_line INTEGER,
+    error_code TEXT,
+    error_message TEXT,
+    error_line INTEGER,
+    error_block TEXT,
+    message TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    estimated_seconds REAL,
+    eta_seconds REAL
+);
+CREATE TABLE IF NOT EXISTS job_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS jobs_machine ON jobs(machine, created_at);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, id);
+"""
+
+_COLUMNS = tuple(Job.__dataclass_fields__)
+
+
+def default_db_path() -> Path:
+    """``$LABBRIDGE_DATA_DIR/labbridge.sqlite``, else ``./data/labbridge.sqlite``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return (Path(env) if env else DEFAULT_DATA_DIR) / DB_NAME
+
+
+def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
+    """A directory means the file ``labbridge.sqlite`` inside it; None means the default."""
+    if path is None:
+        return default_db_path()
+    p = Path(path)
+    if p.is_dir() or (not p.suffix and not p.exists()):
+        return p / DB_NAME
+    return p
+
+
+class JobStore:
+    """Typed access to the job tables; safe to call from several threads (one lock, one connection)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = resolve_db_path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"{self.path}: cannot open the job database: {exc} "
+                              f"(set {DATA_DIR_ENV} to a writable directory)") from None
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # jobs ---------------------------------------------------------------------
+    @staticmethod
+    def _values(job: Job) -> list[Any]:
+        values = []
+        for name in _COLUMNS:
+            value = getattr(job, name)
+            if isinstance(value, JobState):
+                value = value.value
+            elif isinstance(value, bool):
+                value = int(value)
+            values.append(value)
+        return values
+
+    def create(self, job: Job) -> Job:
+        marks = ",".join("?" for _ in _COLUMNS)
+        with self._lock:
+            self._db.execute(f"INSERT INTO jobs({','.join(_COLUMNS)}) VALUES ({marks})", self._values(job))
+        return job
+
+    def save(self, job: Job) -> None:
+        """Write every field of ``job`` (the runner calls this on each state change and now and then)."""
+        sets = ",".join(f"{c}=?" for c in _COLUMNS if c != "id")
+        values = [v for c, v in zip(_COLUMNS, self._values(job)) if c != "id"]
+        with self._lock:
+            self._db.execute(f"UPDATE jobs SET {sets} WHERE id=?", [*values, job.id])
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return Job.from_row(dict(row)) if row is not None else None
+
+    def list_jobs(self, machine: str | None = None, *, states: tuple[JobState, ...] | None = None,
+             limit: int = 100) -> list[Job]:
+        """Newest first."""
+        sql, args = "SELECT * FROM jobs WHERE 1=1", []
+        if machine is not None:
+            sql += " AND machine=?"
+            args.append(machine)
+        if states:
+            sql += f" AND state IN ({','.join('?' for _ in states)})"
+            args.extend(s.value for s in states)
+        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [Job.from_row(dict(r)) for r in rows]
+
+    # events -------------------------------------------------------------------
+    def add_event(self, job_id: str, event: str, **detail: Any) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO job_events(job_id, time, event, detail) VALUES (?,?,?,?)",
+                             (job_id, time.time(), event, json.dumps(detail, default=str)))
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT time, event, detail FROM job_events WHERE job_id=? ORDER BY id",
+                                    (job_id,)).fetchall()
+        return [{"time": r["time"], "event": r["event"], **json.loads(r["detail"])} for r in rows]
