@@ -199,3 +199,23 @@ async def test_dnc_receive_cli(lathe: Machine, tmp_path: Path) -> None:
         assert proc.returncode == 0, stderr.decode()
         assert "saved 3 blocks" in stdout.decode()
         assert out.read_text() == "%\nO0200\nG0 X1 Z1\nM30\n%\n"
+
+
+async def test_port_vanishing_mid_transfer_is_a_lost_link(lathe: Machine, tmp_path: Path) -> None:
+    master, slave, path = raw_pty()
+    machine = with_dnc(lathe, port=path, chunk_size=8, baudrate=9600)
+    long_program = write_program(tmp_path, [f"G1 X{i % 50 + 1} Z-1 F0.1" for i in range(400)])
+    task = asyncio.create_task(stream_dnc("lathe-1", machine, long_program))
+    try:
+        received = bytearray()
+        while not task.done() and len(received) < 100:  # let a few blocks go out
+            os.write(master, b"\x11")
+            try:
+                received += os.read(master, 4096)
+            except BlockingIOError:
+                await asyncio.sleep(0.02)
+    finally:
+        os.close(master)  # the adapter is unplugged
+        os.close(slave)
+    with pytest.raises(DncLinkLost, match=r"DNC port .* failed.*last block sent: #\d+"):
+        await asyncio.wait_for(task, 20)

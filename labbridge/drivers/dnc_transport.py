@@ -156,6 +156,19 @@ async def drip_feed(
     seen within one chunk. ``grace`` seconds after the last byte a NAK is still
     reported (the control may alarm on the final blocks).
     """
+    try:
+        await _drip_feed(link, sender, on_event, on_progress, grace)
+    except DncLinkLost as exc:
+        raise DncLinkLost(f"{exc}; {sender.where()}") from None
+
+
+async def _drip_feed(
+    link: SerialLink,
+    sender: dp.DncSender,
+    on_event: Callable[[dp.SendEvent], None] | None,
+    on_progress: ProgressCallback | None,
+    grace: float,
+) -> None:
     last_blocks = -1
 
     def handle(events: list[dp.SendEvent]) -> None:
