@@ -100,3 +100,23 @@ async def test_state_json_works_for_grbl_machines_too(tmp_path: Path) -> None:
     assert obj["state"] in ("Idle", "Alarm")  # homing_required machines start locked in Alarm, as GRBL does
     assert set(obj["position"]["machine"]) == {"X", "Y", "Z"}
     assert obj["alarms"] is not None and "spindle" in obj and "feed" in obj
+
+
+async def test_watch_json_prints_a_line_per_change_until_interrupted(tmp_path: Path) -> None:
+    import signal
+
+    async with await start_fanuc_sim("lathe-1", lab()["lathe-1"], time_scale=20) as sim:
+        config = write_config(tmp_path, {"lathe-1": sim.machine})
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "labbridge.cli.main", "state", "lathe-1", "--config", str(config), "--watch", "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        assert first["state"] == "Idle"
+        sim.sim.door_open = True  # the PLC's door switch: the next poll changes the state
+        second = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        assert second["pins"] == ["D"]
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0 and b"Traceback" not in err
