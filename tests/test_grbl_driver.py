@@ -106,7 +106,7 @@ async def test_commands_home_jog_hold_overrides_check_mode(driver: GrblDriver) -
     assert driver.state.homed is True
     await until(lambda: driver.state.state == S.IDLE and driver.state.position_machine["X"] == -1.0)
     # jog, then cancel it
-    await driver.jog({"X": -200.0}, 600)
+    await driver.jog({"X": -200.0}, 100)  # 2 minutes of machine time: cancelled long before the end
     await until(lambda: driver.state.state == S.JOG, what="Jog")
     await driver.jog_cancel()
     await until(lambda: driver.state.state == S.IDLE, what="Idle after jog cancel")
@@ -153,7 +153,7 @@ async def test_write_setting_and_mismatch(driver: GrblDriver) -> None:
 
 async def test_soft_reset_while_moving_raises_alarm_and_clears_homed(driver: GrblDriver) -> None:
     await driver.unlock()
-    await driver.mdi("G53 G1 X-100 F400")
+    await driver.mdi("G53 G1 X-100 F100")
     await until(lambda: driver.state.state == S.RUN)
     await driver.soft_reset()
     await until(lambda: driver.state.state == S.ALARM)

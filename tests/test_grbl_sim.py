@@ -245,7 +245,7 @@ def test_planner_fills_and_drains(make_sim) -> None:
     assert link.cmd("$10=3") == ["ok"]  # report Bf:
     assert link.status().startswith("<Idle|MPos:0.000,0.000,0.000|Bf:15,128|")
     for i in range(1, 16):
-        assert link.cmd(f"G1 X-{i * 5}.000 F300") == ["ok"]
+        assert link.cmd(f"G1 X-{i * 20}.000 F300") == ["ok"]  # 4 s of machine time each
     seen = link.wait_status(lambda s: s.planner_free is not None and s.planner_free <= 1, timeout=30)
     assert seen[-1].state == "Run"
     link.realtime(b"\x18")
