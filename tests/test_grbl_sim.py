@@ -432,3 +432,17 @@ def test_door_during_homing_fails_it(make_sim) -> None:
     link.realtime(b"\x84")
     assert link.read_lines(lambda ls: ls[-1] == UNLOCK) == ["ALARM:7", "ok", "", BANNER, UNLOCK]
     assert link.status().startswith("<Alarm|")
+
+
+def test_reset_in_hold_after_motion_alarms_but_not_after_idle_hold(make_sim) -> None:
+    _, link = make_sim(time_scale=2.0)
+    link.realtime(b"!")  # a hold while idle stops nothing
+    link.wait_status(lambda s: s.state == "Hold" and s.substate == 0)
+    link.realtime(b"\x18")
+    assert link.banner() == ["", BANNER]
+    assert link.cmd("G1 X-100 F300") == ["ok"]
+    link.wait_status(lambda s: s.state == "Run")
+    link.realtime(b"!")
+    link.wait_status(lambda s: s.state == "Hold" and s.substate == 0)
+    link.realtime(b"\x18")  # GRBL: the interrupted motion means the position is suspect
+    assert link.read_lines(lambda ls: ls[-1] == UNLOCK) == ["ALARM:3", "", BANNER, UNLOCK]

@@ -373,8 +373,8 @@ class GrblDriver:
         elif isinstance(event, Options):
             self.options = event
         elif isinstance(event, Setting):
-            with contextlib.suppress(ValueError):
-                self.settings[event.number] = float(event.value)
+            with contextlib.suppress(ValueError, IndexError):  # GRBL 0.9 appends "(comment)"
+                self.settings[event.number] = float(event.value.split()[0])
         elif isinstance(event, Parameter):
             self.parameters[event.name] = event.values
         elif isinstance(event, Probe):

@@ -89,6 +89,7 @@ class GrblFirmware:
         self.spindle = (5, 0.0)  # M3/M4/M5, rpm programmed
         self.coolant = (False, False)  # flood, mist
         self.hold_complete = False
+        self.hold_motion = False  # the hold stopped a motion (GRBL's STEP_CONTROL_EXECUTE_HOLD)
         self.jog_cancel = False
         self.door_open_latched = False
         self.restore_until: float | None = None
@@ -117,7 +118,7 @@ class GrblFirmware:
 
     def soft_reset(self) -> None:
         """0x18: stop dead; ALARM:3 if it was moving (6 while homing); state machine restarts."""
-        moving = self.state in ("Run", "Jog", "Home") or (self.state in ("Hold", "Door") and self.stepper.blocks)
+        moving = self.state in ("Run", "Jog", "Home") or (self.state in ("Hold", "Door") and self.hold_motion)
         if self.critical:
             if self.pending_ok:
                 self._emit("ok")  # the line that hit the limit finishes after the reset
@@ -200,6 +201,7 @@ class GrblFirmware:
         elif self.state == "Run":
             self.state = "Hold"
             self.hold_complete = False
+            self.hold_motion = True
             self.stepper.holding = True
         elif self.state == "Idle":
             self.state = "Hold"
@@ -226,6 +228,7 @@ class GrblFirmware:
     def _resume(self) -> None:
         self.stepper.holding = False
         self.hold_complete = False
+        self.hold_motion = False
         if self.stepper.blocks:
             self.state = "Jog" if self.stepper.blocks[0].jog else "Run"
         else:
@@ -245,6 +248,7 @@ class GrblFirmware:
             self._start_jog_cancel()
             return
         moving = self.state in ("Run", "Hold") and self.stepper.speed > 0
+        self.hold_motion = self.hold_motion or self.state == "Run"
         self.state = "Door"
         self.hold_complete = not moving
         self.stepper.holding = True
