@@ -32,6 +32,7 @@ class ServerSettings:
     ws_max_rate: float = 10.0
     ws_heartbeat: float = 15.0
     reset_admin: bool = False
+    poll_hz: float | None = None
 
 
 @dataclass
@@ -78,6 +79,10 @@ def require(action: Action) -> Any:
               ctx: Context = Depends(get_ctx)) -> Principal:
         if not principal.can(action):
             machine = request.path_params.get("machine")
+            entry_id = request.path_params.get("entry_id")
+            if machine is None and entry_id is not None and str(entry_id).isdigit():
+                entry = ctx.store.queue_entry(int(entry_id))
+                machine = entry["machine"] if entry else None
             ctx.audit(principal, machine, action.value, "denied", f"role {principal.role}")
             raise HTTPException(
                 403, f"your role ({principal.role}) may not {describe(action)}; ask someone with the right role"

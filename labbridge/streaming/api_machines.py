@@ -149,8 +149,8 @@ async def jog(machine: str, body: JogRequest, p: Principal = require(Action.JOG)
               ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     async def call() -> Any:
         _check_jog(ctx, machine, body)
-        return await ctx.lab.command(machine, "jog", x=body.x, y=body.y, z=body.z, feed=body.feed,
-                                     relative=body.relative)
+        moves = {a: v for a, v in (("X", body.x), ("Y", body.y), ("Z", body.z)) if v is not None}
+        return await ctx.lab.jog(machine, moves, body.feed, body.relative)
 
     detail = " ".join(f"{a}{v:g}" for a, v in (("X", body.x), ("Y", body.y), ("Z", body.z)) if v is not None)
     return await run_command(ctx, p, machine, "jog", call, f"{detail} F{body.feed:g}"
@@ -174,7 +174,7 @@ async def override(machine: str, body: OverrideRequest, p: Principal = require(A
             raise CommandError(f"{body.target} override {body.value}% is outside {low}..{high}%")
         if body.target == "rapid" and body.value not in (25, 50, 100):
             raise CommandError("the rapid override is 25, 50 or 100%")
-        return await ctx.lab.command(machine, "override", body.target, body.value)
+        return await ctx.lab.set_override(machine, body.target, body.value)
 
     return await run_command(ctx, p, machine, "override", call, f"{body.target} {body.value}%")
 
@@ -189,7 +189,7 @@ def diagnostics(machine: str, _: Principal = require(Action.DIAGNOSTICS),
 @router.get("/{machine}/settings", summary="Read the controller's settings (technician)")
 async def read_settings(machine: str, p: Principal = require(Action.SETTINGS_READ),
                         ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
-    return await run_command(ctx, p, machine, "settings.read", lambda: ctx.lab.command(machine, "read_settings"))
+    return await run_command(ctx, p, machine, "settings.read", lambda: ctx.lab.read_settings(machine))
 
 
 @router.put("/{machine}/settings/{key}", summary="Write one controller setting (technician)")
@@ -198,6 +198,6 @@ async def write_setting(machine: str, key: str, body: SettingValue, p: Principal
     async def call() -> Any:
         if ctx.lab.runtime(machine).state.is_moving or ctx.lab.job_running(machine):
             raise CommandError(f"{machine} is moving or running a job; change settings when it is idle")
-        return await ctx.lab.command(machine, "write_setting", key, body.value)
+        return await ctx.lab.write_setting(machine, key, body.value)
 
     return await run_command(ctx, p, machine, "settings.write", call, f"{key}={body.value}")

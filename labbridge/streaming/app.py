@@ -108,7 +108,7 @@ def build_context(settings: ServerSettings) -> Context:
     auth = Auth(store)
     admin_password = auth.ensure_admin(reset=settings.reset_admin)
     lab = Lab(settings.config, store, demo=settings.demo, data_dir=settings.data_dir,
-              sim_options=settings.sim_options)
+              sim_options=settings.sim_options, poll_hz=settings.poll_hz)
     hub = Hub(max_rate=settings.ws_max_rate, heartbeat=settings.ws_heartbeat)
     ctx = Context(settings, store, auth, lab, hub, admin_password)
 

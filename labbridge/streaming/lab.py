@@ -68,7 +68,7 @@ class Lab:
 
     def __init__(self, config: LabConfig, store: Any, *, demo: bool = False, data_dir: Path | None = None,
                  sim_options: dict[str, Any] | None = None, connect_timeout: float = 15.0,
-                 retry_max: float = 30.0) -> None:
+                 retry_max: float = 30.0, poll_hz: float | None = None) -> None:
         self.config = config
         self.store = store
         self.demo = demo
@@ -76,6 +76,8 @@ class Lab:
         self.sim_options = sim_options or {}
         self.connect_timeout = connect_timeout
         self.retry_max = retry_max
+        self.poll_hz = poll_hz
+        self._job_store: Any = None
         self.machines: dict[str, MachineRuntime] = {}
         self.job_listeners: list[Any] = []
         self._stopping = False
@@ -98,6 +100,8 @@ class Lab:
                     continue
             try:
                 runtime.driver = self._build_driver(machine_id, machine, runtime.sim)
+                if self.poll_hz and hasattr(runtime.driver, "poll_hz"):
+                    runtime.driver.poll_hz = self.poll_hz
                 runtime.state = runtime.driver.state
             except Exception as exc:
                 state.mark_disconnected(f"no driver for {machine.controller}: {exc}")
@@ -138,6 +142,12 @@ class Lab:
 
     async def stop(self) -> None:
         self._stopping = True
+        for runtime in self.machines.values():
+            if runtime.job_task is not None and not runtime.job_task.done() and runtime.runner is not None:
+                try:  # never leave a machine moving when the server stops
+                    await asyncio.wait_for(_maybe_await(runtime.runner.cancel()), 10.0)
+                except Exception as exc:
+                    log.warning("job cancel on shutdown failed", machine=runtime.machine_id, error=str(exc))
         for runtime in self.machines.values():
             if runtime.runner is not None and runtime.state.is_moving:
                 try:
@@ -182,8 +192,8 @@ class Lab:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
-            if getattr(runtime.driver, "sources", None) is not None:
-                # Drivers built from status sources (Modbus, OPC UA) reconnect each link themselves.
+            if getattr(runtime.driver, "sources", None) is not None or getattr(runtime.driver, "reconnect", False):
+                # Drivers that reconnect by themselves (GRBL's serial link, Modbus, OPC UA) take over from here.
                 stats.connects += 1
                 stats.connected_since = time.time()
                 if runtime.state.fault == "connecting…":
@@ -292,6 +302,37 @@ class Lab:
             return "soft reset sent"
         raise CommandError(f"{machine_id}: no job is running and the machine is not moving")
 
+    async def jog(self, machine_id: str, moves: dict[str, float], feed: float, relative: bool) -> str:
+        await self.command(machine_id, "jog", moves, feed, incremental=relative)
+        return "jog " + " ".join(f"{a}{v:g}" for a, v in moves.items())
+
+    async def set_override(self, machine_id: str, target: str, value: int) -> str:
+        """Set an override to ``value`` percent with GRBL's realtime steps (reset, then ±10s and ±1s)."""
+        prefix = {"feed": "FEED", "spindle": "SPINDLE", "rapid": "RAPID"}[target]
+        if target == "rapid":
+            await self.command(machine_id, "override", f"RAPID_{value}")
+            return f"rapid override {value}%"
+        steps = [f"{prefix}_100"]
+        diff = value - 100
+        tens, ones = int(diff / 10), diff - 10 * int(diff / 10)
+        steps += [f"{prefix}_{'PLUS' if tens > 0 else 'MINUS'}_10"] * abs(tens)
+        steps += [f"{prefix}_{'PLUS' if ones > 0 else 'MINUS'}_1"] * abs(ones)
+        for name in steps:
+            await self.command(machine_id, "override", name)
+        return f"{target} override {value}%"
+
+    async def read_settings(self, machine_id: str) -> Any:
+        return _jsonable(await self.command(machine_id, "read_settings"))
+
+    async def write_setting(self, machine_id: str, key: str, value: str) -> str:
+        number: Any = key.lstrip("$")
+        if self.runtime(machine_id).config.controller == "grbl":
+            if not number.isdigit():
+                raise CommandError(f"{machine_id}: GRBL settings are numbered, like $110; got {key!r}")
+            number = int(number)
+        await self.command(machine_id, "write_setting", number, value)
+        return f"${number} = {value}"
+
     # jobs --------------------------------------------------------------------
     def job_running(self, machine_id: str) -> bool:
         runtime = self.runtime(machine_id)
@@ -304,27 +345,31 @@ class Lab:
         driver = self._connected_driver(runtime)
         if self.job_running(machine_id):
             raise InterlockError("busy", f"{machine_id} is already running a job; wait for it or cancel it")
+        if runtime.config.controller != "grbl":
+            raise CommandError(f"{machine_id}: starting jobs from the dashboard is only supported on GRBL machines "
+                               "so far; send Fanuc-style programs with `labbridge dnc`")
         try:
             from labbridge.streaming.jobs import JobRunner, JobStore
         except ImportError as exc:
             raise CommandError(f"the job runner is not available in this build ({exc})") from None
-        store = JobStore(self.store.path)
-        runner = JobRunner(driver, machine_id, runtime.config, store, user=user)
-        job_id = await _maybe_await(runner.start(str(program_path)))
+        if self._job_store is None:
+            self._job_store = JobStore(self.store.path)
+        runner = JobRunner(driver, machine_id, runtime.config, self._job_store, user=user)
+        job = await runner.start(str(program_path), program_name=program_name)
         runtime.runner = runner
         runtime.queue_entry = entry_id
         runtime.job_task = asyncio.get_running_loop().create_task(
             self._watch_job(runtime, runner, entry_id), name=f"job-{machine_id}"
         )
-        return None if job_id is None else str(getattr(job_id, "job_id", job_id))
+        return str(getattr(job, "id", job))
 
     async def _watch_job(self, runtime: MachineRuntime, runner: Any, entry_id: int | None) -> None:
         outcome, message = "done", ""
         try:
-            result = await _maybe_await(runner.wait())
-            outcome = str(getattr(result, "state", None) or getattr(result, "value", None) or result or "done")
-            outcome = outcome.split(".")[-1].lower()
-            message = str(getattr(result, "message", "") or "")
+            job = await _maybe_await(runner.wait())
+            state = getattr(job, "state", None)
+            outcome = str(getattr(state, "value", state) or "done")
+            message = str(getattr(job, "message", "") or "")
         except asyncio.CancelledError:
             outcome, message = "interrupted", "server stopped"
             raise
