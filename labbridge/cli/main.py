@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "labbridge.cli.sim_grbl",
     "labbridge.cli.machines",
     "labbridge.cli.check",
+    "labbridge.cli.stream",
     "labbridge.cli.serve",
     "labbridge.cli.state",
     "labbridge.cli.dnc",
