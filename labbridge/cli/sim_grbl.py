@@ -22,6 +22,8 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
                                          "like a USB-serial adapter's latency timer (FTDI: 16)."),
         factory_defaults: bool = typer.Option(False, "--factory-defaults", help="GRBL's stock $ settings instead "
                                               "of settings matching the machine's config."),
+        line_ms: float = typer.Option(0.0, "--line-ms", help="Firmware time to parse one line (an AVR needs about "
+                                      "2-3 ms); 0 parses instantly, so only the serial link limits streaming."),
         link: str = typer.Option(None, "--link", help="Also make this symlink point at the device."),
     ) -> None:
         """Serve the real GRBL protocol on a pty; prints the device path to open."""
@@ -30,10 +32,10 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         machine_id, m = load_machine(config, machine)
         if m.controller != "grbl":
             fail(f"{machine_id} is a {m.controller} machine; `labbridge sim grbl` simulates GRBL machines only")
-        if baud <= 0 or time_scale <= 0 or latency_ms < 0:
-            fail("--baud and --time-scale must be positive and --latency-ms zero or more")
+        if baud <= 0 or time_scale <= 0 or latency_ms < 0 or line_ms < 0:
+            fail("--baud and --time-scale must be positive, --latency-ms and --line-ms zero or more")
         sim = GrblSimulator(machine_id, m, baud=baud, time_scale=time_scale, latency_ms=latency_ms,
-                            factory_defaults=factory_defaults, link=link)
+                            factory_defaults=factory_defaults, link=link, line_ms=line_ms)
         try:
             port = sim.start()
         except OSError as exc:

@@ -228,6 +228,10 @@ class GrblSimulator:
                 self._tx_wire_free = t
             self._write(now)
             next_due = 0.005
+            if fw.wake_at is not None:
+                next_due = min(next_due, (fw.wake_at - self._sim_time(now)) / self.options.time_scale)
+            if fw.task_blocking and fw.stepper.busy:
+                next_due = min(next_due, 0.002)  # a line waits for planner room
             if self._inbound:
                 next_due = min(next_due, self._inbound[0][0] - now)
             if self._outbound:

@@ -63,6 +63,7 @@ class GrblFirmware:
         self.homed = False
         self.probe: tuple[Vec3, bool] = ((0.0, 0.0, 0.0), False)
         self.tx_pending = 0  # bytes the transport has not yet put on the wire (GRBL's TX buffer)
+        self.wake_at: float | None = None  # firmware time at which a waiting task wants to run again
         self.power_cycle()
 
     # ------------------------------------------------------------------ power, reset
@@ -269,7 +270,11 @@ class GrblFirmware:
         """Advance to simulated time ``t``: motion, realtime flags, then as many lines as can run."""
         dt = max(0.0, t - self.t)
         self.t = t
-        if self.critical or t < self.eeprom_busy_until:
+        self.wake_at = None
+        if self.critical:
+            return
+        if t < self.eeprom_busy_until:
+            self.wake_at = self.eeprom_busy_until
             return
         if self.fifo:
             pending, self.fifo = self.fifo, []
@@ -277,6 +282,7 @@ class GrblFirmware:
                 self._isr(b)
         if self.homing is not None:
             if t < self.homing[0]:
+                self.wake_at = self.homing[0]
                 return  # GRBL's homing loop services nothing else
             self._finish_homing()
         self._advance(dt)
@@ -372,9 +378,7 @@ class GrblFirmware:
     def _execute(self, item: tuple[str, bool]) -> Generator[object, None, None]:
         line, overflow = item
         if self.options.line_seconds:
-            until = self.t + self.options.line_seconds
-            while self.t < until:
-                yield _STEP
+            yield from self._sleep(self.t + self.options.line_seconds)
         if overflow:
             self._status(11)
         elif not line:
@@ -385,6 +389,12 @@ class GrblFirmware:
             self._status(9)
         else:
             yield from self._gcode(line)
+
+    def _sleep(self, until: float) -> Generator[object, None, None]:
+        """Wait (in firmware time) until ``until``, telling the transport when to step again."""
+        while self.t < until:
+            self.wake_at = until if self.wake_at is None else min(self.wake_at, until)
+            yield _STEP
 
     def _status(self, code: int) -> None:
         self._emit("ok" if code == 0 else f"error:{code}")
@@ -418,9 +428,7 @@ class GrblFirmware:
         for motion in result.motions:
             if motion.kind == "dwell":
                 if not check:
-                    until = self.t + motion.seconds
-                    while self.t < until:
-                        yield _STEP
+                    yield from self._sleep(self.t + motion.seconds)
                 continue
             for block in self._blocks_for(motion):
                 if soft and _outside(block.end, travel):
