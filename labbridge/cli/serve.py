@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -35,7 +35,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: Path, max_upload_mb: float,
-               cors_origins: list[str], ws_origins: list[str], reset_admin: bool, log_level: str) -> None:
+               cors_origins: list[str], ws_origins: list[str], reset_admin: bool, log_level: str,
+               poll_hz: float | None = None) -> None:
     """Build the app, print where it is and the one-time admin password, serve until Ctrl-C."""
     import uvicorn
 
@@ -47,7 +48,7 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
     configure_logging(level=log_level)
     settings = ServerSettings(
         config=lab, data_dir=data_dir, demo=demo, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-        cors_origins=cors_origins, ws_origins=ws_origins, reset_admin=reset_admin,
+        cors_origins=cors_origins, ws_origins=ws_origins, reset_admin=reset_admin, poll_hz=poll_hz,
     )
     sock = _bind(host, port)
     try:
@@ -92,10 +93,12 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         reset_admin: Annotated[bool, typer.Option("--reset-admin", help="Set a new one-time password for "
                                                   "'admin' and revoke its tokens.")] = False,
         log_level: Annotated[str, typer.Option("--log-level")] = "info",
+        poll_hz: Annotated[Optional[float], typer.Option("--poll-hz", min=0.5, max=10.0, help="GRBL status "
+                                                          "polls per second (driver default if unset).")] = None,
     ) -> None:
         """Serve the dashboard, REST API (docs at /docs) and live websocket on one port."""
         run_server(config, host, port, demo, data_dir, max_upload_mb, list(cors_origin), list(ws_origin),
-                   reset_admin, log_level)
+                   reset_admin, log_level, poll_hz)
 
     @app.command("demo")
     def demo_cmd(
@@ -106,4 +109,4 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option("--log-level")] = "warning",
     ) -> None:
         """Run the dashboard on a simulated lab (every machine simulated; no hardware needed)."""
-        run_server(config, host, port, True, data_dir, 10.0, [], [], True, log_level)
+        run_server(config, host, port, True, data_dir, 10.0, [], [], True, log_level, 10.0)

@@ -365,7 +365,7 @@ function showCheck() {
     r.ok ? "OK" : "ERRORS", ` — ${errors} error(s), ${warnings} warning(s), ${r.lines} lines`,
     r.estimated_seconds ? `, about ${fmtDuration(r.estimated_seconds)}` : ""));
   $("#check-result").hidden = false;
-  const lines = S.program.text.split(/\r?\n/);
+  const lines = S.program.text.replace(/\r?\n$/, "").split(/\r?\n/);
   const byLine = {};
   for (const d of r.diagnostics) (byLine[d.line] = byLine[d.line] || []).push(d);
   const max = Math.min(lines.length, 5000);
