@@ -308,3 +308,15 @@ async def test_pyserial_url_and_soft_reset_when_no_banner(sim) -> None:
     finally:
         await drv.close()
         await bridge.close()
+
+
+async def test_silence_after_a_limit_alarm_is_explained(driver: GrblDriver) -> None:
+    driver.stale_after = 0.5
+    await driver.unlock()
+    with pytest.raises(GrblCommandError):
+        await driver.mdi("G53 G0 Z5")
+    await until(lambda: driver.state.fault is not None, what="fault")
+    assert "ALARM:2" in driver.state.fault and "soft reset" in driver.state.fault
+    assert driver.state.connected  # the link is fine; the controller waits
+    await driver.soft_reset()
+    await until(lambda: driver.state.fault is None, what="fault cleared by the next status")

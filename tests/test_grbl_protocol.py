@@ -354,3 +354,45 @@ def test_firmware_notes_document_the_same_tables() -> None:
         assert f"| ${number} | {name} | {unit} |" in notes, number
     for name in REALTIME:
         assert name in notes, name
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.text(alphabet="GXYZF0123456789.-", min_size=1, max_size=40),
+                       st.sampled_from(["$110=500", "G10L20P1X0", "G28.1", "$N0=G21"])), min_size=1, max_size=60),
+    st.lists(st.booleans(), max_size=200),
+    st.sampled_from(["cc", "sr"]),
+    st.integers(min_value=64, max_value=256),
+)
+def test_counter_invariants(lines: list[str], acks: list[bool], mode: str, rx: int) -> None:
+    """Whatever the order of sends and answers: the window is never exceeded, an EEPROM line is always
+    alone in flight, send-response never has two lines out, and answers release lines in send order."""
+    counter = CharacterCounter(rx_buffer=rx, mode=mode)
+    queue = list(lines)
+    sent: list[int] = []
+    released: list[int] = []
+    steps = iter(acks)
+    i = 0
+    while queue or counter.pending:
+        send_now = next(steps, False)
+        if send_now and queue and counter.can_send(queue[0]):
+            line = queue.pop(0)
+            counter.sent(line, i)
+            sent.append(i)
+            i += 1
+        elif counter.pending:
+            released.append(counter.acknowledge())
+        elif queue:
+            assert counter.can_send(queue[0])  # an empty window always takes the next line
+            counter.sent(queue.pop(0), i)
+            sent.append(i)
+            i += 1
+        inflight = sent[len(released):]
+        if counter.pending > 1:
+            assert counter.in_flight <= rx
+            assert not counter.blocked_on_eeprom
+        if mode == "sr":
+            assert counter.pending <= 1
+        assert counter.pending == len(inflight)
+    assert released == sent
+    assert counter.in_flight == 0

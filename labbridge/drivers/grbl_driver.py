@@ -124,6 +124,10 @@ class GrblDriver:
         self._status_seen: asyncio.Event | None = None
         self._closing = False
         self._unlock_message = False
+        self._last_status = 0.0
+        self._silent_reason: str | None = None  # why GRBL answers no status (critical alarm, homing)
+        self._stale_fault = False
+        self.stale_after = 3.0  # seconds without a status report before the state says so
 
     # ------------------------------------------------------------------ public surface
 
@@ -332,10 +336,19 @@ class GrblDriver:
 
     async def _poll(self, generation: int) -> None:
         period = 1.0 / self.poll_hz
+        loop = asyncio.get_running_loop()
+        self._last_status = loop.time()
         while generation == self._generation:
             with contextlib.suppress(ConnectionLost):
                 self.write(REALTIME["STATUS"])
             await asyncio.sleep(period)
+            silent = loop.time() - self._last_status
+            if silent > self.stale_after and not self._stale_fault and generation == self._generation:
+                # GRBL is silent on purpose after a hard/soft limit and during homing; say which.
+                reason = self._silent_reason or (
+                    f"no status report from GRBL on {self.port} for {silent:.0f} s: check the controller")
+                self._stale_fault = True
+                self.state.update(fault=reason)
 
     # ------------------------------------------------------------------ events → state
 
@@ -351,6 +364,7 @@ class GrblDriver:
         elif isinstance(event, Banner):
             self.banner = event
             self._unlock_message = False
+            self._silent_reason = None
             if self._banner_seen is not None:
                 self._banner_seen.set()
             if waiter is not None and not waiter[0].done() and waiter[2] not in ("$RST", "$C"):
@@ -361,6 +375,9 @@ class GrblDriver:
             self.state.update(state=MachineStatus.ALARM)
             if event.code in _POSITION_LOST_ALARMS:
                 self.state.update(homed=False)
+            if event.code in (1, 2):
+                self._silent_reason = (f"GRBL stopped after ALARM:{event.code} ({event.message}) and answers "
+                                       "nothing until a soft reset")
             if event.code in (1, 2) and waiter is not None and not waiter[0].done():
                 # hard/soft limit: GRBL answers nothing more until a reset
                 waiter[0].set_exception(GrblCommandError(waiter[2], event.code, event.message, self.machine_id,
@@ -410,6 +427,11 @@ class GrblDriver:
             changes["spindle_direction"] = "cw" if "S" in acc else "ccw" if "C" in acc else "off"
             flood, mist = "F" in acc, "M" in acc
             changes["coolant"] = "both" if flood and mist else "flood" if flood else "mist" if mist else "off"
+        if self._stale_fault:
+            self._stale_fault = False
+            changes["fault"] = None
+        if self._loop is not None:
+            self._last_status = self._loop.time()
         self.state.update(**changes)
         if self._status_seen is not None:
             self._status_seen.set()
@@ -477,8 +499,14 @@ class GrblDriver:
         return await self._command(line, check=False)
 
     async def home(self) -> None:
-        """``$H``: homing cycle (GRBL answers only when it is done)."""
-        await self._command("$H", self.homing_timeout)
+        """``$H``: homing cycle (GRBL answers only when it is done, and sends no status meanwhile)."""
+        self.state.update(state=MachineStatus.HOME)
+        self._silent_reason = "homing: GRBL sends no status until the cycle ends"
+        try:
+            await self._command("$H", self.homing_timeout)
+        finally:
+            if self._silent_reason and self._silent_reason.startswith("homing"):
+                self._silent_reason = None
         self.state.update(homed=True)
         self.state.clear_alarms()
 
