@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from labbridge.config import Machine
 from labbridge.drivers.grbl_protocol import LINE_MAX, writes_eeprom
 from labbridge.drivers.grbl_sim_motion import Block, Stepper, arc_points, limited_speed_and_accel
-from labbridge.drivers.grbl_sim_settings import EEPROM_BYTES, EEPROM_MS_PER_BYTE, Eeprom, format_setting
+from labbridge.drivers.grbl_sim_settings import EEPROM_BYTES, EEPROM_MS_PER_BYTE, Eeprom
+from labbridge.drivers.grbl_sim_system import STEP as _STEP
+from labbridge.drivers.grbl_sim_system import VERSION, SystemCommands, axes_text, outside_travel
 from labbridge.safety import Interpreter
 
-VERSION = "1.1h"
-BUILD = "20190830"
 BANNER = f"\r\nGrbl {VERSION} ['$' for help]\r\n"
-HELP = "[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]"
 TX_BUFFER = 104  # GRBL's serial transmit buffer; a full one stalls the main loop
 WCO_REFRESH = (30, 10)  # status reports between WCO fields: busy, idle
 OVR_REFRESH = (20, 10)
@@ -36,8 +35,6 @@ BUSY_STATES = {"Run", "Hold", "Jog", "Home", "Door"}
 
 _M_WORD = re.compile(r"M0*(\d+)(?![\d.])")
 _SYNC_WORDS = re.compile(r"M0*[345789](?![\d.])|G0*4(?![\d.])|G10|G92|G5[4-9]|G28\.1|G30\.1|G43|G49|G38")
-_JOG_WORD = re.compile(r"([A-Z])([-+]?(?:\d+\.?\d*|\.\d+))?")
-_STEP = None  # what a line task yields while it waits for time to pass (planner room, motion, EEPROM)
 
 
 @dataclass
@@ -48,7 +45,7 @@ class FirmwareOptions:
     eeprom_ms_per_byte: float = EEPROM_MS_PER_BYTE
 
 
-class GrblFirmware:
+class GrblFirmware(SystemCommands):
     """Feed it received bytes with :meth:`receive` and advance it with :meth:`step`; read :attr:`out`."""
 
     def __init__(self, machine: Machine, eeprom: Eeprom | None = None, options: FirmwareOptions | None = None) -> None:
@@ -431,7 +428,7 @@ class GrblFirmware:
                     yield from self._sleep(self.t + motion.seconds)
                 continue
             for block in self._blocks_for(motion):
-                if soft and _outside(block.end, travel):
+                if soft and outside_travel(block.end, travel):
                     yield from self._soft_limit()
                     return 0
                 if check:
@@ -504,7 +501,7 @@ class GrblFirmware:
             self.state = "Alarm"
             self._emit("ALARM:5")
         pos, ok = self.probe
-        self._emit(f"[PRB:{_axes(pos)}:{1 if ok else 0}]")
+        self._emit(f"[PRB:{axes_text(pos)}:{1 if ok else 0}]")
 
     def _apply_spindle_coolant(self) -> None:
         m = self.interp.modal
@@ -529,272 +526,6 @@ class GrblFirmware:
     def _eeprom_write(self, kind: str) -> None:
         self.eeprom_busy_until = max(self.eeprom_busy_until, self.t) + (
             EEPROM_BYTES[kind] * self.options.eeprom_ms_per_byte / 1000.0)
-
-    # ------------------------------------------------------------------ $ commands (system.c)
-
-    def _system(self, line: str) -> Generator[object, None, None]:  # noqa: C901 - mirrors system_execute_line
-        state = self.state
-        cmd = line[1:2]
-        if cmd == "":
-            self._emit(HELP)
-            self._emit("ok")
-            return
-        if cmd == "J":
-            if state not in ("Idle", "Jog"):
-                return self._status(8)
-            if line[2:3] != "=":
-                return self._status(3)
-            code, block = self._jog(line[3:])
-            if code == 0 and block is not None:
-                while self.stepper.free <= 0:
-                    yield _STEP
-                self.stepper.push(block)
-                self.interp.set_position(block.end)
-                if self.state == "Idle":
-                    self.state = "Jog"
-            return self._status(code)
-        if cmd in "$GCX":
-            if len(line) != 2:
-                return self._status(3)
-            if cmd == "$":
-                if state in ("Run", "Hold"):
-                    return self._status(8)
-                for number, value in sorted(self.eeprom.settings.items()):
-                    self._emit(format_setting(number, value))
-            elif cmd == "G":
-                self._emit(f"[GC:{self.interp.modal_words()}]")
-            elif cmd == "C":
-                if state == "Check":
-                    self._msg("Disabled")
-                    self._emit("ok")
-                    self.state = "Idle"
-                    self._reinit()
-                    return
-                if state != "Idle":
-                    return self._status(8)
-                self.state = "Check"
-                self._msg("Enabled")
-            elif cmd == "X" and state == "Alarm":
-                if "D" in self.pins:
-                    return self._status(13)
-                self._msg("Caution: Unlocked")
-                self.state = "Idle"
-            return self._status(0)
-        if state not in ("Idle", "Alarm"):
-            return self._status(8)
-        if cmd == "#":
-            if len(line) != 2:
-                return self._status(3)
-            self._report_parameters()
-            return self._status(0)
-        if cmd == "H":
-            if not self.eeprom.settings[22]:
-                return self._status(5)
-            if "D" in self.pins:
-                return self._status(13)
-            if len(line) != 2:
-                return self._status(3)
-            self._start_homing()
-            while self.homing is not None:
-                yield _STEP
-            if self.state == "Alarm":  # the cycle failed: GRBL answers, then resets itself
-                self._emit("ok")
-                self._reinit()
-                return
-            if self.state == "Idle":
-                self._run_startup_lines()
-            return self._status(0)
-        if cmd == "S":
-            if line != "$SLP":
-                return self._status(3)
-            self._msg("Sleeping")
-            self.sleeping = True
-            self.state = "Sleep"
-            self.stepper.flush()
-            return self._status(0)
-        if cmd == "I":
-            if len(line) == 2:
-                self._emit(f"[VER:{VERSION}.{BUILD}:{self.eeprom.build_info}]")
-                self._emit(f"[OPT:V,{self.options.planner_blocks - 1},{self.options.rx_buffer}]")
-                return self._status(0)
-            if line[2] != "=":
-                return self._status(3)
-            self.eeprom.build_info = line[3:]
-            self._eeprom_write("line")
-            yield _STEP
-            return self._status(0)
-        if cmd == "R":
-            if not (line.startswith("$RST=") and len(line) == 6 and line[5] in "$#*"):
-                return self._status(3)
-            self.eeprom.restore(line[5])
-            self._eeprom_write("settings")
-            yield _STEP
-            self._msg("Restoring defaults")
-            self._emit("ok")
-            self.soft_reset()
-            return
-        if cmd == "N" and len(line) == 2:
-            for i, text in enumerate(self.eeprom.startup):
-                self._emit(f"$N{i}={text}")
-            return self._status(0)
-        # $Nx=line and $x=value
-        startup = cmd == "N"
-        if startup and state != "Idle":
-            return self._status(8)
-        m = re.match(r"^\$N?([-+]?(?:\d+\.?\d*|\.\d+))(.*)$", line)
-        if m is None:
-            return self._status(2)
-        number, rest = float(m.group(1)), m.group(2)
-        if not rest.startswith("="):
-            return self._status(3)
-        rest = rest[1:]
-        if startup:
-            code = yield from self._gcode(rest, startup=True)
-            if code:
-                return self._status(code)
-            index = int(number)
-            if 0 <= index < len(self.eeprom.startup):
-                self.eeprom.startup[index] = rest
-                self._eeprom_write("line")
-                yield _STEP
-            return self._status(0)
-        try:
-            value = float(rest)
-        except ValueError:
-            return self._status(2)
-        if number > 255 or number != int(number):
-            return self._status(3)
-        code = self.eeprom.store(int(number), value)
-        if code == 0:
-            self._eeprom_write("settings")
-            yield _STEP
-        return self._status(code)
-
-    def _jog(self, text: str) -> tuple[int, Block | None]:
-        """$J=: GRBL's jog rules (gc_execute_line with the jog flag): (status code, block to queue)."""
-        code_or_block = self._jog_parse(text)
-        if isinstance(code_or_block, int):
-            return code_or_block, None
-        return 0, code_or_block
-
-    def _jog_parse(self, text: str) -> int | Block:
-        words: dict[str, float] = {}
-        gcodes: list[float] = []
-        pos = 0
-        for m in _JOG_WORD.finditer(text):
-            if m.start() != pos:
-                return 1
-            pos = m.end()
-            letter, num = m.group(1), m.group(2)
-            if num is None:
-                return 2
-            value = float(num)
-            if letter == "G":
-                gcodes.append(value)
-            elif letter in "XYZFN":
-                if letter in words:
-                    return 25
-                words[letter] = value
-            elif letter == "M":
-                return 16
-            else:
-                return 20 if letter not in "IJKLPRST" else 36
-        if pos != len(text):
-            return 1
-        inch = False
-        absolute = self.interp.modal.distance == 900
-        machine = False
-        for g in gcodes:
-            if g in (20.0, 21.0):
-                inch = g == 20.0
-            elif g in (90.0, 91.0):
-                absolute = g == 90.0
-            elif g == 53.0:
-                machine = True
-            else:
-                return 16
-        inch = inch or (self.interp.modal.units == 200 and 21.0 not in gcodes)
-        if "F" not in words:
-            return 22
-        axes = {i: words[a] * (25.4 if inch else 1.0) for i, a in enumerate("XYZ") if a in words}
-        if not axes:
-            return 26
-        current = list(self.interp.position)
-        wco = self.wco()
-        target = list(current)
-        for i, v in axes.items():
-            if machine:
-                target[i] = v
-            elif absolute:
-                target[i] = v + wco[i]
-            else:
-                target[i] = current[i] + v
-        if self.eeprom.settings[20] and _outside(tuple(target), self.eeprom.max_travel()):
-            return 15
-        feed = words["F"] * (25.4 if inch else 1.0)
-        start = (current[0], current[1], current[2])
-        end = (target[0], target[1], target[2])
-        speed, accel = limited_speed_and_accel(start, end, feed, self.eeprom.max_rates(), self.eeprom.accels())
-        return Block(start, end, speed, accel, jog=True, limit=speed)
-
-    def _start_homing(self) -> None:
-        """Homing: Z, then X and Y; each cycle searches at $25, then pulls off, locates and pulls off again
-        at $24 (limits.c). GRBL answers nothing, not even ``?``, until it is done."""
-        s = self.eeprom.settings
-        seek, locate, pulloff = s[25] / 60.0, s[24] / 60.0, s[27]
-        pos = self.stepper.position
-        travel = self.eeprom.max_travel()
-        searches = []
-        for i in range(3):
-            towards_min = int(s[23]) >> i & 1
-            if self.homed:
-                d = (pos[i] + travel[i]) if towards_min else -pos[i]
-            else:
-                d = 0.1 * travel[i]  # position unknown: assume the switch is near, as after a power cycle
-            searches.append(min(abs(d), 1.5 * travel[i]))
-        per_cycle = 3 * pulloff / locate + 2 * s[26] / 1000.0
-        duration = searches[2] / seek + max(searches[0], searches[1]) / seek + 2 * per_cycle
-        self.homing = (self.t + duration, "all")
-        self.state = "Home"
-
-    def _finish_homing(self) -> None:
-        s = self.eeprom.settings
-        pulloff = s[27]
-        travel = self.eeprom.max_travel()
-        position = []
-        for i in range(3):
-            towards_min = int(s[23]) >> i & 1
-            position.append(-travel[i] + pulloff if towards_min else -pulloff)
-        self.stepper.position = position
-        self.interp.set_position(tuple(position))
-        self.homing = None
-        self.homed = True
-        self.state = "Idle"
-
-    def _run_startup_lines(self) -> None:
-        for text in self.eeprom.startup:
-            if not text:
-                continue
-            gen = self._gcode(text, startup=True)
-            code = 0
-            try:
-                for _ in range(100):  # startup lines are modal settings; a waiting one is abandoned
-                    next(gen)
-                gen.close()
-            except StopIteration as stop:
-                code = stop.value or 0
-            self._emit(f">{text}:" + ("ok" if code == 0 else f"error:{code}"))
-
-    def _report_parameters(self) -> None:
-        interp = self.interp
-        for code, values in interp.work_offsets.items():
-            self._emit(f"[{code}:{_axes(values)}]")
-        self._emit(f"[G28:{_axes(self.eeprom.g28)}]")
-        self._emit(f"[G30:{_axes(self.eeprom.g30)}]")
-        self._emit(f"[G92:{_axes(interp.g92)}]")
-        self._emit(f"[TLO:{interp.tlo:.3f}]")
-        pos, ok = self.probe
-        self._emit(f"[PRB:{_axes(pos)}:{1 if ok else 0}]")
 
     # ------------------------------------------------------------------ reports
 
@@ -823,9 +554,9 @@ class GrblFirmware:
         wco = self.wco()
         parts = [self.state_text()]
         if mask & 1:
-            parts.append(f"MPos:{_axes(mpos)}")
+            parts.append(f"MPos:{axes_text(mpos)}")
         else:
-            parts.append(f"WPos:{_axes(tuple(p - w for p, w in zip(mpos, wco)))}")
+            parts.append(f"WPos:{axes_text(tuple(p - w for p, w in zip(mpos, wco)))}")
         if mask & 2:
             parts.append(f"Bf:{self.stepper.free},{self.options.rx_buffer - len(self.rx)}")
         parts.append(f"FS:{round(self.stepper.speed * 60)},{round(self.spindle_rpm())}")
@@ -839,7 +570,7 @@ class GrblFirmware:
             self.wco_counter = (WCO_REFRESH[0] if busy else WCO_REFRESH[1]) - 1
             if self.ovr_counter == 0:
                 self.ovr_counter = 1
-            parts.append(f"WCO:{_axes(wco)}")
+            parts.append(f"WCO:{axes_text(wco)}")
         if self.ovr_counter > 0:
             self.ovr_counter -= 1
         else:
@@ -882,14 +613,5 @@ class GrblFirmware:
         return data
 
 
+
 Vec3 = tuple[float, float, float]
-
-
-def _axes(values) -> str:  # noqa: ANN001
-    return ",".join(f"{v:.3f}" for v in values)
-
-
-def _outside(target: tuple[float, ...], travel: tuple[float, ...]) -> bool:
-    """system_check_travel_limits: machine space is [-max_travel, 0] on every axis."""
-    return any(p > 1e-6 or p < -t - 1e-6 for p, t in zip(target, travel))
-
