@@ -37,6 +37,7 @@ from labbridge.drivers.grbl_sim_firmware import FirmwareOptions, GrblFirmware
 from labbridge.drivers.grbl_sim_settings import Eeprom
 from labbridge.log import get_logger
 
+OUTBOUND_LIMIT = 65536  # bytes held for a host that does not read
 BOOT_SECONDS = 0.1  # simulated bootloader time after a port open (an Uno takes ~0.5-2 s)
 
 
@@ -292,7 +293,10 @@ class GrblSimulator:
         except OSError:
             return
         self.bytes_out += written
-        # A host that does not read loses what does not fit (as a UART into a full driver buffer).
+        if written < len(chunk) and len(self._outbound) < OUTBOUND_LIMIT:
+            # The host's tty buffer is full: keep the rest for the next round (up to a limit, beyond
+            # which, like a UART feeding a host that never reads, bytes are lost).
+            self._outbound.extendleft((now, b) for b in reversed(chunk[written:]))
 
 
 async def start_grbl_sim(machine_id: str, machine: Machine, **opts: Any) -> AsyncGrblSim:
