@@ -446,3 +446,90 @@ def test_reset_in_hold_after_motion_alarms_but_not_after_idle_hold(make_sim) -> 
     link.wait_status(lambda s: s.state == "Hold" and s.substate == 0)
     link.realtime(b"\x18")  # GRBL: the interrupted motion means the position is suspect
     assert link.read_lines(lambda ls: ls[-1] == UNLOCK) == ["ALARM:3", "", BANNER, UNLOCK]
+
+
+def test_door_pin_shows_in_reports_and_blocks_resume(make_sim) -> None:
+    sim, link = make_sim()
+    sim.set_pin("D", True)
+    seen = link.wait_status(lambda s: s.state == "Door" and s.substate == 1)
+    assert "D" in seen[-1].pins
+    link.realtime(b"~")  # the door is still open: no resume
+    assert link.wait_status(lambda s: True)[-1].state == "Door"
+    assert link.cmd("$X") == ["ok"]  # not in alarm: $X does nothing
+    sim.set_pin("D", False)
+    link.wait_status(lambda s: s.state == "Door" and s.substate == 0 and not s.pins)
+    link.realtime(b"~")
+    link.wait_status(lambda s: s.state == "Idle")
+
+
+def test_startup_lines_run_after_reset(make_sim) -> None:
+    _, link = make_sim()
+    assert link.cmd("$N0=g20 g55") == ["ok"]
+    assert link.cmd("$N") == ["$N0=G20G55", "$N1=", "ok"]
+    link.realtime(b"\x18")
+    assert link.read_lines(lambda ls: ls[-1].startswith(">")) == ["", BANNER, ">G20G55:ok"]
+    assert link.cmd("$G")[0] == "[GC:G0 G55 G17 G20 G90 G94 M5 M9 T0 F0 S0]"
+    assert link.cmd("$N1=G99") == ["error:20"]  # checked by the parser before it is stored
+
+
+def test_probe_without_contact_alarms(make_sim) -> None:
+    _, link = make_sim(time_scale=20.0)
+    link.port.write(b"G38.2 Z-5 F100\n")
+    answers = link.read_lines(lambda ls: ls[-1] == "ok")
+    assert answers[0] == "ALARM:5" and answers[1].startswith("[PRB:0.000,0.000,-5.000:0]")
+    assert link.status().startswith("<Alarm|")
+
+
+def test_arc_is_cut_into_planner_blocks_and_ends_exactly(make_sim) -> None:
+    _, link = make_sim(time_scale=10.0)
+    assert link.cmd("$10=3") == ["ok"]
+    assert link.cmd("G0 X-20 Y-10") == ["ok"]
+    link.wait_status(lambda s: s.state == "Idle")
+    assert link.cmd("G2 X-10 Y-20 I10 J0 F400") == ["ok"]  # a quarter circle of radius 10
+    seen = link.wait_status(lambda s: s.state == "Idle", timeout=30)
+    assert min(s.planner_free for s in seen if s.planner_free is not None) < 14  # many short blocks
+    assert seen[-1].mpos == (-10.0, -20.0, 0.0)
+    mid = [s for s in seen if s.state == "Run" and -20 < s.mpos[0] < -10]
+    # every point on the way lies on the circle around (-10, -10)
+    assert all(abs(((s.mpos[0] + 10) ** 2 + (s.mpos[1] + 10) ** 2) ** 0.5 - 10) < 0.05 for s in mid)
+
+
+def test_spindle_and_coolant_show_in_reports(make_sim) -> None:
+    _, link = make_sim()
+    assert link.cmd("M3 S800") == ["ok"]
+    assert link.cmd("M8") == ["ok"]
+    status = link.wait_status(lambda s: s.spindle == 800 and s.overrides is not None and "S" in s.accessories)[-1]
+    assert status.accessories == frozenset("SF")
+    link.realtime(b"\x9a")  # spindle +10 %
+    link.wait_status(lambda s: s.spindle == 880 and s.overrides == (100, 100, 110))
+    assert link.cmd("M5 M9") == ["ok"]
+    link.wait_status(lambda s: s.spindle == 0 and s.overrides is not None and not s.accessories)
+
+
+def test_m0_pauses_until_resume(make_sim) -> None:
+    _, link = make_sim(time_scale=20.0)
+    assert link.cmd("G1 X-2 F500") == ["ok"]
+    assert link.cmd("M0") == ["ok"]
+    link.wait_status(lambda s: s.state == "Hold" and s.substate == 0)
+    assert link.cmd("G1 X-4") == ["ok"]  # queued while paused
+    link.realtime(b"~")
+    link.wait_status(lambda s: s.state == "Idle" and s.mpos[0] == -4.0)
+
+
+def test_sleep_then_reset_is_alarm(make_sim) -> None:
+    _, link = make_sim()
+    assert link.cmd("$SLP") == ["[MSG:Sleeping]", "ok"]
+    assert link.status().startswith("<Sleep|")
+    link.realtime(b"\x18")
+    assert link.read_lines(lambda ls: ls[-1] == UNLOCK) == ["", BANNER, UNLOCK]
+
+
+def test_absolute_and_machine_jogs(make_sim) -> None:
+    _, link = make_sim(time_scale=20.0)
+    assert link.cmd("G10 L2 P1 X-100") == ["ok"]
+    assert link.cmd("$J=G90 X5 F2000") == ["ok"]  # work X5 = machine -95
+    link.wait_status(lambda s: s.state == "Idle" and s.mpos[0] == -95.0)
+    assert link.cmd("$J=G53 X-50 F2000") == ["ok"]
+    link.wait_status(lambda s: s.state == "Idle" and s.mpos[0] == -50.0)
+    assert link.cmd("$J=X-1") == ["error:22"]  # a jog needs its own F
+    assert link.cmd("$J=G91 M3 X1 F100") == ["error:16"]
