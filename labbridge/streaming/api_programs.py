@@ -122,7 +122,7 @@ def check_and_store(ctx: Context, principal: Principal, digest: str, machine_id:
 
     info, text = _program(ctx, digest)
     machine = ctx.lab.runtime(machine_id).config
-    report = check_text(text, machine, program_name=info["name"])
+    report = check_text(text, machine, machine_id=machine_id, program_name=info["name"])
     report_json = report.to_json()
     check_id = ctx.store.add_check(digest, machine_id, bool(report.ok), report_json, principal.username)
     result: dict[str, Any] = {"check_id": check_id, "hash": digest, "machine": machine_id, "report": report_json}
