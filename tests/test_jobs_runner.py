@@ -263,3 +263,20 @@ async def test_gate_rejection_with_live_offsets_sends_nothing(tmp_path: Path) ->
         assert job.state == JobState.FAILED and "safety gate" in job.message
     finally:
         await close_rig(rig)
+
+
+async def test_eeprom_writing_line_goes_alone_and_no_byte_is_lost(tmp_path: Path) -> None:
+    # G10 L20 writes GRBL's EEPROM: the AVR drops serial bytes meanwhile, so it must travel alone.
+    lines = ["G21 G90 G94 G17 G54", "G0 X10 Y10 Z5"] + [f"G1 X{10 + i % 5} Y{10 + i % 3} F800" for i in range(20)]
+    lines += ["G10 L20 P1 X0 Y0"] + [f"G1 X{i % 4} Y{i % 6} F800" for i in range(30)] + ["G0 Z5", "M30"]
+    rig = await make_rig(tmp_path)
+    try:
+        runner = rig.runner()
+        await runner.start(write_program(tmp_path, "g10.nc", lines))
+        job = await runner.wait()
+        assert job.state == JobState.COMPLETED, job.message
+        assert rig.received.program_lines() == cleaned(lines)  # nothing lost, nothing garbled
+        offsets = rig.sim.snapshot()["offsets"]["G54"]
+        assert offsets[0] != -240.0 and offsets[1] != -150.0  # the new G54 reached the EEPROM
+    finally:
+        await close_rig(rig)
