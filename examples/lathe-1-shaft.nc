@@ -1,7 +1,7 @@
 %
 O1001 (InfoMobil lab - lathe-1 - stepped shaft from 40 mm bar)
 (Work zero G54: centre line, front face of the bar. X is a diameter.)
-G21 G18 G40 G95 (feed per revolution)
+G21 G18 G40 G99 (feed per revolution)
 G28 U0. W0.
 T0101 (external turning tool)
 G50 S2500 (spindle clamp for constant surface speed)

@@ -160,6 +160,9 @@ class Machine(Strict):
     homing_required: bool = False
     forbidden_codes: list[str] = Field([], description="codes students may not use on this machine, e.g. G53")
     diameter_mode: bool = Field(True, description="lathe X words are diameters")
+    gcode_system: Literal["A", "B"] = Field(
+        "A", description="Fanuc-style lathe G-code system: A (G98/G99 feed modes, U/W incremental) or B"
+    )
 
     @field_validator("envelope")
     @classmethod

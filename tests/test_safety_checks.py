@@ -153,3 +153,23 @@ def test_fanuc_macro_and_subprogram_rejected_by_name():
     messages = [d.message for d in report.errors]
     assert any("M98" in m for m in messages) and any("macro" in m for m in messages)
     assert any("G65" in m for m in messages)
+
+
+def test_lathe_gcode_system_a_feed_modes_and_cycles():
+    lathe = make_machine(**LATHE)  # system A by default, like most Fanuc lathes
+    # G99: F is mm per revolution (0.2 mm/rev at 1000 rpm is 200 mm/min); G98: mm per minute.
+    assert check_text("G21 G99 G97 S1000 M3\nG1 X50. F0.2\nM30\n", lathe).ok
+    per_rev = check_text("G21 G99 G97 S1000 M3\nG1 X50. F2.\nM30\n", lathe)
+    assert [d.code for d in per_rev.errors] == ["feed-rate"]  # 2 mm/rev x 1000 rpm = 2000 mm/min > 1000
+    assert check_text("G21 G98 G97 S1000 M3\nG1 X50. F200.\nM30\n", lathe).ok
+    turning_cycle = check_text("G21 G97 S1000 M3\nG90 X40. Z-20. F0.2\nM30\n", lathe)
+    assert [d.code for d in turning_cycle.errors] == ["unsupported-cycle"]
+    assert "single turning cycle" in turning_cycle.errors[0].message
+    assert [d.code for d in check_text("G21 G91 G0 U1.\nM30\n", lathe).errors] == ["unsupported"]
+
+
+def test_lathe_gcode_system_b_is_configurable():
+    lathe = make_machine(**LATHE, gcode_system="B")
+    report = check_text("G21 G90 G95 G97 S1000 M3\nG1 X50. F0.2\nG91 G1 W-5.\nM30\n", lathe)
+    assert report.ok, report.diagnostics
+    assert report.bounds["min"]["Z"] == 0.0 and report.bounds["max"]["X"] == 100.0

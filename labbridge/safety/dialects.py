@@ -40,11 +40,22 @@ FANUC_MILL_G: dict[int, str] = {
     960: CSS, 970: CSS, 980: RETRACT, 990: RETRACT,
 }
 
-FANUC_LATHE_G: dict[int, str] = {
+# G-code system B on a lathe: G90/G91 distance, G94/G95 feed modes, G98/G99 canned-cycle return.
+FANUC_LATHE_B_G: dict[int, str] = {
     **_COMMON_G, **_FANUC_CYCLES,
     180: PLANE, 920: NONMODAL, 500: NONMODAL, 950: FEED_MODE,
     960: CSS, 970: CSS, 980: RETRACT, 990: RETRACT,
 }
+# G-code system A (most Fanuc lathes): no G90/G91 (U and W are the incremental words), G98/G99 are feed per
+# minute / per revolution, and G90/G92/G94 are single turning, threading and facing cycles.
+FANUC_LATHE_A_G: dict[int, str] = {
+    0: MOTION, 10: MOTION, 20: MOTION, 30: MOTION, 800: MOTION, 830: MOTION, 840: MOTION, 850: MOTION,
+    40: NONMODAL, 100: NONMODAL, 280: NONMODAL, 300: NONMODAL, 530: NONMODAL, 500: NONMODAL,
+    180: PLANE, 200: UNITS, 210: UNITS, 400: CUTTER,
+    540: WCS, 550: WCS, 560: WCS, 570: WCS, 580: WCS, 590: WCS,
+    980: FEED_MODE, 990: FEED_MODE, 960: CSS, 970: CSS,
+}
+FEED_MODE_ALIAS_A = {980: 940, 990: 950}
 
 # Known but not simulated: rejected by name with a hint.
 _NOT_SIMULATED_COMMON: dict[int, str] = {
@@ -107,6 +118,22 @@ FANUC_LATHE_NOT_SIMULATED: dict[int, str] = {
     170: "G17 is not available on a 2-axis lathe (it works in the ZX plane, G18)",
     190: "G19 is not available on a 2-axis lathe (it works in the ZX plane, G18)",
 }
+FANUC_LATHE_A_NOT_SIMULATED: dict[int, str] = {
+    **FANUC_LATHE_NOT_SIMULATED,
+    900: "G90 is the single turning cycle on this lathe (G-code system A) and is not simulated by labbridge: "
+         "write the passes as G0/G1 moves (X and Z are absolute, U and W incremental)",
+    910: "G91 does not exist on this lathe (G-code system A): use U and W for incremental moves",
+    920: "G92 is the single threading cycle on this lathe (G-code system A) and is not simulated by labbridge",
+    940: "G94 is the single facing cycle on this lathe (G-code system A) and is not simulated by labbridge: "
+         "use G98 for feed per minute",
+    950: "G95 does not exist on this lathe (G-code system A): G99 is feed per revolution, G98 per minute",
+    810: "G81 does not exist on this lathe (G-code system A): use G83 (face drilling) or G85 (face boring)",
+    820: "G82 does not exist on this lathe (G-code system A): use G83 with P for a dwell",
+    860: "G86 does not exist on this lathe (G-code system A)",
+    870: "G87 side drilling needs live tooling, which this lathe does not have",
+    880: "G88 side tapping needs live tooling, which this lathe does not have",
+    890: "G89 side boring needs live tooling, which this lathe does not have",
+}
 FANUC_MILL_NOT_SIMULATED: dict[int, str] = dict(FANUC_NOT_SIMULATED)
 
 GRBL_M: dict[int, str] = {0: M_STOP, 1: M_STOP, 2: M_STOP, 30: M_STOP, 3: M_SPINDLE, 4: M_SPINDLE, 5: M_SPINDLE,
@@ -137,6 +164,7 @@ class Dialect:
     unsupported_letters: dict[str, str] = field(default_factory=dict)
     fanuc: bool = False
     lathe: bool = False
+    feed_mode_alias: dict[int, int] = field(default_factory=dict)  # G98/G99 on a system-A lathe
 
 
 GRBL = Dialect(
@@ -155,10 +183,23 @@ FANUC_MILL = Dialect(
     frozenset("DFHIJKLNOPQRSTXYZ"), {"A": "this mill has no A axis", "B": "this mill has no B axis",
                                      "C": "this mill has no C axis"}, fanuc=True,
 )
+_LATHE_LETTERS = frozenset("FIKLNOPQRSTUWXZ")
+_LATHE_UNSUPPORTED = {"Y": "a 2-axis lathe has no Y axis", "J": "a 2-axis lathe has no J (Y) arc offset",
+                      "C": "this lathe has no C axis"}
 FANUC_LATHE = Dialect(
-    "fanuc-lathe", FANUC_LATHE_G, FANUC_LATHE_NOT_SIMULATED, FANUC_M, FANUC_M_NOT_SIMULATED,
-    frozenset("FIKLNOPQRSTUWXZ"), {"Y": "a 2-axis lathe has no Y axis", "J": "a 2-axis lathe has no J (Y) arc offset",
-                                   "C": "this lathe has no C axis"}, fanuc=True, lathe=True,
+    "fanuc-lathe", FANUC_LATHE_A_G, FANUC_LATHE_A_NOT_SIMULATED, FANUC_M, FANUC_M_NOT_SIMULATED, _LATHE_LETTERS,
+    _LATHE_UNSUPPORTED, fanuc=True, lathe=True, feed_mode_alias=FEED_MODE_ALIAS_A,
+)
+FANUC_LATHE_B = Dialect(
+    "fanuc-lathe", FANUC_LATHE_B_G, FANUC_LATHE_NOT_SIMULATED, FANUC_M, FANUC_M_NOT_SIMULATED, _LATHE_LETTERS,
+    _LATHE_UNSUPPORTED, fanuc=True, lathe=True,
 )
 
 DIALECTS = {d.name: d for d in (GRBL, FANUC_MILL, FANUC_LATHE)}
+
+
+def dialect_for(controller: str, gcode_system: str = "A") -> Dialect:
+    """The dialect of a controller; a Fanuc-style lathe speaks G-code system A unless configured as B."""
+    if controller == "fanuc-lathe" and gcode_system == "B":
+        return FANUC_LATHE_B
+    return DIALECTS[controller]

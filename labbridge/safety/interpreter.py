@@ -119,7 +119,7 @@ class Interpreter:
     ) -> None:
         self.machine = machine
         self.name = machine_id or machine.name
-        self.dialect = D.DIALECTS[machine.controller]
+        self.dialect = D.dialect_for(machine.controller, machine.gcode_system)
         self.lathe = self.dialect.lathe
         # Lathe X values in diameter are halved into radius.
         self.x_scale = 0.5 if self.lathe and machine.diameter_mode else 1.0
@@ -383,7 +383,8 @@ class Interpreter:
 
         # [2-3] feed mode and feed.
         if D.FEED_MODE in gcodes:
-            new.feed_mode = gcodes[D.FEED_MODE]
+            code = gcodes[D.FEED_MODE]
+            new.feed_mode = dialect.feed_mode_alias.get(code, code)
         if D.UNITS in gcodes:
             new.units = gcodes[D.UNITS]
         inch = new.units == 200
