@@ -120,6 +120,7 @@ class ProgramChecker:
         self._after_end_warned = False
         self._spindle_on = False
         self.unreadable_lines = 0
+        self.interpreted_lines = 0  # lines the Python interpreter read (the rest went through the C fast path)
 
     def add(self, diagnostic: Diagnostic) -> None:
         report = self.report
@@ -198,6 +199,52 @@ class ProgramChecker:
         else:
             self.line(number, text)  # type: ignore[arg-type]
 
+    def read(self, stream: BinaryIO) -> None:
+        """Check every line of a binary stream: plain lines in C when it can, the rest in Python."""
+        fast_path = self.fast
+        number = 0
+        pending = b""
+        skipping_long_line = False
+        while self.unreadable_lines < MAX_BINARY_LINES:
+            chunk = stream.read(CHUNK_BYTES)
+            buf = pending + chunk
+            if not chunk and buf and not buf.endswith(b"\n"):
+                buf += b"\n"  # the last line may lack its newline
+            pos = 0
+            while self.unreadable_lines < MAX_BINARY_LINES:
+                if skipping_long_line:
+                    nl = buf.find(b"\n", pos)
+                    if nl < 0:
+                        pos = len(buf)
+                        break
+                    pos, skipping_long_line = nl + 1, False
+                    continue
+                if fast_path is not None:
+                    new_pos, new_number = fast_path.run(buf, pos, number)
+                    if new_number != number:
+                        self.report.lines = number = new_number
+                        pos = new_pos
+                        self.from_fast()
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    break
+                number += 1
+                self.interpreted_lines += 1
+                self.raw_line(number, buf[pos:nl + 1])
+                self.to_fast()
+                pos = nl + 1
+            pending = buf[pos:]
+            if len(pending) > MAX_LINE_BYTES:
+                number += 1
+                self.unreadable(number, f"line is longer than {MAX_LINE_BYTES // 1024} KiB: this is not a G-code "
+                                "program")
+                pending, skipping_long_line = b"", True
+            if not chunk:
+                break
+        if self.unreadable_lines >= MAX_BINARY_LINES:
+            self.add(Diagnostic(number, "error", "binary", "stopped reading: this file does not look like a G-code "
+                                "text file"))
+
     def unreadable(self, number: int, problem: str) -> None:
         self.report.lines = number
         self.unreadable_lines += 1
@@ -205,6 +252,8 @@ class ProgramChecker:
 
     def finish(self) -> Report:
         report = self.report
+        if report.lines == 0:
+            self.add(Diagnostic(0, "error", "syntax", "the program is empty: there is nothing to run"))
         if self.ended_at is None and report.lines and not self.unreadable_lines:
             self.add(Diagnostic(report.lines, "warning", "no-program-end", "the program never ends with M2 or M30: "
                                 "add M30 as the last line so the spindle and coolant stop"))
@@ -225,49 +274,7 @@ def check_stream(
 ) -> Report:
     """Check a program read from a binary stream, a chunk at a time."""
     pc = ProgramChecker(machine_id, machine, program_name, work_offsets, start, fast=fast)
-    fast_path = pc.fast
-    number = 0
-    pending = b""
-    skipping_long_line = False
-    while pc.unreadable_lines < MAX_BINARY_LINES:
-        chunk = stream.read(CHUNK_BYTES)
-        buf = pending + chunk
-        if not chunk and buf and not buf.endswith(b"\n"):
-            buf += b"\n"  # the last line may lack its newline
-        pos = 0
-        while pc.unreadable_lines < MAX_BINARY_LINES:
-            if skipping_long_line:
-                nl = buf.find(b"\n", pos)
-                if nl < 0:
-                    pos = len(buf)
-                    break
-                pos, skipping_long_line = nl + 1, False
-                continue
-            if fast_path is not None:
-                new_pos, new_number = fast_path.run(buf, pos, number)
-                if new_number != number:
-                    pc.report.lines = number = new_number
-                    pos = new_pos
-                    pc.from_fast()
-            nl = buf.find(b"\n", pos)
-            if nl < 0:
-                break
-            number += 1
-            pc.raw_line(number, buf[pos:nl + 1])
-            pc.to_fast()
-            pos = nl + 1
-        pending = buf[pos:]
-        if len(pending) > MAX_LINE_BYTES:
-            number += 1
-            pc.unreadable(number, f"line is longer than {MAX_LINE_BYTES // 1024} KiB: this is not a G-code program")
-            pending, skipping_long_line = b"", True
-        if not chunk:
-            break
-    if pc.unreadable_lines >= MAX_BINARY_LINES:
-        pc.add(Diagnostic(number, "error", "binary", "stopped reading: this file does not look like a G-code "
-                          "text file"))
-    if pc.report.lines == 0:
-        pc.add(Diagnostic(0, "error", "syntax", "the program is empty: there is nothing to run"))
+    pc.read(stream)
     return pc.finish()
 
 
@@ -301,8 +308,6 @@ def check_program(
     pc = ProgramChecker(mid, machine, program_name or "<program>", work_offsets, start, fast=False)
     for number, text in enumerate(source, 1):
         pc.line(number, text.rstrip("\r\n"))
-    if pc.report.lines == 0:
-        pc.add(Diagnostic(0, "error", "syntax", "the program is empty: there is nothing to run"))
     return pc.finish()
 
 
