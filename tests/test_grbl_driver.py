@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -320,3 +321,91 @@ async def test_silence_after_a_limit_alarm_is_explained(driver: GrblDriver) -> N
     assert driver.state.connected  # the link is fine; the controller waits
     await driver.soft_reset()
     await until(lambda: driver.state.fault is None, what="fault cleared by the next status")
+
+
+class Rfc2217Server:
+    """A small RFC 2217 serial server (as pyserial's example) bridging one client to the device."""
+
+    def __init__(self, device: str) -> None:
+        import socket
+        import threading
+
+        import serial
+        import serial.rfc2217
+
+        class PtySerial(serial.Serial):
+            """A pty has no modem lines: report them idle and ignore DTR/RTS."""
+
+            cts = dsr = ri = cd = property(lambda self: False)
+
+            def _update_dtr_state(self) -> None:
+                pass
+
+            def _update_rts_state(self) -> None:
+                pass
+
+        self.serial = PtySerial(device, 115200, timeout=0.05)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.alive = True
+        self._rfc2217 = serial.rfc2217
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import threading
+
+        conn, _ = self.sock.accept()
+        self.conn = conn
+        lock = threading.Lock()
+
+        class Writer:
+            def write(self, data: bytes) -> None:
+                with lock:
+                    conn.sendall(data)
+
+        manager = self._rfc2217.PortManager(self.serial, Writer())
+
+        def to_net() -> None:
+            while self.alive:
+                try:
+                    data = self.serial.read(self.serial.in_waiting or 1)
+                    if data:
+                        Writer().write(b"".join(manager.escape(data)))
+                except Exception:
+                    return
+
+        threading.Thread(target=to_net, daemon=True).start()
+        while self.alive:
+            try:
+                data = conn.recv(1024)
+            except OSError:
+                return
+            if not data:
+                return
+            self.serial.write(b"".join(manager.filter(data)))
+
+    def close(self) -> None:
+        self.alive = False
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        self.sock.close()
+        self.serial.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyserial's rfc2217 module uses setDaemon()
+async def test_rfc2217_url(sim) -> None:
+    server = await asyncio.to_thread(Rfc2217Server, sim.port)
+    drv = GrblDriver("mill-1", mill(), port=f"rfc2217://127.0.0.1:{server.port}", banner_timeout=1.0,
+                     reconnect=False)
+    try:
+        await drv.connect()
+        assert drv.state.connected and drv.version is not None
+        await until(lambda: drv.state.position_machine is not None, what="status over RFC 2217")
+        await drv.unlock()
+        assert isinstance((await drv.mdi("G4 P0"))[-1], Ok)
+    finally:
+        await drv.close()
+        await asyncio.to_thread(server.close)

@@ -248,7 +248,11 @@ class GrblDriver:
                       mismatches=len(self.mismatches))
 
     def _open_serial(self) -> Any:
-        return serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.1, write_timeout=2.0)
+        ser = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.1, do_not_open=True)
+        if not str(self.port).startswith("rfc2217://"):  # pyserial's RFC 2217 client has no write timeout
+            ser.write_timeout = 2.0
+        ser.open()
+        return ser
 
     def _close_port(self) -> None:
         self._generation += 1
