@@ -94,7 +94,8 @@ def test_check_report_matches_cli_json(api: Api) -> None:
     r = api.call("trainer", "POST", f"/api/programs/{h}/check", json={"machine": "mill-1"})
     assert r.status_code == 200, r.text
     body = r.json()
-    expected = check_text(OUTSIDE, api.ctx.lab.runtime("mill-1").config, program_name="outside.nc").to_json()
+    expected = check_text(OUTSIDE, api.ctx.lab.runtime("mill-1").config, machine_id="mill-1",
+                          program_name="outside.nc").to_json()
     assert body["report"] == expected
     assert body["report"]["ok"] is False
     envelope_lines = {d["line"] for d in body["report"]["diagnostics"] if d["code"] == "envelope"}
