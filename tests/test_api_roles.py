@@ -77,6 +77,7 @@ def calls(api: Api) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("jog", "POST", f"{m}/jog", {"json": {"x": 1.0, "feed": 500}}),
         ("override", "POST", f"{m}/override", {"json": {"target": "feed", "value": 120}}),
         ("diagnostics", "GET", f"{m}/diagnostics", {}),
+        ("diagnostics", "GET", "/api/server/stats", {}),
         ("settings.read", "GET", f"{m}/settings", {}),
         ("settings.write", "PUT", f"{m}/settings/$110", {"json": {"value": "1500"}}),
         ("users", "GET", "/api/users", {}),

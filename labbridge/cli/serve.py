@@ -70,7 +70,10 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
         out.write("labbridge: listening on every network interface; anyone on the network can reach the sign-in page\n")
     out.flush()
     server = uvicorn.Server(uvicorn.Config(
+        # State messages are a few hundred bytes: compressing each one for every client costs more CPU
+        # (and fan-out latency) than the bandwidth it saves on the lab's network.
         app, log_level="warning", ws_ping_interval=20.0, ws_ping_timeout=20.0, access_log=False,
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=5,
     ))
     server.run(sockets=[sock])

@@ -84,6 +84,8 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         while True:
             raw = await websocket.receive_text()
             client.last_seen = time.monotonic()
+            if raw == '{"type":"pong"}' or raw == '{"type": "pong"}':
+                continue  # heartbeat replies carry no request: no need to look the token up again
             try:
                 principal = ctx.auth.authenticate(token)
             except AuthError as exc:

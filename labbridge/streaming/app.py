@@ -9,6 +9,7 @@ lab is often without internet). ``/docs`` uses a Swagger UI installed from npm b
 
 from __future__ import annotations
 
+import gc
 import html
 import time
 from collections.abc import AsyncIterator
@@ -25,8 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labbridge.log import get_logger
 from labbridge.streaming import api_auth, api_machines, api_programs, api_queue, api_ws
-from labbridge.streaming.api_deps import Context, ServerSettings
-from labbridge.streaming.auth import Auth
+from labbridge.streaming.api_deps import Context, ServerSettings, require
+from labbridge.streaming.auth import Action, Auth, Principal
 from labbridge.streaming.hub import Hub
 from labbridge.streaming.lab import Lab
 from labbridge.streaming.store import Store
@@ -134,6 +135,10 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         await context.lab.prepare()
         context.hub.start(context.lab.states())
         await context.lab.start()
+        # Everything loaded so far lives as long as the server: move it out of the collector's sight so
+        # that full collections stay short and do not stall the websocket fan-out.
+        gc.collect()
+        gc.freeze()
         log.info("server started", demo=settings.demo, machines=list(context.lab.machines))
         try:
             yield
@@ -157,6 +162,10 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     @app.get("/api/health", tags=["server"], summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:
         return {"ok": True}
+
+    @app.get("/api/server/stats", tags=["server"], summary="Websocket clients and how far behind each is")
+    def server_stats(_: Principal = require(Action.DIAGNOSTICS)) -> dict[str, Any]:
+        return {"hub": context.hub.stats()}
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

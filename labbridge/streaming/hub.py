@@ -140,13 +140,15 @@ class Hub:
     def __init__(self, max_rate: float = 10.0, send_timeout: float = 10.0, heartbeat: float = 15.0,
                  idle_timeout: float = 60.0) -> None:
         self.min_interval = 1.0 / max_rate
+        self.max_rate = max(1, int(max_rate))
+        self.min_gap = min(0.02, self.min_interval)
         self.send_timeout = send_timeout
         self.heartbeat = heartbeat
         self.idle_timeout = idle_timeout
         self.states: dict[str, MachineState] = {}
         self.clients: set[Client] = set()
         self._last_sent: dict[str, dict[str, Any]] = {}
-        self._last_flush: dict[str, float] = {}
+        self._flush_times: dict[str, deque[float]] = {}
         self._scheduled: set[str] = set()
         self._unsubscribe: list[Callable[[], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -196,7 +198,14 @@ class Hub:
         if machine in self._scheduled or self._loop is None:
             return
         self._scheduled.add(machine)
-        wait = self._last_flush.get(machine, 0.0) + self.min_interval - time.monotonic()
+        # At most max_rate flushes in any one-second window (and min_gap apart). A window rather than a
+        # fixed 1/max_rate spacing: a driver polling at exactly max_rate would otherwise be pushed a little
+        # later every cycle by the fan-out itself, and its updates would drift up to a whole period late.
+        times = self._flush_times.setdefault(machine, deque(maxlen=self.max_rate))
+        now = time.monotonic()
+        wait = (times[-1] + self.min_gap - now) if times else 0.0
+        if len(times) == self.max_rate:
+            wait = max(wait, times[0] + 1.0 - now)
         if wait <= 0:
             self._loop.call_soon(self._flush, machine)
         else:
@@ -207,7 +216,7 @@ class Hub:
         state = self.states.get(machine)
         if state is None:
             return
-        self._last_flush[machine] = time.monotonic()
+        self._flush_times.setdefault(machine, deque(maxlen=self.max_rate)).append(time.monotonic())
         current = state.to_dict()
         last = self._last_sent.get(machine, {})
         changes = {k: v for k, v in current.items() if last.get(k) != v}
@@ -293,8 +302,16 @@ class Hub:
                     client.offer_event(ping)
 
     def stats(self) -> dict[str, Any]:
+        """For technicians and the fan-out benchmark: who is connected and who is falling behind."""
         return {
             "clients": len(self.clients),
             "flushes": self.flushes,
             "coalesced": sum(c.coalesced for c in self.clients),
+            "max_rate": self.max_rate,
+            "per_client": [
+                {"user": c.username, "machines": sorted(c.subscriptions), "sent": c.sent, "coalesced": c.coalesced,
+                 "pending": len(c._pending), "events_queued": len(c._events),
+                 "idle_seconds": round(time.monotonic() - c.last_seen, 1)}
+                for c in self.clients
+            ],
         }
