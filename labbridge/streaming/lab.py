@@ -346,8 +346,17 @@ class Lab:
         if self.job_running(machine_id):
             raise InterlockError("busy", f"{machine_id} is already running a job; wait for it or cancel it")
         if runtime.config.controller != "grbl":
-            raise CommandError(f"{machine_id}: starting jobs from the dashboard is only supported on GRBL machines "
-                               "so far; send Fanuc-style programs with `labbridge dnc`")
+            if not hasattr(driver, "stream") or runtime.config.connection.dnc is None:
+                raise CommandError(f"{machine_id}: no DNC link configured (connection.dnc); programs cannot be sent")
+            from labbridge.streaming.dnc_runner import DncRunner
+
+            dnc = DncRunner(driver, machine_id, user=user)
+            job = await dnc.start(program_path, program_name=program_name)
+            runtime.runner = dnc
+            runtime.queue_entry = entry_id
+            runtime.job_task = asyncio.get_running_loop().create_task(
+                self._watch_job(runtime, dnc, entry_id), name=f"job-{machine_id}")
+            return job.id
         try:
             from labbridge.streaming.jobs import JobRunner, JobStore
         except ImportError as exc:
