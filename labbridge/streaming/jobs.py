@@ -406,9 +406,24 @@ class JobRunner:
                                          "line(s) were discarded")
             elif isinstance(outcome, Completed):
                 self._event("job_all_acked", lines=outcome.lines)
+        self._refill()
         self._publish()
         self._save()
         self._wake.set()
+
+    def _refill(self) -> None:
+        """Send what the freed window allows right here, one loop turn sooner than the stream task would."""
+        engine, job = self.engine, self.job
+        if engine is None or job is None or not engine.sending or self._cancel_requested or self._disconnected:
+            return
+        data = engine.data_to_send()
+        if not data:
+            return
+        try:
+            self.driver.write(data)
+        except ConnectionLost as exc:
+            self._disconnected = self._disconnected or str(exc)
+        job.lines_sent = engine.lines_sent
 
     def _on_state(self, state: MachineState, fields: frozenset[str]) -> None:
         if "connected" in fields and not state.connected and self._disconnected is None:
