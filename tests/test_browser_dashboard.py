@@ -53,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         client = httpx.Client(base_url=proc.url, timeout=30)
         token = client.post("/api/auth/login", json={"username": "admin", "password": proc.password}).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
-        for role in ("viewer", "operator", "trainer"):
+        for role in ("viewer", "operator", "trainer", "technician"):
             r = client.post("/api/users", headers=auth, json={"username": role, "password": f"{role}-password",
                                                               "role": role})
             assert r.status_code == 201, r.text
@@ -211,6 +211,36 @@ def test_viewer_on_a_phone_sees_state_but_no_controls(browser: Any, server: Serv
     assert width <= 390  # one column, no sideways scrolling
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(ARTIFACTS / "viewer-phone.png"), full_page=True)
+
+
+def test_technician_sees_diagnostics(browser: Any, server: ServerProcess) -> None:
+    page = sign_in(browser, server, "technician", "technician-password")
+    assert not page.is_visible("#nav a[data-view=programs]")
+    page.click("#nav a[data-view=diagnostics]")
+    page.wait_for_selector("#settings-table")
+    assert "Grbl 1.1" in page.text_content("#diag-body")
+    assert page.locator("#settings-table th", has_text="$110").count() == 1
+    assert "X maximum rate (mm/min)" in page.text_content("#settings-table")
+    assert page.locator("#settings-table button", has_text="Edit").count() > 10  # technicians may write settings
+    page.screenshot(path=str(ARTIFACTS / "technician-diagnostics.png"), full_page=True)
+
+
+def test_admin_adds_a_user_then_disabling_them_ends_their_session(browser: Any, server: ServerProcess) -> None:
+    admin = sign_in(browser, server, "admin", server.password)
+    admin.click("#nav a[data-view=users]")
+    admin.fill("#user-form input[name=username]", "student1")
+    admin.fill("#user-form input[name=password]", "student1-password")
+    admin.select_option("#user-form select[name=role]", "viewer")
+    admin.click("#user-form button[type=submit]")
+    admin.wait_for_selector('#users-table tr[data-user="student1"]')
+    student = sign_in(browser, server, "student1", "student1-password")
+    student.wait_for_selector("#link-state.up")
+    admin.click('#users-table tr[data-user="student1"] button:has-text("Disable")')
+    student.wait_for_selector("#view-login:not([hidden])")
+    assert "sign in again" in student.text_content("#login-error")
+    admin.click("#nav a[data-view=audit]")
+    admin.wait_for_selector("#audit-table td:has-text('user.change')")
+    admin.screenshot(path=str(ARTIFACTS / "admin-audit.png"), full_page=True)
 
 
 def test_dashboard_runs_under_its_csp_and_offline(browser: Any, server: ServerProcess) -> None:

@@ -403,9 +403,16 @@ class Lab:
                 return None
             return _jsonable(value)
 
+        described = None
+        if runtime.config.controller == "grbl" and isinstance(getattr(driver, "settings", None), dict):
+            from labbridge.drivers.grbl_codes import SETTINGS
+
+            described = {str(n): {"value": v, "name": SETTINGS.get(n, ("unknown", ""))[0],
+                                  "unit": SETTINGS.get(n, ("", ""))[1]} for n, v in sorted(driver.settings.items())}
         return {
             "machine": machine_id,
             "controller": runtime.config.controller,
+            "settings_described": described,
             "firmware": runtime.state.firmware,
             "driver": type(driver).__name__ if driver is not None else None,
             "simulated": runtime.sim is not None,

@@ -469,11 +469,15 @@ async function loadDiagnostics() {
   try {
     const d = await api("GET", `/api/machines/${encodeURIComponent(id)}/diagnostics`);
     const sec = (title, ...content) => h("section", { class: "diag-sec" }, h("h3", {}, title), ...content);
+    const show = (k, v) => (/(_since|_attempt|time)$/.test(k) && typeof v === "number") ? time(v)
+      : (typeof v === "object" && v !== null ? JSON.stringify(v) : String(v ?? "—"));
     const kv = (obj) => h("table", { class: "grid" }, ...Object.entries(obj || {}).map(([k, v]) =>
-      h("tr", {}, h("th", {}, k), h("td", { class: "mono" }, typeof v === "object" && v !== null ? JSON.stringify(v) : String(v ?? "—")))));
+      h("tr", {}, h("th", {}, k), h("td", { class: "mono" }, show(k, v)))));
     const settings = d.settings || {};
+    const described = d.settings_described || {};
     const settingsTable = h("table", { class: "grid", id: "settings-table" }, ...Object.entries(settings).map(([k, v]) =>
-      h("tr", {}, h("th", {}, k), h("td", { class: "mono" }, typeof v === "object" ? JSON.stringify(v) : String(v)),
+      h("tr", {}, h("th", {}, `$${k}`), h("td", { class: "mono" }, typeof v === "object" ? JSON.stringify(v) : String(v)),
+        h("td", { class: "muted" }, described[k] ? `${described[k].name}${described[k].unit ? " (" + described[k].unit + ")" : ""}` : ""),
         can("settings.write") ? h("td", {}, h("button", { class: "small", onclick: () => editSetting(id, k, v) }, "Edit")) : null)));
     const mism = Array.isArray(d.mismatches) ? d.mismatches : Object.entries(d.mismatches || {}).map(([k, v]) => ({ setting: k, ...(typeof v === "object" ? v : { value: v }) }));
     box.replaceChildren(
@@ -481,9 +485,10 @@ async function loadDiagnostics() {
       sec("Connection", kv(d.connection)),
       sec("Settings vs config", mism.length ? h("ul", { class: "mismatch" }, ...mism.map((m) => h("li", { class: "error" }, typeof m === "string" ? m : JSON.stringify(m)))) : h("p", { class: "ok" }, d.settings ? "No mismatches." : "Not known yet.")),
       sec("Settings", Object.keys(settings).length ? settingsTable : h("p", { class: "muted" }, "Not read yet.")),
-      sec("Alarm and error history", h("table", { class: "grid" }, ...(d.alarm_history || []).map((a) =>
-        h("tr", {}, h("td", {}, time(a.time)), h("td", {}, a.code), h("td", {}, a.message), h("td", { class: "muted" }, a.source))))),
-      sec("Recent log events", h("pre", { class: "events" }, (d.recent_events || []).slice(-60).map((e) =>
+      sec("Alarm and error history", (d.alarm_history || []).length ? h("table", { class: "grid" }, ...d.alarm_history.map((a) =>
+        h("tr", {}, h("td", {}, time(a.time)), h("td", {}, a.code), h("td", {}, a.message), h("td", { class: "muted" }, a.source))))
+        : h("p", { class: "muted" }, "None recorded.")),
+      sec("Recent log events", !(d.recent_events || []).length ? h("p", { class: "muted" }, "None at this log level.") : h("pre", { class: "events" }, (d.recent_events || []).slice(-60).map((e) =>
         `${e.timestamp || ""} ${e.level || ""} ${e.event || ""} ${JSON.stringify(Object.fromEntries(Object.entries(e).filter(([k]) => !["timestamp", "level", "event", "machine"].includes(k))))}`).join("\n"))));
   } catch (e) { box.replaceChildren(h("p", { class: "error" }, e.message)); }
 }
