@@ -8,7 +8,6 @@ import socket
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from labbridge.config import Machine, load_config
