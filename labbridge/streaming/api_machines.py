@@ -15,6 +15,10 @@ from labbridge.streaming.lab import CommandError, _jsonable
 
 router = APIRouter(prefix="/api/machines", tags=["machines"])
 
+CAPABILITIES = ("feed_hold", "cycle_start", "home", "unlock", "soft_reset", "jog", "jog_cancel", "override",
+                "read_settings", "write_setting", "stream")
+"""Driver methods the dashboard offers buttons for; what a controller cannot do is not shown."""
+
 
 class JogRequest(BaseModel):
     x: float | None = None
@@ -46,6 +50,7 @@ def describe_machine(ctx: Context, machine_id: str) -> dict[str, Any]:
         "max_feed": m.max_feed,
         "max_rpm": m.spindle.max_rpm,
         "simulated": runtime.sim is not None,
+        "capabilities": [name for name in CAPABILITIES if callable(getattr(runtime.driver, name, None))],
         "job_running": ctx.lab.job_running(machine_id),
         "queue_entry": runtime.queue_entry,
         "state": runtime.state.to_dict(),

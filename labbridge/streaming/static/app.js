@@ -173,6 +173,12 @@ function buildCards() {
   for (const id of Object.keys(S.machines)) box.append(card(id));
   for (const id of Object.keys(S.machines)) updateCard(id);
   applyPerms(box);
+  for (const id of Object.keys(S.machines)) {
+    const caps = S.machines[id].capabilities || [];
+    for (const el of document.querySelectorAll(`.card[data-machine="${id}"] [data-cap]`)) {
+      if (!caps.includes(el.dataset.cap)) el.hidden = true;  // the controller cannot do it
+    }
+  }
 }
 
 function card(id) {
@@ -210,14 +216,15 @@ function card(id) {
       h("div", { class: "job-detail muted" })),
     h("div", { class: "controls" },
       h("button", { class: "hold", "data-perm": "hold", onclick: () => send("hold") }, "Hold"),
-      h("button", { "data-perm": "job.resume", onclick: () => send("resume") }, "Resume"),
+      h("button", { "data-perm": "job.resume", "data-cap": "cycle_start", onclick: () => send("resume") }, "Resume"),
       h("button", { "data-perm": "cancel", class: "danger", onclick: () => send("cancel") }, "Cancel"),
-      h("button", { "data-perm": "home", onclick: () => send("home") }, "Home"),
-      h("button", { "data-perm": "unlock", onclick: () => send("unlock") }, "Unlock"),
-      h("button", { "data-perm": "reset", onclick: () => send("reset") }, "Reset")),
-    h("div", { class: "jogpad", "data-perm": "jog" },
+      h("button", { "data-perm": "home", "data-cap": "home", onclick: () => send("home") }, "Home"),
+      h("button", { "data-perm": "unlock", "data-cap": "unlock", onclick: () => send("unlock") }, "Unlock"),
+      h("button", { "data-perm": "reset", "data-cap": "soft_reset", onclick: () => send("reset") }, "Reset")),
+    h("div", { class: "hint" }),
+    h("div", { class: "jogpad", "data-perm": "jog", "data-cap": "jog" },
       ...axes.flatMap((a) => [jogBtn(a, -1), jogBtn(a, +1)]), jogStep),
-    h("div", { class: "ovr", "data-perm": "override" }, "Overrides: ",
+    h("div", { class: "ovr", "data-perm": "override", "data-cap": "override" }, "Overrides: ",
       ovr("feed", -10), ovr("feed", 10), ovr("spindle", -10), ovr("spindle", 10),
       ...[25, 50, 100].map((v) => h("button", { class: "small", onclick: () => send("override", { target: "rapid", value: v }) }, `R${v}`))),
     h("div", { class: "card-queue" }));
@@ -244,7 +251,11 @@ function updateCard(id) {
   const o = st.overrides || {};
   $(".overrides", el).textContent = o.feed === null || o.feed === undefined ? "—"
     : `feed ${o.feed}% · rapid ${o.rapid ?? "—"}% · spindle ${o.spindle ?? "—"}%`;
-  $(".line", el).textContent = st.line_number ?? "—";
+  $(".line", el).textContent = st.line_number ?? (st.job && st.job.line_number) ?? "—";
+  const caps = S.machines[id].capabilities || [];
+  $(".hint", el).textContent = st.state === "Alarm" && !(st.alarms || []).length && st.homed === false
+    ? (caps.includes("home") && can("home") ? "Not homed: press Home before running a job." : "Not homed: an operator must home this machine.")
+    : "";
   const alarms = $(".alarms", el);
   alarms.replaceChildren(...(st.alarms || []).map((a) => h("li", {}, h("b", {}, a.code), " ", a.message)));
   const job = st.job;
