@@ -174,3 +174,23 @@ def test_urls() -> None:
     for bad in ("udp://x", "rtu:///dev/x?speed=1", "tcp://"):
         with pytest.raises(ConfigError, match="Modbus url"):
             parse_url(bad)
+
+
+async def test_a_device_answering_garbage_is_a_fault_not_a_crash() -> None:
+    async def babble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(1 << 16):
+            writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n\x00\xff\x13")
+            await writer.drain()
+
+    noisy = await asyncio.start_server(babble, "127.0.0.1", 0)
+    port = noisy.sockets[0].getsockname()[1]
+    state = MachineState("lathe-1")
+    src = source_for(f"tcp://127.0.0.1:{port}", state)
+    try:
+        await src.start()
+        await wait_for(lambda: src.failures >= 2)
+        assert not src.up and src.fault and "127.0.0.1" in src.fault
+        assert src._task is not None and not src._task.done()
+    finally:
+        await src.stop()
+        noisy.close()
