@@ -124,7 +124,10 @@ async def test_wrong_password_is_refused_with_a_clear_fault(sim: FanucSimHandle)
 
 
 async def test_server_restart_marks_disconnected_then_recovers(sim: FanucSimHandle) -> None:
-    driver = FanucDriver("mill-2", sim.machine)
+    load = {"spindle.load": f"nsu={NS};s=mill-2.CncSpindleList.S1.ActLoad"}
+    machine = sim.machine.model_copy(update={"connection": sim.machine.connection.model_copy(
+        update={"opcua": opcua(sim, nodes=load)})})
+    driver = FanucDriver("mill-2", machine)
     opc = driver.sources[0]
     opc.keepalive = 0.5
     await driver.connect()
@@ -134,10 +137,16 @@ async def test_server_restart_marks_disconnected_then_recovers(sim: FanucSimHand
         await server.stop()
         await wait_for(lambda: not driver.state.connected, timeout=30)
         assert driver.state.state == Status.DISCONNECTED and "OPC UA server" in (driver.state.fault or "")
-        await server.start()
+        before = {p: nid.NamespaceIndex for nid, p in opc.paths.items()}
+        server.extra_namespaces = ["urn:labbridge:test:shift", "urn:labbridge:test:shift2"]
+        await server.start()  # every namespace index moved by two
         await wait_for(lambda: driver.state.connected and driver.state.state == Status.IDLE, timeout=30)
+        after = {p: nid.NamespaceIndex for nid, p in opc.paths.items()}
+        assert after["spindle.load"] == before["spindle.load"] + 2
+        assert after["position.machine.X"] == before["position.machine.X"] + 2
         sim.sim.feed_override = 50
         await wait_for(lambda: driver.state.override_feed == 50)
+        assert opc.fault is None
     finally:
         sim.sim.feed_override = 100
         await driver.close()

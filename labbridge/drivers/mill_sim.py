@@ -73,6 +73,7 @@ class OpcUaSimServer:
         self.namespace_uri = namespace_uri or f"urn:labbridge:sim:{sim.machine_id}"
         self.period = period
         self.certificate = certificate  # (cert.der, key.pem): offer Basic256Sha256 SignAndEncrypt only
+        self.extra_namespaces: list[str] = []  # registered first: shifts every index (as a reconfigured server does)
         self.server: Server | None = None
         self.vars: dict[str, Any] = {}
         self._last: dict[str, Any] = {}
@@ -114,6 +115,8 @@ class OpcUaSimServer:
             self.server = None
 
     async def _build(self, server: Server) -> None:
+        for uri in self.extra_namespaces:
+            await server.register_namespace(uri)
         mt = await server.register_namespace(MT_NS)
         cnc = await server.register_namespace(CNC_NS)
         ns = await server.register_namespace(self.namespace_uri)
