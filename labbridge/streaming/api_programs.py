@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -21,14 +21,6 @@ from labbridge.streaming.toolpath import build_preview
 router = APIRouter(prefix="/api/programs", tags=["programs"])
 
 _ALLOWED_CONTROLS = set("\t\n\r\f\v") | {"\x11", "\x12", "\x13", "\x14"}  # whitespace, DNC DC1-DC4
-
-
-class BodyTooLarge(Exception):
-    """Raised while reading a request body that exceeds the upload limit."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        self.limit = limit
 
 
 class PastedProgram(BaseModel):
@@ -82,7 +74,7 @@ def _store(ctx: Context, principal: Principal, data: bytes, name: str) -> dict[s
 
 
 @router.post("", status_code=201, summary="Upload a G-code file (multipart field 'file')")
-async def upload(request: Request, file: UploadFile, principal: Principal = require(Action.PROGRAM_UPLOAD),
+async def upload(file: UploadFile, principal: Principal = require(Action.PROGRAM_UPLOAD),
                  ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     limit = ctx.settings.max_upload_bytes
     name = _safe_name(file.filename)
