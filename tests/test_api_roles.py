@@ -61,6 +61,7 @@ def calls(api: Api) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("view", "GET", m, {}),
         ("view", "GET", "/api/queue", {}),
         ("view", "GET", "/api/programs", {}),
+        ("view", "GET", "/api/jobs", {}),
         ("view", "GET", f"/api/programs/{api.program}", {}),
         ("program.upload", "POST", "/api/programs/text", {"json": {"name": "x.nc", "text": GOOD}}),
         ("program.upload", "POST", "/api/programs", {"files": {"file": ("f.nc", GOOD.encode(), "text/plain")}}),
@@ -150,7 +151,7 @@ def test_no_unauthenticated_endpoint(api: Api) -> None:
     for path, methods in api.client.app.openapi()["paths"].items():
         if not path.startswith("/api") or path in open_routes:
             continue
-        for name in ("machine", "digest", "entry_id", "username", "token_id", "key"):
+        for name in ("machine", "digest", "entry_id", "username", "token_id", "key", "job_id"):
             path = path.replace("{" + name + "}", "1" if name == "entry_id" else "mill-1")
         for method in methods:
             r = api.client.request(method.upper(), path, json={})

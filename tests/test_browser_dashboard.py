@@ -158,14 +158,20 @@ def test_job_runs_readout_moves_and_hold_shows_hold(browser: Any, server: Server
     assert page.text_content(f"{card} .wpos-X") == held_at  # nothing moves in Hold
     page.click(f"{card} button:has-text('Cancel')")
     wait_badge(page, "Idle", "Alarm")
+    page.click("#nav a[data-view=queue]")
+    page.wait_for_selector("#jobs-table tr.out-cancelled td:has-text('zigzag.nc')")
+    page.screenshot(path=str(ARTIFACTS / "queue-and-jobs.png"), full_page=True)
     assert not page.errors, page.errors
 
 
-def test_program_leaving_envelope_is_shown_on_its_line_and_in_red(browser: Any, server: ServerProcess) -> None:
+def test_program_leaving_envelope_is_shown_on_its_line_and_in_red(browser: Any, server: ServerProcess,
+                                                                  tmp_path: Path) -> None:
     page = sign_in(browser, server, "trainer", "trainer-password")
     page.click("#nav a[data-view=programs]")
-    page.fill("#program-name", "student-outside.nc")
-    page.fill("#program-text", OUTSIDE)
+    upload = tmp_path / "student-outside.nc"
+    upload.write_text(OUTSIDE)
+    page.set_input_files("#program-file", str(upload))
+    assert page.input_value("#program-name") == "student-outside.nc"
     page.click("#check-btn")
     page.wait_for_selector("#check-summary .error")
     diag = page.locator("#diagnostics li.error", has_text="envelope").first

@@ -106,3 +106,24 @@ async def remove(entry_id: int, principal: Principal = require(Action.QUEUE_REMO
     ctx.audit(principal, entry["machine"], "queue.remove", "ok", f"#{entry_id} {entry['name']}")
     _announce(ctx, entry["machine"])
     return {"removed": entry_id}
+
+
+jobs_router = APIRouter(prefix="/api/jobs", tags=["queue"])
+
+
+@jobs_router.get("", summary="Recorded GRBL jobs, newest first (state, lines, errors with their line)")
+def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = require(Action.VIEW),
+              ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
+    store = ctx.lab.job_store()
+    if store is None:
+        return []
+    return [job.to_dict() for job in store.list_jobs(machine, limit=min(max(limit, 1), 500))]
+
+
+@jobs_router.get("/{job_id}/events", summary="A job's event log (technician)")
+def job_events(job_id: str, _: Principal = require(Action.DIAGNOSTICS),
+               ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
+    store = ctx.lab.job_store()
+    if store is None or store.get(job_id) is None:
+        raise HTTPException(404, f"no job {job_id!r}")
+    return store.events(job_id)

@@ -158,6 +158,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     app.state.ctx = context
     for module in (api_auth, api_machines, api_programs, api_queue, api_ws):
         app.include_router(module.router)
+    app.include_router(api_queue.jobs_router)
 
     @app.get("/api/health", tags=["server"], summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:

@@ -358,12 +358,10 @@ class Lab:
                 self._watch_job(runtime, dnc, entry_id), name=f"job-{machine_id}")
             return job.id
         try:
-            from labbridge.streaming.jobs import JobRunner, JobStore
+            from labbridge.streaming.jobs import JobRunner
         except ImportError as exc:
             raise CommandError(f"the job runner is not available in this build ({exc})") from None
-        if self._job_store is None:
-            self._job_store = JobStore(self.store.path)
-        runner = JobRunner(driver, machine_id, runtime.config, self._job_store, user=user)
+        runner = JobRunner(driver, machine_id, runtime.config, self.job_store(), user=user)
         job = await runner.start(str(program_path), program_name=program_name)
         runtime.runner = runner
         runtime.queue_entry = entry_id
@@ -371,6 +369,16 @@ class Lab:
             self._watch_job(runtime, runner, entry_id), name=f"job-{machine_id}"
         )
         return str(getattr(job, "id", job))
+
+    def job_store(self) -> Any:
+        """The job runner's record of every job (shares the server's SQLite file); None if not available."""
+        if self._job_store is None:
+            try:
+                from labbridge.streaming.jobs import JobStore
+            except ImportError:
+                return None
+            self._job_store = JobStore(self.store.path)
+        return self._job_store
 
     async def _watch_job(self, runtime: MachineRuntime, runner: Any, entry_id: int | None) -> None:
         outcome, message = "done", ""

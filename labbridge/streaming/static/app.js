@@ -135,7 +135,7 @@ function connectWs() {
         markDirty(msg.machine);
         break;
       case "alarm": toast(`${msg.machine}: ALARM ${msg.alarm.code} — ${msg.alarm.message}`, "error"); break;
-      case "queue": refreshQueue(); break;
+      case "queue": refreshQueue(); if (!$("#view-queue").hidden) loadJobs(); break;
       case "job":
         toast(`${msg.machine}: job ${msg.outcome}${msg.message ? " — " + msg.message : ""}`,
           msg.outcome === "done" || msg.outcome === "completed" ? "ok" : "error");
@@ -322,6 +322,16 @@ function queueRow(e) {
     h("td", {},
       e.state === "queued" && can("job.start") ? h("button", { class: "small start", onclick: () => startEntry(e.id) }, "Start") : null,
       mayRemove ? h("button", { class: "small", onclick: () => removeEntry(e.id) }, "Remove") : null));
+}
+
+async function loadJobs() {
+  try {
+    const jobs = await api("GET", "/api/jobs?limit=30");
+    $("#jobs-table tbody").replaceChildren(...jobs.map((j) => h("tr", { class: `out-${j.state}` },
+      h("td", {}, time(j.started_at || j.created_at)), h("td", {}, j.machine), h("td", {}, j.program_name),
+      h("td", {}, j.user || "—"), h("td", {}, j.state), h("td", {}, `${j.lines_acked}/${j.lines_total}`),
+      h("td", {}, j.error_line ? `line ${j.error_line}: ${j.error_message || ""}` : (j.message || "")))));
+  } catch (e) { /* the list is a convenience; errors show elsewhere */ }
 }
 
 async function startEntry(id) {
@@ -580,7 +590,7 @@ function route() {
   const link = document.querySelector(`#nav a[data-view="${name}"]`);
   if (!link || link.hidden) name = "machines";
   showView(name);
-  if (name === "queue") refreshQueue();
+  if (name === "queue") { refreshQueue(); loadJobs(); }
   if (name === "diagnostics") loadDiagnostics();
   if (name === "users") loadUsers();
   if (name === "audit") loadAudit();
@@ -596,6 +606,7 @@ function init() {
   $("#diag-refresh").addEventListener("click", loadDiagnostics);
   $("#diag-machine").addEventListener("change", loadDiagnostics);
   $("#user-form").addEventListener("submit", addUser);
+  $("#program-text").addEventListener("input", () => { $("#program-file").value = ""; });
   $("#program-file").addEventListener("change", (ev) => {
     const f = ev.target.files[0];
     if (f) $("#program-name").value = f.name;
