@@ -153,3 +153,22 @@ def test_queue_entry_points_at_checked_bytes(api: Api) -> None:
     r = api.call("operator", "POST", f"/api/queue/{entry['id']}/start")
     assert r.status_code == 409 and "mill-1" in r.json()["detail"]
     assert api.ctx.store.queue_entry(entry["id"])["state"] == "queued"
+
+
+def test_upload_without_content_length_is_cut_off_at_the_limit(api: Api) -> None:
+    limit = api.ctx.settings.max_upload_bytes
+    boundary = "labbridgeboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"stream.nc\"\r\n"
+            "Content-Type: text/plain\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body():  # chunked: the server only learns the size by reading
+        yield head
+        for _ in range(limit * 3 // 6000):
+            yield b"G0 X1\n" * 1000
+        yield tail
+
+    r = api.client.post("/api/programs", content=body(), headers={
+        **api.headers("trainer"), "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert r.json()["detail"].startswith("the upload is larger")  # stopped while reading, not after storing
