@@ -47,9 +47,9 @@ async def test_full_job_every_line_acknowledged_and_recorded(tmp_path: Path) -> 
 
 
 async def test_hold_sends_nothing_until_resume_then_completes(tmp_path: Path) -> None:
-    rig = await make_rig(tmp_path, time_scale=20.0)
+    rig = await make_rig(tmp_path, time_scale=10.0)
     try:
-        program = write_program(tmp_path, "long.nc", long_program(60))
+        program = write_program(tmp_path, "long.nc", long_program(120))
         runner = rig.runner()
         await runner.start(program)
         await rig.until(lambda: rig.driver.state.state == Status.RUN, what="Run")

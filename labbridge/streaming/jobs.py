@@ -101,14 +101,12 @@ class JobRunner:
         self._gate_numbers: list[int] = []
         self._disconnected: str | None = None
         self._cancel_requested = False
-        self._hold_requested = False
         self._tail_started: float | None = None
         self._idle_after_tail = False
         self._max_planner_free = 0
         self._status_count = 0
         self._last_progress = 0.0
         self._last_save = 0.0
-        self._t0 = 0.0
 
     # ------------------------------------------------------------------ public API
 
@@ -169,7 +167,6 @@ class JobRunner:
         job.eta_seconds = report.estimated_seconds
         job.state = JobState.RUNNING
         job.started_at = time.time()
-        self._t0 = time.monotonic()
         self._on_progress = on_progress
         self._save(force=True)
         self._event("job_started", lines=len(lines), estimated_seconds=round(report.estimated_seconds, 1),
@@ -193,7 +190,6 @@ class JobRunner:
             return
         if self.engine is not None:
             self.engine.pause()
-        self._hold_requested = True
         await self.driver.feed_hold()
         if self.job.state == JobState.RUNNING:
             self.job.state = JobState.HOLDING
@@ -206,7 +202,6 @@ class JobRunner:
         if not self.running or self.job is None:
             await self.driver.cycle_start()
             return
-        self._hold_requested = False
         await self.driver.cycle_start()
         if self.engine is not None:
             self.engine.resume()
