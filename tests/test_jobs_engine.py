@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labbridge.drivers import grbl_protocol as gp
 from labbridge.errors import InterlockError
@@ -329,3 +331,31 @@ def test_job_store_round_trip_and_events_shared_by_two_connections(tmp_path) -> 
     assert got.to_dict()["state"] == "interrupted" and got.to_dict()["fraction"] == 0.4
     a.close()
     b.close()
+
+
+# ---------------------------------------------------------------- properties
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(st.sampled_from(["G0 X1", "G1 X12.345 Y67.891 F100", "M3 S1000", "G10 L2 P1 X1", "G4 P0.1",
+                                    "G1 X1.123456789012345678901234567890 Y2.12345678901234567890"]),
+                   min_size=1, max_size=60),
+    acks_per_round=st.lists(st.integers(1, 5), min_size=1, max_size=200),
+    rx=st.sampled_from([64, 128, 256]),
+)
+def test_window_never_overflows_and_every_line_goes_once_in_order(texts, acks_per_round, rx) -> None:
+    lines = lines_of(*texts)
+    engine = StreamEngine(lines, rx_buffer=rx)
+    wire: list[str] = []
+    rounds = iter(acks_per_round * 100)
+    while engine.state != EngineState.COMPLETED:
+        wire += sent_lines(engine.data_to_send())
+        in_flight = engine.window.in_flight
+        assert in_flight <= rx or engine.window.pending == 1  # one over-long line may go alone
+        if any(gp.writes_eeprom(ln.text) for ln in lines[engine.acked:engine.lines_sent]):
+            assert engine.window.pending == 1  # an EEPROM line is never in flight with another
+        for _ in range(next(rounds)):
+            if engine.window.pending:
+                engine.receive(OK)
+    assert wire == [ln.text for ln in lines]
+    assert engine.acked == len(lines) and engine.last_acked == lines[-1]
