@@ -267,3 +267,20 @@ def test_dashboard_runs_under_its_csp_and_offline(browser: Any, server: ServerPr
     assert not outside, f"requests left the server: {outside}"
     assert not [c for c in console if "Content Security Policy" in c], console
     context.close()
+
+
+def test_user_changes_own_password(browser: Any, server: ServerProcess) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        r = client.post("/api/users", headers={"Authorization": f"Bearer {server.admin_token}"},  # type: ignore[attr-defined]
+                        json={"username": "pat", "password": "pat-old-password", "role": "trainer"})
+        assert r.status_code == 201, r.text
+    page = sign_in(browser, server, "pat", "pat-old-password")
+    answers = iter(["pat-old-password", "pat-new-password"])
+    page.on("dialog", lambda dialog: dialog.accept(next(answers)))
+    page.click("#password")
+    page.wait_for_selector("#view-login:not([hidden])")
+    assert "Password changed" in page.text_content("#login-error")
+    page.fill("#login-form input[name=username]", "pat")
+    page.fill("#login-form input[name=password]", "pat-new-password")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector('.card[data-machine="mill-1"]')

@@ -94,6 +94,17 @@ async function signOut() {
   signedOut("Signed out.");
 }
 
+async function changePassword() {
+  const oldPw = prompt("Current password");
+  if (oldPw === null) return;
+  const newPw = prompt("New password (at least 8 characters)");
+  if (newPw === null) return;
+  try {
+    await api("POST", "/api/auth/password", { old_password: oldPw, new_password: newPw });
+    signedOut("Password changed; sign in with the new one.");
+  } catch (e) { toast(e.message, "error"); }
+}
+
 async function start() {
   S.me = await api("GET", "/api/auth/me");
   document.body.dataset.role = S.me.role;
@@ -599,6 +610,7 @@ function route() {
 function init() {
   $("#login-form").addEventListener("submit", signIn);
   $("#signout").addEventListener("click", signOut);
+  $("#password").addEventListener("click", changePassword);
   $("#hold-all").addEventListener("click", holdAll);
   $("#check-btn").addEventListener("click", uploadAndCheck);
   $("#submit-btn").addEventListener("click", submitToQueue);
