@@ -68,3 +68,20 @@ def test_lathe_job_goes_out_over_dnc(lathe: Any) -> None:
     assert job["program"] == "shaft.nc" and job["state"] == "completed" and job["lines_acked"] > 0
     r = api.call("operator", "POST", "/api/machines/lathe-1/jog", json={"x": 1.0, "feed": 100})
     assert r.status_code == 409  # a Fanuc-style lathe has no remote jog; the reply says why
+
+
+def test_serve_fails_cleanly(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "labbridge.cli.main", "serve", "--data-dir", str(tmp_path / "d")]
+    r = subprocess.run([*cmd, "--config", str(tmp_path / "missing.yaml")], capture_output=True, text=True,
+                       timeout=60, cwd=ROOT)
+    assert r.returncode == 2 and "config file not found" in r.stderr and "Traceback" not in r.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([*cmd, "--port", str(port)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
