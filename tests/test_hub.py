@@ -200,3 +200,23 @@ async def test_updates_from_another_thread_are_safe() -> None:
     await asyncio.to_thread(state.update, feed=77.0)
     await until(lambda: merged(sink).get("feed") == 77.0)
     await hub.stop()
+
+
+async def test_never_more_than_max_rate_messages_in_any_second() -> None:
+    hub, state = await make({"max_rate": 10.0})
+    sink = Sink()
+    client = hub.connect(sink.send, sink.close, "u", "viewer", "t1")
+    hub.subscribe(client, ["m"])
+    await until(lambda: sink.of("snapshot"))
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 1.5
+    i = 0
+    while loop.time() < end:  # a driver updating every few milliseconds
+        i += 1
+        state.update(feed=float(i))
+        await asyncio.sleep(0.003)
+    await until(lambda: merged(sink).get("feed") == float(i))
+    sent = [m["sent"] for m in sink.of("state")]
+    assert len(sent) >= 2
+    # a load-slowed machine only spreads messages further apart, so this bound cannot flake
+    assert all(sent[k + 10] - sent[k] >= 0.999 for k in range(len(sent) - 10))
