@@ -358,11 +358,15 @@ class GrblFirmware(SystemCommands):
             self.interp.set_position(tuple(st.position))
             self.state = "Door" if self.state == "Door" else "Idle"
             return
+        # A completed hold clears GRBL's STEP_CONTROL_EXECUTE_HOLD (protocol.c, EXEC_CYCLE_STOP): a reset at
+        # Hold:0 stops nothing that moves, so it raises no ALARM:3 and keeps the position.
         if self.state == "Hold" and st.speed == 0:
             self.hold_complete = True
+            self.hold_motion = False
         if self.state == "Door":
             if st.speed == 0:
                 self.hold_complete = True
+                self.hold_motion = False
             if self.restore_until is not None and self.t >= self.restore_until:
                 self.restore_until = None
                 self._resume()
