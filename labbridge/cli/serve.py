@@ -49,6 +49,7 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
     settings = ServerSettings(
         config=lab, data_dir=data_dir, demo=demo, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         cors_origins=cors_origins, ws_origins=ws_origins, reset_admin=reset_admin, poll_hz=poll_hz,
+        freeze_gc=True,
     )
     sock = _bind(host, port)
     try:

@@ -33,6 +33,7 @@ class ServerSettings:
     ws_heartbeat: float = 15.0
     reset_admin: bool = False
     poll_hz: float | None = None
+    freeze_gc: bool = False
 
 
 @dataclass

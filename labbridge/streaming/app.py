@@ -135,10 +135,12 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         await context.lab.prepare()
         context.hub.start(context.lab.states())
         await context.lab.start()
-        # Everything loaded so far lives as long as the server: move it out of the collector's sight so
-        # that full collections stay short and do not stall the websocket fan-out.
-        gc.collect()
-        gc.freeze()
+        if settings.freeze_gc:
+            # Everything loaded so far lives as long as the server: move it out of the collector's sight so
+            # that full collections stay short and do not stall the websocket fan-out (the CLI's choice;
+            # a process that embeds the app, like a test run, keeps its collector as it is).
+            gc.collect()
+            gc.freeze()
         log.info("server started", demo=settings.demo, machines=list(context.lab.machines))
         try:
             yield
