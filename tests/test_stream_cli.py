@@ -129,6 +129,20 @@ def test_interlock_refusal_exits_3_and_names_it(tmp_path: Path, grbl_sim) -> Non
     assert sim.received.program_lines() == []
 
 
+def test_home_option_homes_a_locked_machine_then_streams(tmp_path: Path, grbl_sim) -> None:
+    homing = mill(homing_required=True)
+    sim = grbl_sim(homing)
+    config = write_config(tmp_path, homing)
+    result = cli(tmp_path, str(NAMEPLATE), "-m", "mill-1", "--config", str(config), "--port", sim.port, "--yes",
+                 "--home")
+    assert result.returncode == 0, result.stderr
+    assert "homing ($H)" in result.stderr
+    sent = sim.received.lines()
+    program = [c for c in (clean_line(t) for t in NAMEPLATE.read_text().splitlines()) if c]
+    assert "$H" in sent and sent.index("$H") < sent.index(program[0])
+    assert sim.received.program_lines() == program
+
+
 def test_connection_lost_exits_3_with_the_last_acknowledged_line(tmp_path: Path, grbl_sim) -> None:
     sim = grbl_sim(time_scale=5.0)
     config = write_config(tmp_path, mill())

@@ -1,10 +1,15 @@
-"""``labbridge stream PROGRAM --machine ID [--config PATH] [--port DEVICE] [--check-mode] [--yes]``.
+"""``labbridge stream PROGRAM --machine ID [--config PATH] [--port DEVICE] [--check-mode] [--yes] [--home]``.
 
 Runs the safety gate (diagnostics printed as ``labbridge check`` prints them),
 connects, asks for confirmation (unless ``--yes``; with no terminal ``--yes`` is
 required), streams with a progress bar and prints a summary. GRBL machines go
 through the job runner; ``fanuc-*`` machines through the DNC drip-feed. Every run
 leaves a job record in the data dir (``$LABBRIDGE_DATA_DIR``, default ./data).
+
+``--home`` runs GRBL's homing cycle first when the controller is not known to be
+homed: opening the USB port of an Arduino-based GRBL resets it, and with homing
+enabled it then waits, locked, for ``$H`` — without the option a machine that
+requires homing refuses the job by its ``homed`` interlock.
 
 Exit codes (a contract): 0 every line acknowledged ok; 1 rejected by the safety
 gate, nothing sent; 2 usage or config error; 3 the controller reported an error or
@@ -61,12 +66,14 @@ def _progress(console: Console) -> Progress:
 
 
 def _confirm(machine_id: str, machine: Machine, program: Path, report: Report, port: str | None,
-             check_mode: bool, yes: bool) -> None:
+             check_mode: bool, yes: bool, home: bool = False) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
         fail("no terminal to confirm on: pass --yes to stream without asking", EXIT_USAGE)
     motion = "in check mode (GRBL parses every line, nothing moves)" if check_mode else "— the machine will move"
+    if home and not check_mode:
+        motion += ", homing first if it is not homed"
     question = (f"Stream {program} ({report.lines} lines, about {format_duration(report.estimated_seconds)}) to "
                 f"{machine_id} ({machine.name}) on {port or 'the configured port'} {motion}?")
     if not typer.confirm(question, default=False):
@@ -77,7 +84,7 @@ def _confirm(machine_id: str, machine: Machine, program: Path, report: Report, p
 
 
 async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: str | None,
-                       check_mode: bool, console: Console) -> int:
+                       check_mode: bool, console: Console, home: bool = False) -> int:
     from labbridge.drivers.factory import create_driver
     from labbridge.streaming.jobs import GateRejected, JobRunner, JobState
     from labbridge.streaming.jobstore import JobStore
@@ -97,6 +104,12 @@ async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: s
                  EXIT_CONTROLLER)
         except LabbridgeError as exc:
             fail(f"{exc}; nothing was sent", EXIT_CONTROLLER)
+        if home and not check_mode and driver.state.homed is not True:
+            console.print(f"{machine_id}: homing ($H)…")
+            try:
+                await driver.home()
+            except LabbridgeError as exc:
+                fail(f"{machine_id}: homing failed: {exc}; nothing was sent", EXIT_CONTROLLER)
         runner = JobRunner(driver, machine_id, machine, store, user=_user())
         loop = asyncio.get_running_loop()
         cancelled = asyncio.Event()
@@ -225,6 +238,8 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         check_mode: Annotated[bool, typer.Option("--check-mode", help="Stream in GRBL's check mode ($C): every "
                                                  "line parsed, nothing moves; check mode is left afterwards.")] = False,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+        home: Annotated[bool, typer.Option("--home", help="GRBL: run the homing cycle ($H) first if the machine "
+                                           "is not homed (the machine moves to its switches).")] = False,
     ) -> None:
         """Check PROGRAM, then stream it to a machine with progress; exit 0 when every line was accepted."""
         machine_id, machine_cfg = load_machine(config, machine)
@@ -243,9 +258,11 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
             raise typer.Exit(EXIT_PROGRAM_ERRORS)
         device = port or (machine_cfg.connection.serial.port if grbl and machine_cfg.connection.serial else
                           machine_cfg.connection.dnc.port if machine_cfg.connection.dnc else None)
-        _confirm(machine_id, machine_cfg, program, report, device, check_mode, yes)
+        if home and not grbl:
+            fail(f"--home is GRBL's $H; home {machine_id} ({machine_cfg.controller}) at its control", EXIT_USAGE)
+        _confirm(machine_id, machine_cfg, program, report, device, check_mode, yes, home)
         if grbl:
-            code = asyncio.run(_stream_grbl(machine_id, machine_cfg, program, port, check_mode, console))
+            code = asyncio.run(_stream_grbl(machine_id, machine_cfg, program, port, check_mode, console, home))
         else:
             code = asyncio.run(_stream_dnc(machine_id, machine_cfg, program, port, report, console))
         raise typer.Exit(code)
