@@ -30,6 +30,9 @@ test: venv frontend
 bench: venv
 	$(BIN)/python bench/check_speed.py
 	$(BIN)/python bench/stream_speed.py
+	$(BIN)/python bench/ws_fanout.py
+	$(BIN)/python bench/poll_load.py
+	$(BIN)/python bench/dnc_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
