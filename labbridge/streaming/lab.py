@@ -62,6 +62,13 @@ class MachineRuntime:
     stats: ConnectionStats = field(default_factory=ConnectionStats)
     unsubscribe: Any = None
 
+    @property
+    def active_runner(self) -> Any:
+        """The job runner while its job is still going, else None."""
+        if self.runner is not None and self.job_task is not None and not self.job_task.done():
+            return self.runner
+        return None
+
 
 class Lab:
     """Owns drivers, simulators and job runners; the API and the hub only talk to this."""
@@ -278,24 +285,24 @@ class Lab:
     async def hold(self, machine_id: str) -> str:
         """Stop wins: hold the job if one runs, else feed-hold the controller directly."""
         runtime = self.runtime(machine_id)
-        if runtime.runner is not None and runtime.job_task is not None and not runtime.job_task.done():
-            await _maybe_await(runtime.runner.hold())
+        if runtime.active_runner is not None:
+            await _maybe_await(runtime.active_runner.hold())
             return "job held"
         await self.command(machine_id, "feed_hold")
         return "feed hold sent"
 
     async def resume(self, machine_id: str) -> str:
         runtime = self.runtime(machine_id)
-        if runtime.runner is not None and runtime.job_task is not None and not runtime.job_task.done():
-            await _maybe_await(runtime.runner.resume())
+        if runtime.active_runner is not None:
+            await _maybe_await(runtime.active_runner.resume())
             return "job resumed"
         await self.command(machine_id, "cycle_start")
         return "cycle start sent"
 
     async def cancel(self, machine_id: str) -> str:
         runtime = self.runtime(machine_id)
-        if runtime.runner is not None and runtime.job_task is not None and not runtime.job_task.done():
-            await _maybe_await(runtime.runner.cancel())
+        if runtime.active_runner is not None:
+            await _maybe_await(runtime.active_runner.cancel())
             return "job cancelled"
         if runtime.state.is_moving or runtime.state.state == Status.HOLD:
             await self.command(machine_id, "soft_reset")
