@@ -50,7 +50,8 @@ def loop(k: int, clockwise: bool) -> list[str]:
     ]
 
 
-def generate(path: Path, lines: int) -> None:
+def generate(path: Path, lines: int, comments: bool = False) -> None:
+    """The benchmark program; with ``comments`` every block carries a trailing comment, as some CAM output does."""
     with path.open("w") as fh:
         fh.write("G21 G90 G94 G17\nG10 L2 P2 X-150 Y-150 Z-48\nG54\nM3 S9000\nG0 X10 Y10 Z2\nG1 Z-1 F800\n")
         written, k = 6, 0
@@ -59,29 +60,32 @@ def generate(path: Path, lines: int) -> None:
                 fh.write("G55\n" if (k // 500) % 2 else "G54\n")
                 written += 1
             for block in loop(k, clockwise=bool(k % 2)):
-                fh.write(block + "\n")
+                fh.write(block + (f" (pass {k})\n" if comments else "\n"))
             written += 8
             k += 1
         fh.write("G0 Z5\nM30\n")
 
 
 MEASURE = """
-import json, resource, sys, time
+import io, itertools, json, resource, sys, time
 from labbridge.config import load_config
-from labbridge.safety import check_program
+from labbridge.safety.program import check_stream
 machine = load_config(sys.argv[2]).machines["mill-1"]
-t0 = time.perf_counter()
-report = check_program(sys.argv[1], machine, machine_id="mill-1")
-elapsed = time.perf_counter() - t0
+pure, limit = sys.argv[3] == "pure", int(sys.argv[4])
+with open(sys.argv[1], "rb") as fh:
+    source = io.BytesIO(b"".join(itertools.islice(fh, limit))) if limit else fh
+    t0 = time.perf_counter()
+    report = check_stream(source, "mill-1", machine, sys.argv[1], fast=not pure)
+    elapsed = time.perf_counter() - t0
 print(json.dumps({"seconds": elapsed, "lines": report.lines, "ok": report.ok,
                   "errors": report.error_count, "estimated_seconds": report.estimated_seconds,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
-def run_labbridge(program: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(program), str(ROOT / "config" / "machines.yaml")],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+def run_labbridge(program: Path, pure: bool = False, lines: int = 0) -> dict:
+    args = [str(program), str(ROOT / "config" / "machines.yaml"), "pure" if pure else "fast", str(lines)]
+    out = subprocess.run([sys.executable, "-c", MEASURE, *args], capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout)
 
 
@@ -118,6 +122,14 @@ def main() -> None:
         their_rate = args.lines / theirs
         print(f"rs274 (LinuxCNC C++): {theirs:.2f} s, {their_rate:,.0f} lines/s")
         print(f"ratio labbridge / rs274: {rate / their_rate:.2f}x (target >= 2x)")
+    commented = tmp / "bench-comments.ngc"
+    generate(commented, args.lines, comments=True)
+    with_comments = run_labbridge(commented)
+    print(f"same program with a comment on every block: {with_comments['lines'] / with_comments['seconds']:,.0f} "
+          f"lines/s, peak RSS {with_comments['rss_mb']:.1f} MB")
+    pure = run_labbridge(program, pure=True, lines=min(args.lines, 100_000))
+    print(f"pure-Python interpreter (no C fast path), first {pure['lines']:,} lines: "
+          f"{pure['lines'] / pure['seconds']:,.0f} lines/s")
     if args.keep:
         print(f"kept {program}")
     else:

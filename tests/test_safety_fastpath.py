@@ -62,7 +62,9 @@ MOTION = st.one_of(
     .map(lambda t: ("ARC", t)),
     st.sampled_from(["F300", "F2500", "G1 X10", "M5", "M3 S1000", "G91", "G90", "G20", "G21", "G17", "G18", "G19",
                      "(comment)", "G54", "G55", "G92 X0 Y0", "G92.1", "G0 Z5 (retract)", "G4 P0.1", "N10 G1 Y5",
-                     "G1 X10 R5", "G93 G1 X5 F10", "G94", "G2 X0 R0", "G1 X1 Y1 Z1 F", "M30", "G1 X2.5.5"]),
+                     "G1 X10 R5", "G93 G1 X5 F10", "G94", "G2 X0 R0", "G1 X1 Y1 Z1 F", "M30", "G1 X2.5.5",
+                     "G1 X5 (unclosed", "G1 X6 ; cut", "(a) G1 (b) X7 (c)", "G1 X8 (Fräsen)", "G1 X9 (MSG, hi)",
+                     "G0 X3 (x) Y4;(y)", "(only a comment)"]),
 )
 
 
@@ -109,3 +111,11 @@ def test_long_program_agrees_across_chunk_boundaries(lab, monkeypatch):
     fast, slow = both(data, machine, "mill-1")
     assert_same(fast, slow)
     assert fast.lines == 30_000 and fast.ok
+
+
+def test_comments_with_bad_bytes_are_judged_by_python_on_both_paths():
+    machine = make_machine()
+    program = b"G21 G90 M3 S1000 F500\nG1 X1 (ok)\nG1 X2 (\xff\xfe)\nG1 X3 ; \xc3\x28\nG1 X4 (\x00)\nM30\n"
+    fast, slow = both(program, machine)
+    assert_same(fast, slow)
+    assert [d.line for d in fast.errors] == [3, 4, 5] and {d.code for d in fast.errors} == {"binary"}

@@ -8,7 +8,7 @@
  * every diagnostic message.
  *
  * Rules of the fast path:
- *   - It accepts a line only if it is certainly clean: plain words G0-G3 X Y Z I J K R F N,
+ *   - It accepts a line only if it is certainly clean: plain words G0-G3 X Y Z I J K R F N (and ASCII comments),
  *     feed per minute, inside the envelope, clear of keep-out boxes, under the feed limit,
  *     spindle running for cuts, arc geometry within GRBL's tolerance. Anything else (a
  *     comment, an M-code, a problem of any kind) is "punted": run() stops before that line
@@ -453,6 +453,19 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
     while (q < eol) {
         unsigned char ch = (unsigned char)*q;
         if (ch == ' ' || ch == '\t' || ch == '\r') { q++; continue; }
+        if (ch == '(' || ch == ';') {
+            /* A comment: skipped, as GRBL's reader does. Bytes that are not plain ASCII (maybe not even
+               UTF-8) and unclosed parentheses go to Python, which judges and words them. */
+            const char *stop = eol;
+            if (ch == '(') {
+                stop = memchr(q, ')', (size_t)(eol - q));
+                if (!stop) return 0;
+            }
+            for (const char *c = q; c < stop; c++)
+                if ((unsigned char)*c >= 0x80 || *c == 0) return 0;
+            q = ch == '(' ? stop + 1 : eol;
+            continue;
+        }
         if (ch >= 'a' && ch <= 'z') ch = (unsigned char)(ch - 'a' + 'A');
         int w = word_index((char)ch);
         if (w < 0 || have[w]) return 0;
