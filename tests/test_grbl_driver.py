@@ -16,7 +16,7 @@ from labbridge.drivers.factory import create_driver
 from labbridge.drivers.grbl_driver import DriverBusy, GrblCommandError, GrblDriver
 from labbridge.drivers.grbl_protocol import Error, Ok, Status
 from labbridge.drivers.grbl_sim import start_grbl_sim
-from labbridge.errors import ConnectionLost
+from labbridge.errors import ConnectionLost, LabbridgeError
 from labbridge.model import Status as S
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "machines.yaml"
@@ -126,7 +126,7 @@ async def test_commands_home_jog_hold_overrides_check_mode(driver: GrblDriver) -
     await driver.override("FEED_PLUS_10")
     await until(lambda: driver.state.override_feed == 110, what="feed override 110")
     await driver.override("FEED_100")
-    with pytest.raises(Exception):
+    with pytest.raises(LabbridgeError, match="unknown override 'WARP_SPEED'"):
         await driver.override("WARP_SPEED")
     await until(lambda: driver.state.state == S.IDLE)
     # check mode on and off (leaving it resets GRBL)
