@@ -107,3 +107,12 @@ def test_invalid_config_message_is_one_line_per_problem(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == f"labbridge: {bad}: machines.mill-1.max_fead: unknown key (check the spelling; see " \
                                "the config reference in README.md)"
+
+
+def test_usage_errors_are_one_line_naming_the_help():
+    for args, text in ((("check", str(EXAMPLES / "mill-1-nameplate.nc")), "Missing option '--machine'"),
+                       (("check", "x.nc", "-m", "mill-1", "--bogus"), "No such option: --bogus")):
+        r = run(*args)
+        assert r.returncode == 2
+        assert r.stderr.strip().splitlines() == [f"labbridge: {text}" + r.stderr.split(text, 1)[1].strip()]
+        assert "(see 'labbridge check --help')" in r.stderr and "Traceback" not in r.stderr

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from labbridge.cli.common import fail
+from labbridge.cli.common import EXIT_USAGE, fail
 from labbridge.errors import LabbridgeError
 
 COMMAND_MODULES = (
@@ -42,14 +42,36 @@ for _name in COMMAND_MODULES:
 
 
 def run() -> None:
-    """Console-script entry: a person sees a one-line message, never a traceback."""
+    """Console-script entry: a person sees a one-line message, never a traceback (usage errors exit 2)."""
     try:
-        app(standalone_mode=True)
+        code = app(standalone_mode=False)
     except LabbridgeError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        _interrupted()
+    except Exception as exc:  # the CLI toolkit's own errors, matched by shape (typer vendors its click)
+        _toolkit_error(exc)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> None:
+    sys.stderr.write("labbridge: interrupted\n")
+    sys.exit(130)
+
+
+def _toolkit_error(exc: Exception) -> None:
+    """Usage errors as one line naming the command's --help; anything else is a real bug and propagates."""
+    ctx = getattr(exc, "ctx", None)
+    name = type(exc).__name__
+    if name == "NoArgsIsHelpError" and ctx is not None:
+        sys.stderr.write(ctx.get_help() + "\n")
+        sys.exit(EXIT_USAGE)
+    if name == "Abort":
+        _interrupted()
+    if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+        command = ctx.command_path if ctx is not None else "labbridge"
+        fail(f"{exc.format_message()} (see '{command} --help')", int(exc.exit_code))
+    raise exc
 
 
 if __name__ == "__main__":
