@@ -114,5 +114,5 @@ def test_usage_errors_are_one_line_naming_the_help():
                        (("check", "x.nc", "-m", "mill-1", "--bogus"), "No such option: --bogus")):
         r = run(*args)
         assert r.returncode == 2
-        assert r.stderr.strip().splitlines() == [f"labbridge: {text}" + r.stderr.split(text, 1)[1].strip()]
-        assert "(see 'labbridge check --help')" in r.stderr and "Traceback" not in r.stderr
+        (line,) = r.stderr.strip().splitlines()
+        assert line.startswith(f"labbridge: {text}") and line.endswith("(see 'labbridge check --help')")

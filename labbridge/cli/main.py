@@ -44,7 +44,7 @@ for _name in COMMAND_MODULES:
 def run() -> None:
     """Console-script entry: a person sees a one-line message, never a traceback (usage errors exit 2)."""
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="labbridge", standalone_mode=False)
     except LabbridgeError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
