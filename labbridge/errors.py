@@ -19,6 +19,14 @@ class ConnectionLost(LabbridgeError):
     """The link to a controller went away."""
 
 
+class GateRejected(LabbridgeError):
+    """The safety gate rejected a program for a machine: nothing was sent. ``report`` says why, line by line."""
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class InterlockError(LabbridgeError):
     """A job may not start; the message names the interlock that refused it."""
 

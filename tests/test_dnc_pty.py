@@ -14,6 +14,7 @@ from labbridge.config import Machine, load_config
 from labbridge.drivers.dnc_job import receive_dnc, stream_dnc
 from labbridge.drivers.dnc_transport import DncAborted, DncLinkLost, DncTimeout
 from labbridge.drivers.fanuc_sim import start_fanuc_sim
+from labbridge.errors import GateRejected
 from labbridge.model import Status
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,13 +63,25 @@ async def test_stream_obeys_dc3_and_the_control_runs_every_block(lathe: Machine,
 async def test_alarm_on_the_control_sends_nak_and_the_error_names_the_last_block(
     lathe: Machine, tmp_path: Path
 ) -> None:
-    blocks = BLOCKS[:5] + ["#1=5"] + BLOCKS[5:]  # macro variables are refused by the simulated control
-    async with await start_fanuc_sim("lathe-1", lathe, time_scale=40, buffer_bytes=30, modbus=False) as sim:
+    async with await start_fanuc_sim("lathe-1", lathe, time_scale=5, buffer_bytes=30, modbus=False) as sim:
+        machine = with_dnc(sim.machine, baudrate=38400)
+        task = asyncio.create_task(stream_dnc("lathe-1", machine, write_program(tmp_path, BLOCKS)))
+        await wait_for(lambda: sim.sim.blocks_done >= 6)
+        sim.sim.raise_alarm(1000, "overtravel +X (limit switch)")  # as a real control would, mid-program
         with pytest.raises(DncAborted, match=r"NAK.*last block sent: #\d+") as info:
-            await stream_dnc("lathe-1", with_dnc(sim.machine, baudrate=38400), write_program(tmp_path, blocks))
+            await task
         assert sim.sim.status == Status.ALARM
-        assert "#1=5" in sim.sim.alarm_message
         assert "alarm" in str(info.value)
+
+
+async def test_a_program_the_gate_rejects_never_reaches_the_control(lathe: Machine, tmp_path: Path) -> None:
+    blocks = BLOCKS[:5] + ["#1=5"] + BLOCKS[5:]  # macro variables: not simulated, so not allowed through
+    async with await start_fanuc_sim("lathe-1", lathe, time_scale=40, modbus=False) as sim:
+        with pytest.raises(GateRejected, match="rejected by the safety gate.*nothing was sent") as info:
+            await stream_dnc("lathe-1", with_dnc(sim.machine, baudrate=38400), write_program(tmp_path, blocks))
+        assert info.value.report.errors[0].line == 7  # after the % and five blocks
+        await asyncio.sleep(0.3)
+        assert sim.sim.blocks_done == 0 and sim.sim.alarm == 0
 
 
 async def test_no_dc1_ends_in_a_clear_timeout(lathe: Machine, tmp_path: Path) -> None:

@@ -37,7 +37,9 @@ from labbridge.cli.common import (
     EXIT_CONTROLLER, EXIT_OK, EXIT_PROGRAM_ERRORS, EXIT_USAGE, ConfigOption, MachineOption, fail, load_machine,
 )
 from labbridge.config import Machine
-from labbridge.errors import ConfigError, ConnectionLost, InterlockError, LabbridgeError, ProgramReadError
+from labbridge.errors import (
+    ConfigError, ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError,
+)
 from labbridge.safety import Report, check_program
 
 PortOption = Annotated[
@@ -86,7 +88,7 @@ def _confirm(machine_id: str, machine: Machine, program: Path, report: Report, p
 async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: str | None,
                        check_mode: bool, console: Console, home: bool = False) -> int:
     from labbridge.drivers.factory import create_driver
-    from labbridge.streaming.jobs import GateRejected, JobRunner, JobState
+    from labbridge.streaming.jobs import JobRunner, JobState
     from labbridge.streaming.jobstore import JobStore
 
     try:
@@ -203,6 +205,9 @@ async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: st
 
             try:
                 await dnc_job.stream_dnc(machine_id, machine, program, port=port, on_progress=update)
+            except GateRejected as exc:
+                job.state, job.message = JobState.FAILED, str(exc)
+                fail(str(exc), EXIT_PROGRAM_ERRORS)
             except (ConfigError, ProgramReadError) as exc:
                 job.state, job.message = JobState.FAILED, str(exc)
                 fail(str(exc), EXIT_USAGE)

@@ -18,8 +18,9 @@ from typing import Any
 from labbridge.config import DncConnection, Machine
 from labbridge.drivers import dnc_protocol as dp
 from labbridge.drivers.dnc_transport import DncError, SerialLink, drip_feed, punch_in
-from labbridge.errors import ConfigError, ProgramReadError
+from labbridge.errors import ConfigError, GateRejected, ProgramReadError
 from labbridge.log import get_logger
+from labbridge.safety import check_program
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,18 @@ async def stream_dnc(
 ) -> DncResult:
     """Send ``program_path`` to the control as a tape; return when the closing % has gone out.
 
-    Raises DncAborted (NAK/SYN), DncTimeout (no DC1, DC3 too long), DncLinkLost
-    (port failed), ConfigError (no dnc section) or ProgramReadError.
+    Raises GateRejected (the safety gate found errors: nothing is sent), DncAborted
+    (NAK/SYN), DncTimeout (no DC1, DC3 too long), DncLinkLost (port failed),
+    ConfigError (no dnc section) or ProgramReadError.
     """
     settings = dnc_settings(machine_id, machine)
     log = log or get_logger(machine=machine_id)
+    # The gate runs here too, where the bytes leave, so that no caller can send an unchecked tape.
+    report = await asyncio.to_thread(check_program, program_path, machine, machine_id=machine_id)
+    if not report.ok:
+        first = report.errors[0].format(report.program) if report.errors else "see labbridge check"
+        raise GateRejected(f"{program_path} is rejected by the safety gate for {machine_id} "
+                           f"({report.error_count} error(s); first: {first}); nothing was sent", report)
     try:
         program = dp.frame_program(
             _read_lines(program_path),

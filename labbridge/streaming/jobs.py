@@ -31,7 +31,7 @@ from typing import Any
 
 from labbridge.config import WORK_OFFSET_CODES, Machine
 from labbridge.drivers import grbl_protocol as gp
-from labbridge.errors import ConnectionLost, InterlockError, LabbridgeError, ProgramReadError
+from labbridge.errors import ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError
 from labbridge.log import get_logger
 from labbridge.model import JobProgress, MachineState, Status
 from labbridge.safety import Report, check_program
@@ -47,14 +47,6 @@ __all__ = ["GateRejected", "Job", "JobRunner", "JobState", "JobStore", "Interloc
 
 ProgressCallback = Callable[[Job], Awaitable[None] | None]
 _ACTIVE: dict[str, JobRunner] = {}  # machine id → the runner streaming to it (in this process)
-
-
-class GateRejected(LabbridgeError):
-    """The safety gate rejected the program for this machine: nothing was sent."""
-
-    def __init__(self, message: str, report: Report) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 def _vec(values: Any) -> tuple[float, float, float]:
