@@ -55,6 +55,7 @@ class SimControl:
     blocks_done: int = 0
     queue: deque[dp.Block] = field(default_factory=deque)
     on_alarm: list[Any] = field(default_factory=list)
+    on_reset: list[Any] = field(default_factory=list)  # called with the (code, message) a reset cleared
 
     def __post_init__(self) -> None:
         from labbridge.safety import Interpreter  # the lead's modal interpreter, shared with the checker
@@ -144,12 +145,16 @@ class SimControl:
             callback(code, message)
 
     def reset(self) -> None:
+        cleared = (self.alarm, self.alarm_message) if self.alarm else None
         self.status = Status.IDLE
         self.alarm, self.alarm_message = 0, ""
         self.moves.clear()
         self.queue.clear()
         self.feed_now = 0.0
         self._ending = False
+        if cleared is not None:
+            for callback in list(self.on_reset):
+                callback(*cleared)
 
     # -- running
     def _duration(self, motion: Any) -> float:

@@ -3,6 +3,11 @@
 Instance nodes live in the simulator's own namespace with string ids; their browse
 names come from the companion specifications' namespaces, which is what the
 driver's default map browses for. Values follow :class:`SimControl` ten times a second.
+As on a real 40501 server, the ``Messages`` object emits events: an ``AlarmConditionType``
+event (ActiveState true, retained for ConditionRefresh) when the control alarms, and one with
+ActiveState false when it is reset; :meth:`OpcUaSimServer.notify` emits a plain message
+(``BaseEventType``). With ``events=False`` only the ``ActiveAlarm`` variable is published,
+like a server without event support.
 
 Address space (``MT`` = http://opcfoundation.org/UA/MachineTool/, ``CNC`` = http://opcfoundation.org/UA/CNC)::
 
@@ -10,7 +15,7 @@ Address space (``MT`` = http://opcfoundation.org/UA/MachineTool/, ``CNC`` = http
                                  /MT:Monitoring/<Channel1>/MT:ChannelState, MT:FeedOverride
                                  /MT:Monitoring/<Spindle1>/MT:IsRotating, MT:Override
                                  /MT:Production/MT:ActiveProgram/MT:Name, MT:State/CurrentState
-                                 /MT:Notification/MT:Messages/<ActiveAlarm>
+                                 /MT:Notification/MT:Messages/<ActiveAlarm>   (Messages is an event notifier)
     Objects/CNC:CncInterface/CNC:CncAxisList/<X|Y|Z>/CNC:ActPos
                             /CNC:CncSpindleList/<S1>/CNC:ActSpeed, CNC:CmdSpeed, CNC:ActLoad, CNC:ActTurnDirection
                             /CNC:CncChannelList/<Channel1>/CNC:ActProgramName, CNC:ActFeedrate, CNC:ActStatus
@@ -19,6 +24,7 @@ Address space (``MT`` = http://opcfoundation.org/UA/MachineTool/, ``CNC`` = http
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import socket
 from typing import Any
@@ -66,8 +72,9 @@ class OpcUaSimServer:
 
     def __init__(self, sim: SimControl, *, port: int = 0, users: dict[str, str] | None = None,
                  namespace_uri: str | None = None, period: float = 0.1,
-                 certificate: tuple[str, str] | None = None) -> None:
+                 certificate: tuple[str, str] | None = None, events: bool = True) -> None:
         self.sim = sim
+        self.events = events
         self.port = port or free_port()
         self.users = users
         self.namespace_uri = namespace_uri or f"urn:labbridge:sim:{sim.machine_id}"
@@ -78,6 +85,24 @@ class OpcUaSimServer:
         self.vars: dict[str, Any] = {}
         self._last: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
+        self._alarm_gen: Any = None
+        self._message_gen: Any = None
+        self._alarm_template: Any = None
+        self._ns = 0
+        self._pending: list[tuple[str, int, str]] = []  # ("raise" | "clear" | "message", code/severity, text)
+        self._active: tuple[int, str] | None = None  # the condition the server reports active
+        self._wake = asyncio.Event()
+        sim.on_alarm.append(lambda code, message: self._queue("raise", code, message))
+        sim.on_reset.append(lambda code, message: self._queue("clear", code, message))
+
+    def _queue(self, kind: str, number: int, text: str) -> None:
+        if self.server is not None and self.events:
+            self._pending.append((kind, number, text))
+            self._wake.set()
+
+    def notify(self, text: str, severity: int = 300) -> None:
+        """Emit a plain 40501 message event (BaseEventType) from the Messages object."""
+        self._queue("message", severity, text)
 
     @property
     def url(self) -> str:
@@ -85,6 +110,7 @@ class OpcUaSimServer:
 
     async def start(self) -> None:
         server = Server(user_manager=_Users(self.users) if self.users else None)  # type: ignore[arg-type]
+        server.iserver.bind_condition_methods = self.events  # ConditionRefresh resends the retained alarm
         await server.init()
         server.set_endpoint(self.url)
         server.set_server_name(f"labbridge simulator {self.sim.machine_id}")
@@ -100,6 +126,10 @@ class OpcUaSimServer:
         await server.start()
         self.server = server
         self._last.clear()
+        self._pending.clear()
+        self._active = None
+        if self.sim.alarm:  # a restarted server knows the control's active alarm (ConditionRefresh finds it)
+            self._queue("raise", self.sim.alarm, self.sim.alarm_message)
         self._task = asyncio.create_task(self._publish())
 
     async def stop(self) -> None:
@@ -157,6 +187,11 @@ class OpcUaSimServer:
         notification = await obj(machine, "Notification", "Notification", mt)
         messages = await obj(notification, "Notification.Messages", "Messages", mt)
         await var(messages, "Notification.Messages.ActiveAlarm", "ActiveAlarm", ns, "", ua.VariantType.String, "alarm")
+        self._ns = ns
+        if self.events:
+            self._alarm_gen = await server.get_event_generator(ua.ObjectIds.AlarmConditionType, messages)
+            self._alarm_template = copy.copy(self._alarm_gen.event)
+            self._message_gen = await server.get_event_generator(ua.ObjectIds.BaseEventType, messages)
 
         cnc_if = await obj(objects, "CncInterface", "CncInterface", cnc)
         axes = await obj(cnc_if, "CncAxisList", "CncAxisList", cnc)
@@ -200,8 +235,35 @@ class OpcUaSimServer:
         })
         return values
 
+    async def _emit(self, kind: str, number: int, text: str) -> None:
+        """One event from the Messages object; a condition event gets a fresh copy (the server retains it)."""
+        if kind == "message":
+            self._message_gen.event.Severity = number
+            await self._message_gen.trigger(message=text)
+            return
+        if kind == "raise" and self._active is not None and self._active[0] != number:
+            await self._emit("clear", *self._active)  # a new alarm replaces the old one on this control
+        active = kind == "raise"
+        event = copy.copy(self._alarm_template)
+        event.NodeId = ua.NodeId(f"{self.sim.machine_id}.Notification.Messages.Alarm{number}", self._ns)
+        event.ConditionName = str(number)
+        event.Severity = 800
+        event.Retain = active
+        setattr(event, "ActiveState/Id", active)
+        event.ActiveState = ua.LocalizedText("Active" if active else "Inactive")
+        setattr(event, "EnabledState/Id", True)
+        event.EnabledState = ua.LocalizedText("Enabled")
+        self._alarm_gen.event = event
+        await self._alarm_gen.trigger(message=text if active else f"{text} (reset)")
+        self._active = (number, text) if active else None
+
     async def _publish(self) -> None:
         while True:
+            while self._pending:
+                try:
+                    await self._emit(*self._pending.pop(0))
+                except Exception:  # a failed event never stops the values
+                    logging.getLogger(__name__).exception("sim event not emitted")
             for key, value in self._values().items():
                 if key not in self.vars or self._last.get(key) == value:
                     continue
@@ -210,7 +272,11 @@ class OpcUaSimServer:
                     value = float(value)
                 await node.write_value(ua.Variant(value, vtype))
                 self._last[key] = value
-            await asyncio.sleep(self.period)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.period)
+            except asyncio.TimeoutError:
+                pass
 
 
 async def start_opcua_server(

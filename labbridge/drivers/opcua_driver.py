@@ -4,8 +4,11 @@ Nodes are named by namespace URI (``nsu=urn:…;s=…`` or ``;i=…``), never by
 namespace index: the index of a URI can change when the server restarts. With
 ``use_default_map`` the driver browses the OPC 40501 Machine Tools and OPC 40502
 CNC structures for the values it knows (see firmware-notes/opcua.md); configured
-``nodes`` override them. A lost keep-alive marks the source down; it reconnects
-with backoff and subscribes again.
+``nodes`` override them. Alarms and messages come as events from the 40501
+``Notification/Messages`` object (or the notifier named by ``nodes: {alarm_events: …}``);
+a server whose Messages object emits no events is read through its message variable
+instead. A lost keep-alive marks the source down; it reconnects with backoff and
+subscribes again.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +28,14 @@ from labbridge.config import OpcUaConnection
 from labbridge.drivers import field_map
 from labbridge.errors import ConfigError
 from labbridge.log import get_logger
-from labbridge.model import MachineState, Status
+from labbridge.model import AlarmRecord, MachineState, Status
 
 MT_NS = "http://opcfoundation.org/UA/MachineTool/"
 CNC_NS = "http://opcfoundation.org/UA/CNC"
 _NSU = re.compile(r"^nsu=(?P<uri>[^;]+);(?P<kind>[sigb])=(?P<ident>.+)$")
 LinkCallback = Callable[[str, bool, str | None], None]
+EVENTS_KEY = "alarm_events"  # the ``nodes`` key naming the event notifier (not a MachineState path)
+MAX_MESSAGES = 10  # plain message events kept as alarm records (oldest dropped)
 # asyncua warns on stderr about routine things (revised session timeout, reconnect attempts);
 # labbridge reports link changes itself, once, with the machine named.
 for _name in ("asyncua.client.client", "asyncua.client.ua_client", "asyncua.common.subscription"):
@@ -95,8 +101,36 @@ class _Handler:
     def status_change_notification(self, status: Any) -> None:
         self.source._on_status(status)
 
-    def event_notification(self, event: Any) -> None:  # not subscribed; required by asyncua's protocol
-        pass
+    def event_notification(self, event: Any) -> None:
+        self.source._on_event(event)
+
+
+def _operand(type_id: int, *path: str, attribute: ua.AttributeIds = ua.AttributeIds.Value) -> ua.SimpleAttributeOperand:
+    op = ua.SimpleAttributeOperand()
+    op.TypeDefinitionId = ua.NodeId(type_id)
+    op.BrowsePath = [ua.QualifiedName(name, 0) for name in path]
+    op.AttributeId = attribute
+    return op
+
+
+def event_filter() -> ua.EventFilter:
+    """The fields labbridge reads from 40501 message and alarm events; no where clause (all events).
+
+    Written out rather than browsed from the type nodes: one round trip less per connect,
+    and the same fields whatever the server's type tree looks like.
+    """
+    base, cond, alarm = ua.ObjectIds.BaseEventType, ua.ObjectIds.ConditionType, ua.ObjectIds.AlarmConditionType
+    evfilter = ua.EventFilter()
+    evfilter.SelectClauses = [
+        _operand(base, "EventId"), _operand(base, "EventType"), _operand(base, "SourceName"),
+        _operand(base, "Time"), _operand(base, "Message"), _operand(base, "Severity"),
+        _operand(cond, "ConditionName"), _operand(cond, "Retain"), _operand(alarm, "ActiveState", "Id"),
+        _operand(cond, attribute=ua.AttributeIds.NodeId),  # the ConditionId
+    ]
+    return evfilter
+
+
+REFRESH_EVENTS = {ua.NodeId(ua.ObjectIds.RefreshStartEventType), ua.NodeId(ua.ObjectIds.RefreshEndEventType)}
 
 
 class OpcUaSource:
@@ -125,7 +159,10 @@ class OpcUaSource:
         self.timeout = timeout
         self.max_backoff = max_backoff
         where = f"machines.{machine_id}.connection.opcua.nodes: "
-        self.configured = {path: parse_node(text, where) for path, text in conn.nodes.items()}
+        self.configured = {path: parse_node(text, f"{where}{path}: ") for path, text in conn.nodes.items()
+                           if path != EVENTS_KEY}
+        self.events_ref = parse_node(conn.nodes[EVENTS_KEY], f"{where}{EVENTS_KEY}: ") \
+            if EVENTS_KEY in conn.nodes else None
         for path in self.configured:
             try:
                 field_map.check_path(path)
@@ -138,6 +175,10 @@ class OpcUaSource:
         self.last_update: float | None = None
         self.raw: dict[str, Any] = {}
         self.paths: dict[ua.NodeId, str] = {}
+        self.events_from: ua.NodeId | None = None  # the notifier whose events are subscribed (None: no events)
+        self._default_notifier: ua.NodeId | None = None
+        self._conditions: dict[str, AlarmRecord] = {}  # ConditionId → its record in state.alarms
+        self._messages: deque[AlarmRecord] = deque()
         self._lost = asyncio.Event()
         self._first = asyncio.Event()
         self._filled = asyncio.Event()
@@ -217,6 +258,8 @@ class OpcUaSource:
         namespaces = await client.get_namespace_array()
         nodes: dict[str, ua.NodeId] = {}
         problems: list[str] = []
+        self._forget_events()  # the server resends what is still active (ConditionRefresh)
+        self._default_notifier = None
         if self.conn.use_default_map:
             nodes.update(await self._default_nodes(client, namespaces))
         for path, ref in self.configured.items():
@@ -224,18 +267,55 @@ class OpcUaSource:
                 nodes[path] = to_node_id(ref, namespaces)
             except LookupError as exc:
                 problems.append(f"node for {path}: {exc}")
-        if not nodes:
-            problems.append("no nodes to read (set nodes: or use_default_map: true)")
-        self.paths = {nid: path for path, nid in nodes.items()}
         self.raw = {}
         sub = await client.create_subscription(self.publish_ms, _Handler(self))
-        handles = await sub.subscribe_data_change([client.get_node(n) for n in nodes.values()])
+        self.events_from = await self._subscribe_events(client, sub, namespaces, problems)
+        if self.events_from is not None:
+            nodes.pop("_message", None)  # the events carry the alarms; the variable would duplicate them
+        if not nodes and self.events_from is None:
+            problems.append("no nodes to read (set nodes: or use_default_map: true)")
+        self.paths = {nid: path for path, nid in nodes.items()}
+        if not nodes:
+            self._filled.set()
+        handles = await sub.subscribe_data_change([client.get_node(n) for n in nodes.values()]) if nodes else []
         for (path, _nid), handle in zip(nodes.items(), handles):
             if isinstance(handle, ua.StatusCode) or isinstance(handle, Exception):
                 problems.append(f"node for {path} cannot be subscribed: {handle}")
         self.fault = "; ".join(problems) or None
         if problems:
             self.log.warning("opcua_nodes", problems=problems)
+
+    async def _subscribe_events(self, client: Client, sub: Any, namespaces: list[str],
+                                problems: list[str]) -> ua.NodeId | None:
+        """Subscribe to the notifier's events; None when there is none (the message variable is read instead)."""
+        if self.events_ref is not None:
+            try:
+                notifier = to_node_id(self.events_ref, namespaces)
+            except LookupError as exc:
+                problems.append(f"node for {EVENTS_KEY}: {exc}")
+                return None
+        elif self._default_notifier is not None:
+            notifier = self._default_notifier
+            try:
+                flags = await client.get_node(notifier).read_event_notifier()
+            except Exception:
+                flags = set()
+            if ua.EventNotifier.SubscribeToEvents not in flags:
+                return None  # a server without events: the message variable is the fallback
+        else:
+            return None
+        try:
+            await sub.subscribe_events(client.get_node(notifier), evfilter=event_filter(), queuesize=100)
+        except Exception as exc:
+            problems.append(f"events of {notifier.to_string()} cannot be subscribed: {_describe(exc)}")
+            return None
+        try:  # have the server resend the conditions that are active now (alarms raised before we connected)
+            await client.get_node(ua.ObjectIds.ConditionType).call_method(
+                ua.NodeId(ua.ObjectIds.ConditionType_ConditionRefresh),
+                ua.Variant(sub.subscription_id, ua.VariantType.UInt32))
+        except Exception as exc:
+            self.log.info("opcua_condition_refresh_unsupported", reason=_describe(exc))
+        return notifier
 
     async def _default_nodes(self, client: Client, namespaces: list[str]) -> dict[str, ua.NodeId]:
         """Browse the 40501/40502 structures for the values labbridge shows."""
@@ -274,6 +354,7 @@ class OpcUaSource:
         await put("_program_state", await child(await child(active, "State", mt), "CurrentState", 0))
         messages = await child(await child(machine, "Notification", mt), "Messages", mt)
         if messages is not None:
+            self._default_notifier = messages.nodeid
             for node in await messages.get_children():
                 if await node.read_node_class() == ua.NodeClass.Variable:
                     await put("_message", node)
@@ -314,6 +395,66 @@ class OpcUaSource:
         except Exception:  # a value of an unexpected type never stops the subscription
             self.log.exception("opcua_value_rejected", path=path, value=repr(value))
 
+    def _on_event(self, event: Any) -> None:
+        """A 40501 message or alarm event → an AlarmRecord (an alarm whose ActiveState goes false is cleared)."""
+        try:
+            fields = vars(event)
+            if fields.get("EventType") in REFRESH_EVENTS:
+                return
+            message = plain(fields.get("Message")) or ""
+            name = fields.get("ConditionName")
+            active = fields.get("ActiveState/Id")
+            condition = fields.get("NodeId")
+            severity = fields.get("Severity")
+            if name or active is not None or condition is not None:
+                key = condition.to_string() if isinstance(condition, ua.NodeId) \
+                    else f"{fields.get('SourceName')}/{name}"
+                if active is None:  # a condition without ActiveState: Retain says whether it still matters
+                    active = fields.get("Retain") is not False
+                self._on_condition(key, str(name or severity or "alarm"), str(message or name), bool(active))
+            else:
+                self._on_message(str(severity if severity is not None else "message"), str(message))
+            field_map.apply(self.state, self._derive(), self.name)
+            self.last_update = time.monotonic()
+        except Exception:  # a malformed event never stops the subscription
+            self.log.exception("opcua_event_rejected", event=repr(event))
+
+    def _on_condition(self, key: str, code: str, message: str, active: bool) -> None:
+        old = self._conditions.pop(key, None)
+        if active:
+            if old is not None and (old.code, old.message) == (code, message) and old in self.state.alarms:
+                self._conditions[key] = old  # the same alarm again (acknowledged, re-sent): keep its time
+                return
+            self._drop(old)
+            self.state.raise_alarm(code, message, source=self.name)
+            self._conditions[key] = self.state.alarms[-1]
+            self.log.warning("opcua_alarm", code=code, message=message)
+        else:
+            # the control was reset: its alarm and the messages shown with it are gone
+            self._drop(old, *self._messages)
+            self._messages.clear()
+            if old is not None:
+                self.log.info("opcua_alarm_cleared", code=old.code)
+
+    def _on_message(self, code: str, message: str) -> None:
+        for existing in self._messages:
+            if (existing.code, existing.message) == (code, message):
+                return
+        self.state.raise_alarm(code, message, source=self.name)
+        self._messages.append(self.state.alarms[-1])
+        if len(self._messages) > MAX_MESSAGES:
+            self._drop(self._messages.popleft())
+
+    def _drop(self, *records: AlarmRecord | None) -> None:
+        gone = [r for r in records if r is not None]
+        if gone:
+            self.state.update(alarms=tuple(a for a in self.state.alarms if not any(a is r for r in gone)))
+
+    def _forget_events(self) -> None:
+        self._drop(*self._conditions.values(), *self._messages)
+        self._conditions.clear()
+        self._messages.clear()
+
     def _on_status(self, status: Any) -> None:
         self.log.warning("opcua_subscription_status", status=str(status))
         self._lost.set()
@@ -324,6 +465,9 @@ class OpcUaSource:
         message = self.raw.get("_message")
         if "_message" in self.raw:
             values["alarm"] = str(message or "")
+        if self.events_from is not None:
+            values.pop("alarm", None)  # the events own this source's alarms (field_map would replace them)
+            message = bool(self._conditions)
         if "state" not in values:
             status = None
             if "_channel_state" in self.raw:
