@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -24,11 +23,11 @@ from labbridge.config import ModbusConnection
 from labbridge.drivers import field_map
 from labbridge.drivers.base import Unsupported
 from labbridge.drivers.modbus_codec import ReadBlock, effective_map, encode, exception_name, plan_reads
+from labbridge.drivers.status_source import LinkCallback, LinkState
 from labbridge.errors import ConfigError, LabbridgeError
 from labbridge.log import get_logger
 from labbridge.model import MachineState, Status
 
-LinkCallback = Callable[[str, bool, str | None], None]
 # pymodbus logs every bad frame with a hex dump on stderr; our fault messages say it once, in words.
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
@@ -70,7 +69,7 @@ def parse_url(url: str) -> ModbusTarget:
     raise ConfigError(f"Modbus url {url!r}: scheme must be tcp:// or rtu://")
 
 
-class ModbusSource:
+class ModbusSource(LinkState):
     """One Modbus device feeding one MachineState; ``start()`` returns after the first poll."""
 
     name = "modbus"
@@ -132,14 +131,6 @@ class ModbusSource:
             except Exception:
                 pass
             self.client = None
-
-    def _set_link(self, up: bool, fault: str | None) -> None:
-        changed = up != self.up or fault != self.fault
-        self.up, self.fault = up, fault
-        if changed:
-            (self.log.info if up and fault is None else self.log.warning)("modbus_link", up=up, fault=fault)
-            if self.on_link is not None:
-                self.on_link(self.name, up, fault)
 
     # -- polling
     async def _run(self) -> None:

@@ -18,7 +18,6 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from asyncua import Client, Node, ua
 
 from labbridge.config import OpcUaConnection
 from labbridge.drivers import field_map
+from labbridge.drivers.status_source import LinkCallback, LinkState
 from labbridge.errors import ConfigError
 from labbridge.log import get_logger
 from labbridge.model import AlarmRecord, MachineState, Status
@@ -33,7 +33,6 @@ from labbridge.model import AlarmRecord, MachineState, Status
 MT_NS = "http://opcfoundation.org/UA/MachineTool/"
 CNC_NS = "http://opcfoundation.org/UA/CNC"
 _NSU = re.compile(r"^nsu=(?P<uri>[^;]+);(?P<kind>[sigb])=(?P<ident>.+)$")
-LinkCallback = Callable[[str, bool, str | None], None]
 EVENTS_KEY = "alarm_events"  # the ``nodes`` key naming the event notifier (not a MachineState path)
 MAX_MESSAGES = 10  # plain message events kept as alarm records (oldest dropped)
 # asyncua warns on stderr about routine things (revised session timeout, reconnect attempts);
@@ -133,7 +132,7 @@ def event_filter() -> ua.EventFilter:
 REFRESH_EVENTS = {ua.NodeId(ua.ObjectIds.RefreshStartEventType), ua.NodeId(ua.ObjectIds.RefreshEndEventType)}
 
 
-class OpcUaSource:
+class OpcUaSource(LinkState):
     """One OPC UA server feeding one MachineState; ``start()`` returns after the first attempt."""
 
     name = "opcua"
@@ -199,14 +198,6 @@ class OpcUaSource:
             await cancel_and_wait(self._task)
             self._task = None
         await self._disconnect()
-
-    def _set_link(self, up: bool, fault: str | None) -> None:
-        changed = (up, fault) != (self.up, self.fault)
-        self.up, self.fault = up, fault
-        if changed:
-            (self.log.info if up else self.log.warning)("opcua_link", up=up, fault=fault)
-            if self.on_link is not None:
-                self.on_link(self.name, up, fault)
 
     async def _run(self) -> None:
         backoff = 0.5
