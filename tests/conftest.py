@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,12 @@ def make_machine(**overrides: Any) -> Machine:
     for key, value in overrides.items():
         data[key] = value
     return parse_config({"machines": {"t": copy.deepcopy(data)}}, "test").machines["t"]
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
+    """Poll ``condition`` every 20 ms until it holds; fail the test if it does not within ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)

@@ -16,6 +16,7 @@ from labbridge.drivers.dnc_transport import DncAborted, DncLinkLost, DncTimeout
 from labbridge.drivers.fanuc_sim import start_fanuc_sim
 from labbridge.errors import GateRejected
 from labbridge.model import Status
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = ["O0042 (DNC TEST)", "G21 G18 G40 G99", "T0101", "G97 S600 M3", "G0 X60 Z5"] + [
@@ -37,14 +38,6 @@ def write_program(tmp_path: Path, blocks: list[str]) -> Path:
     path = tmp_path / "part.nc"
     path.write_text("%\n" + "\n".join(blocks) + "\n%\n", encoding="ascii")
     return path
-
-
-async def wait_for(condition, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 async def test_stream_obeys_dc3_and_the_control_runs_every_block(lathe: Machine, tmp_path: Path) -> None:

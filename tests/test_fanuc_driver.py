@@ -13,6 +13,7 @@ from labbridge.drivers.factory import create_driver
 from labbridge.drivers.fanuc_driver import FanucDriver
 from labbridge.drivers.fanuc_sim import start_fanuc_sim
 from labbridge.model import Status
+from tests.conftest import wait_for as _wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = "\n".join(
@@ -23,11 +24,8 @@ PROGRAM = "\n".join(
 
 
 async def wait_for(condition, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
+    """The fanuc job moves at scaled real time: give it longer than the shared default."""
+    await _wait_for(condition, timeout)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from labbridge.drivers.modbus_driver import ModbusSource, parse_url
 from labbridge.drivers.modbus_sim import RegisterServer
 from labbridge.errors import ConfigError
 from labbridge.model import MachineState, Status
+from tests.conftest import wait_for
 
 MAP: dict[str, dict[str, Any]] = {
     "spindle.rpm": {"table": "holding", "address": 0x2103, "type": "uint16", "scale": 0.6},
@@ -30,14 +31,6 @@ MAP: dict[str, dict[str, Any]] = {
 }
 VALUES = {"spindle.rpm": 1800.0, "spindle.load": 35.0, "position.machine.X": 12.5, "position.machine.Z": -30.0,
           "feed": 120.0, "overrides.feed": 90, "state": "Run", "alarm": 0, "door_open": True, "homed": True}
-
-
-async def wait_for(condition, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

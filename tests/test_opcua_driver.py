@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,12 @@ from labbridge.drivers.fanuc_driver import FanucDriver
 from labbridge.drivers.fanuc_sim import FanucSimHandle, start_fanuc_sim
 from labbridge.drivers.opcua_driver import OpcUaSource
 from labbridge.model import MachineState, Status
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "urn:labbridge:sim:mill-2"
 USERS = {"operator": "s3cret"}
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-async def wait_for(condition, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

@@ -19,19 +19,12 @@ from labbridge.drivers.mill_sim import OpcUaSimServer
 from labbridge.drivers.opcua_driver import OpcUaSource
 from labbridge.errors import ConfigError
 from labbridge.model import MachineState, Status
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "urn:labbridge:sim:mill-2"
 MESSAGES = f"nsu={NS};s=mill-2.Notification.Messages"
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-async def wait_for(condition, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
