@@ -18,8 +18,8 @@ $(STAMP): $(BIN)/python pyproject.toml labbridge/safety/_fastcheck.c
 venv: $(STAMP)
 
 frontend:
-	@if [ -f labbridge/streaming/static/package.json ]; then \
-	  cd labbridge/streaming/static && npm install --no-audit --no-fund --silent; fi
+	@if [ -f labbridge/server/static/package.json ]; then \
+	  cd labbridge/server/static && npm install --no-audit --no-fund --silent; fi
 
 demo: venv frontend
 	$(BIN)/labbridge demo

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from labbridge.config import load_config
-from labbridge.drivers.dnc_job import stream_dnc
-from labbridge.drivers.fanuc_sim import start_fanuc_sim
+from labbridge.streaming.dnc_transfer import stream_dnc
+from labbridge.sim.fanuc.launch import start_fanuc_sim
 
 
 async def run(blocks: int, baud: int, buffer_bytes: int, time_scale: float) -> None:

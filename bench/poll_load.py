@@ -42,9 +42,9 @@ def stamp() -> int:
 
 async def serve(count: int) -> None:
     """Child process: start the servers, print their endpoints, run until stdin closes."""
-    from labbridge.drivers.fanuc_sim import SimControl
-    from labbridge.drivers.mill_sim import OpcUaSimServer
-    from labbridge.drivers.modbus_sim import RegisterServer
+    from labbridge.sim.fanuc.control import SimControl
+    from labbridge.sim.fanuc.opcua_server import OpcUaSimServer
+    from labbridge.sim.modbus_server import RegisterServer
 
     fields = {k: RegisterField.model_validate(v) for k, v in MODBUS_MAP.items()}
     mill = load_config("config/machines.yaml").machine("mill-2")
@@ -76,8 +76,8 @@ async def serve(count: int) -> None:
 
 
 async def bridge(seconds: float, endpoints: dict[str, list[str]], poll_hz: float) -> dict[str, Any]:
-    from labbridge.drivers.modbus_driver import ModbusSource
-    from labbridge.drivers.opcua_driver import OpcUaSource
+    from labbridge.drivers.sources.modbus import ModbusSource
+    from labbridge.drivers.sources.opcua import OpcUaSource
 
     sources: list[tuple[str, MachineState, Any]] = []
     for i, url in enumerate(endpoints["modbus"]):

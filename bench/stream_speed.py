@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from labbridge.config import load_config  # noqa: E402
-from labbridge.drivers.grbl_driver import GrblDriver  # noqa: E402
-from labbridge.drivers.grbl_sim import GrblSimulator  # noqa: E402
-from labbridge.streaming.jobs import JobRunner  # noqa: E402
+from labbridge.drivers.grbl import GrblDriver  # noqa: E402
+from labbridge.sim.grbl.port import GrblSimulator  # noqa: E402
+from labbridge.streaming.runner import JobRunner  # noqa: E402
 
 
 @dataclass

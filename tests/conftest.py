@@ -16,7 +16,7 @@ from labbridge.config import LabConfig, Machine, load_config, parse_config
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = ROOT / "config" / "machines.yaml"
 EXAMPLES = ROOT / "examples"
-TRACES = ROOT.parent / "shared" / "traces" / "grbl-1.1h"
+TRACES = ROOT / "tests" / "traces"
 
 
 @pytest.fixture(scope="session")

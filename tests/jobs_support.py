@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from labbridge.config import Machine, load_config
-from labbridge.drivers.grbl_driver import GrblDriver
-from labbridge.drivers.grbl_protocol import REALTIME_BYTES, Status
-from labbridge.drivers.grbl_sim import start_grbl_sim
-from labbridge.streaming.jobs import JobRunner
-from labbridge.streaming.jobstore import JobStore
+from labbridge.drivers.grbl import GrblDriver
+from labbridge.protocols.grbl import REALTIME_BYTES, Status
+from labbridge.sim.grbl.port import start_grbl_sim
+from labbridge.streaming.runner import JobRunner
+from labbridge.streaming.records import JobStore
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "machines.yaml"

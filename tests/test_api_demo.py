@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_command_starts_a_simulated_lab(tmp_path: Path) -> None:
-    pytest.importorskip("labbridge.drivers.grbl_driver")
+    pytest.importorskip("labbridge.drivers.grbl")
     server = ServerProcess(["demo", "--port", "0", "--data-dir", str(tmp_path / "demo")], cwd=ROOT)
     try:
         assert server.url.startswith("http://127.0.0.1:")
@@ -43,7 +43,7 @@ def test_demo_command_starts_a_simulated_lab(tmp_path: Path) -> None:
 
 @pytest.fixture
 def lathe(tmp_path: Path) -> Any:
-    pytest.importorskip("labbridge.drivers.fanuc_driver")
+    pytest.importorskip("labbridge.drivers.fanuc")
     with running_app(tmp_path, lab_config(("lathe-1",), unreachable=False), demo=True,
                      sim_options={"fanuc-lathe": {"time_scale": 50.0}}) as api:
         wait_for(lambda: api.call("viewer", "GET", "/api/machines/lathe-1").json()["state"]["connected"], 60,

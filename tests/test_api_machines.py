@@ -18,7 +18,7 @@ JOB = "\n".join(
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    pytest.importorskip("labbridge.drivers.grbl_driver")
+    pytest.importorskip("labbridge.drivers.grbl")
     with running_app(tmp_path_factory.mktemp("machines"), lab_config(("mill-1",), unreachable=False),
                      demo=True, poll_hz=10.0) as api:
         wait_for(lambda: state(api)["connected"], 30, what="mill-1 simulator to connect")

@@ -88,7 +88,7 @@ def calls(api: Api) -> list[tuple[str, str, str, dict[str, Any]]]:
 
 
 def test_matrix_covers_every_action(api: Api) -> None:
-    from labbridge.streaming.auth import Action
+    from labbridge.server.auth import Action
 
     covered = {c[0] for c in calls(api)} | {"queue.remove"}  # queue.remove has its own test below
     assert covered == {a.value for a in Action}

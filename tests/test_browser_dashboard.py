@@ -40,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     pytest.importorskip("playwright.sync_api")
-    pytest.importorskip("labbridge.drivers.grbl_driver")
+    pytest.importorskip("labbridge.drivers.grbl")
     tmp = tmp_path_factory.mktemp("browser")
     data = yaml.safe_load(CONFIG_PATH.read_text())
     data["machines"] = {"mill-1": data["machines"]["mill-1"]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labbridge.drivers import dnc_protocol as dp
+from labbridge.protocols import dnc as dp
 
 PROGRAM = ["%", "O0012 (shaft)", "g0 x50 z5", "", "G1 Z-20 F0.2 (rough)", "M30", "%"]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from labbridge.config import Machine, load_config
-from labbridge.drivers.dnc_job import receive_dnc, stream_dnc
-from labbridge.drivers.dnc_transport import DncAborted, DncLinkLost, DncTimeout
-from labbridge.drivers.fanuc_sim import start_fanuc_sim
+from labbridge.streaming.dnc_transfer import receive_dnc, stream_dnc
+from labbridge.transports.serial_link import DncAborted, DncLinkLost, DncTimeout
+from labbridge.sim.fanuc.launch import start_fanuc_sim
 from labbridge.errors import GateRejected
 from labbridge.model import Status
 from tests.conftest import wait_for

@@ -10,8 +10,8 @@ import pytest
 from labbridge.config import Machine, load_config
 from labbridge.drivers.base import Driver, Unsupported
 from labbridge.drivers.factory import create_driver
-from labbridge.drivers.fanuc_driver import FanucDriver
-from labbridge.drivers.fanuc_sim import start_fanuc_sim
+from labbridge.drivers.fanuc import FanucDriver
+from labbridge.sim.fanuc.launch import start_fanuc_sim
 from labbridge.model import Status
 from tests.conftest import wait_for as _wait_for
 

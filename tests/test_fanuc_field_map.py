@@ -6,7 +6,7 @@ import pytest
 from asyncua import ua
 
 from labbridge.drivers import field_map
-from labbridge.drivers.opcua_driver import parse_node, to_node_id
+from labbridge.drivers.sources.opcua import parse_node, to_node_id
 from labbridge.errors import ConfigError
 from labbridge.model import MachineState, Status
 

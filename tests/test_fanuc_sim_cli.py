@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from labbridge.config import ModbusConnection, load_config
-from labbridge.drivers.modbus_driver import ModbusSource
+from labbridge.drivers.sources.modbus import ModbusSource
 from labbridge.model import MachineState, Status
 
 ROOT = Path(__file__).resolve().parents[1]

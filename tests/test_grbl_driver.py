@@ -13,9 +13,9 @@ import pytest
 from labbridge.config import load_config
 from labbridge.drivers.base import Driver
 from labbridge.drivers.factory import create_driver
-from labbridge.drivers.grbl_driver import DriverBusy, GrblCommandError, GrblDriver
-from labbridge.drivers.grbl_protocol import Error, Ok, Status
-from labbridge.drivers.grbl_sim import start_grbl_sim
+from labbridge.drivers.grbl import DriverBusy, GrblCommandError, GrblDriver
+from labbridge.protocols.grbl import Error, Ok, Status
+from labbridge.sim.grbl.port import start_grbl_sim
 from labbridge.errors import ConnectionLost, LabbridgeError
 from labbridge.model import Status as S
 
@@ -181,7 +181,7 @@ async def test_streaming_path_write_and_subscribe(driver: GrblDriver) -> None:
 
 
 async def _mdi_from_elsewhere(driver: GrblDriver) -> None:
-    from labbridge.drivers import grbl_driver
+    from labbridge.drivers import grbl as grbl_driver
 
     grbl_driver._OWNER.set(None)
     await driver.mdi("G0 X0")

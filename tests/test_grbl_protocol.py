@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labbridge.drivers.grbl_codes import ALARMS, ERRORS, SETTINGS
-from labbridge.drivers.grbl_protocol import (
+from labbridge.protocols.grbl_codes import ALARMS, ERRORS, SETTINGS
+from labbridge.protocols.grbl import (
     LINE_MAX,
     REALTIME,
     Alarm,

@@ -14,8 +14,8 @@ import pytest
 import serial
 
 from labbridge.config import load_config
-from labbridge.drivers.grbl_protocol import GrblParser, Status
-from labbridge.drivers.grbl_sim import GrblSimulator
+from labbridge.protocols.grbl import GrblParser, Status
+from labbridge.sim.grbl.port import GrblSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "machines.yaml"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from labbridge.model import MachineState, Status
-from labbridge.streaming.hub import Hub
+from labbridge.server.hub import Hub
 
 
 class Sink:

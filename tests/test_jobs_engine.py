@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labbridge.drivers import grbl_protocol as gp
+from labbridge.protocols import grbl as gp
 from labbridge.errors import InterlockError
 from labbridge.model import AlarmRecord, MachineState, Status
 from labbridge.safety import Interpreter, check_program
 from labbridge.streaming.interlocks import check_interlocks
 from labbridge.streaming.job import Job, JobState
-from labbridge.streaming.jobstore import JobStore
+from labbridge.streaming.records import JobStore
 from labbridge.streaming.resume import ResumeError, build_resume
-from labbridge.streaming.streamer import (
+from labbridge.protocols.grbl_stream import (
     Acked, Alarmed, Completed, ControllerReset, EngineState, Rejected, StreamEngine, Stray, program_lines,
 )
 from tests.conftest import make_machine

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from labbridge.drivers.grbl_protocol import clean_line
+from labbridge.protocols.grbl import clean_line
 from labbridge.errors import InterlockError
 from labbridge.model import Status
-from labbridge.streaming.jobs import GateRejected, JobState
+from labbridge.streaming.runner import GateRejected, JobState
 from tests.jobs_support import close_rig, long_program, make_rig, mill, write_program
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

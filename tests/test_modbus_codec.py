@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labbridge.config import ModbusConnection, RegisterField
-from labbridge.drivers.modbus_codec import decode, effective_map, encode, load_profile, plan_reads
+from labbridge.protocols.modbus_registers import decode, effective_map, encode, load_profile, plan_reads
 from labbridge.errors import ConfigError
 
 

@@ -10,8 +10,8 @@ from pymodbus.constants import ExcCodes
 
 from labbridge.config import ModbusConnection, RegisterField
 from labbridge.drivers.base import Unsupported
-from labbridge.drivers.modbus_driver import ModbusSource, parse_url
-from labbridge.drivers.modbus_sim import RegisterServer
+from labbridge.drivers.sources.modbus import ModbusSource, parse_url
+from labbridge.sim.modbus_server import RegisterServer
 from labbridge.errors import ConfigError
 from labbridge.model import MachineState, Status
 from tests.conftest import wait_for

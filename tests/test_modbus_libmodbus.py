@@ -16,8 +16,8 @@ import threading
 import pytest
 
 from labbridge.config import ModbusConnection, RegisterField
-from labbridge.drivers.modbus_driver import ModbusSource
-from labbridge.drivers.modbus_sim import RegisterServer
+from labbridge.drivers.sources.modbus import ModbusSource
+from labbridge.sim.modbus_server import RegisterServer
 from labbridge.model import MachineState
 
 

@@ -8,9 +8,9 @@ import pytest
 import pytest_asyncio
 
 from labbridge.config import Machine, OpcUaConnection, load_config
-from labbridge.drivers.fanuc_driver import FanucDriver
-from labbridge.drivers.fanuc_sim import FanucSimHandle, start_fanuc_sim
-from labbridge.drivers.opcua_driver import OpcUaSource
+from labbridge.drivers.fanuc import FanucDriver
+from labbridge.sim.fanuc.launch import FanucSimHandle, start_fanuc_sim
+from labbridge.drivers.sources.opcua import OpcUaSource
 from labbridge.model import MachineState, Status
 from tests.conftest import wait_for
 
@@ -47,7 +47,7 @@ async def test_default_map_follows_the_machine_as_it_runs(sim: FanucSimHandle) -
         assert state.spindle_rpm == 0.0 and state.spindle_direction == "off"
         for i, block in enumerate(["O0007", "G21 G90 G54", "S3000 M3", "G0 X10 Y10 Z5",
                                    "G1 X60 Y10 Z-2 F600", "G1 X60 Y60", "G0 Z50", "M5", "M30"], start=1):
-            from labbridge.drivers import dnc_protocol as dp
+            from labbridge.protocols import dnc as dp
 
             sim.sim.queue.append(dp.Block(block, i))
         await wait_for(lambda: state.state == Status.RUN and (state.feed or 0) > 0)

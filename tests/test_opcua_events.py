@@ -13,10 +13,10 @@ import pytest
 import pytest_asyncio
 
 from labbridge.config import Machine, OpcUaConnection, load_config
-from labbridge.drivers.fanuc_driver import FanucDriver
-from labbridge.drivers.fanuc_sim import FanucSimHandle, start_fanuc_sim
-from labbridge.drivers.mill_sim import OpcUaSimServer
-from labbridge.drivers.opcua_driver import OpcUaSource
+from labbridge.drivers.fanuc import FanucDriver
+from labbridge.sim.fanuc.launch import FanucSimHandle, start_fanuc_sim
+from labbridge.sim.fanuc.opcua_server import OpcUaSimServer
+from labbridge.drivers.sources.opcua import OpcUaSource
 from labbridge.errors import ConfigError
 from labbridge.model import MachineState, Status
 from tests.conftest import wait_for

@@ -9,9 +9,9 @@ from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from labbridge.config import OpcUaConnection, load_config
-from labbridge.drivers.fanuc_sim import SimControl
-from labbridge.drivers.mill_sim import OpcUaSimServer
-from labbridge.drivers.opcua_driver import OpcUaSource
+from labbridge.sim.fanuc.control import SimControl
+from labbridge.sim.fanuc.opcua_server import OpcUaSimServer
+from labbridge.drivers.sources.opcua import OpcUaSource
 from labbridge.model import MachineState
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from .conftest import TRACES, make_machine
 
 
 def recorded_invalid_commands() -> list[tuple[str, str]]:
-    text = (TRACES / "transcript.txt").read_text()
+    text = (TRACES / "grbl-1.1h-transcript.txt").read_text()
     section = text.split("===== invalid commands =====", 1)[1].split("=====", 1)[0]
     pairs = []
     for line in section.splitlines():

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from labbridge.config import Machine, load_config
-from labbridge.drivers.fanuc_sim import start_fanuc_sim
+from labbridge.sim.fanuc.launch import start_fanuc_sim
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ async def test_unknown_machine_is_a_usage_error(tmp_path: Path) -> None:
 
 
 async def test_state_json_works_for_grbl_machines_too(tmp_path: Path) -> None:
-    from labbridge.drivers.grbl_sim import start_grbl_sim
+    from labbridge.sim.grbl.port import start_grbl_sim
 
     mill = lab()["mill-1"]
     sim = await start_grbl_sim("mill-1", mill)

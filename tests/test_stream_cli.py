@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from labbridge.config import Connection, Machine, load_config
-from labbridge.drivers.grbl_protocol import clean_line
-from labbridge.drivers.grbl_sim import GrblSimulator
+from labbridge.protocols.grbl import clean_line
+from labbridge.sim.grbl.port import GrblSimulator
 from labbridge.streaming.job import JobState
-from labbridge.streaming.jobstore import JobStore
+from labbridge.streaming.records import JobStore
 from tests.jobs_support import Received, long_program, mill, write_program
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ def test_against_labbridge_sim_grbl_process(tmp_path: Path) -> None:
 
 
 async def test_fanuc_machine_streams_by_dnc(tmp_path: Path) -> None:
-    from labbridge.drivers.fanuc_sim import start_fanuc_sim
+    from labbridge.sim.fanuc.launch import start_fanuc_sim
 
     lathe = load_config(ROOT / "config" / "machines.yaml").machine("lathe-1")
     async with await start_fanuc_sim("lathe-1", lathe, modbus=False, time_scale=50.0) as sim:

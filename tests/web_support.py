@@ -19,8 +19,9 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from labbridge.config import LabConfig, parse_config
-from labbridge.streaming.api_deps import ServerSettings
-from labbridge.streaming.app import build_context, create_app
+from labbridge.sim import start_simulator
+from labbridge.server.api.deps import ServerSettings
+from labbridge.server.app import build_context, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = ROOT / "config" / "machines.yaml"
@@ -42,6 +43,8 @@ def lab_config(machines: tuple[str, ...] = ("mill-1",), unreachable: bool = True
 
 
 def settings(tmp: Path, config: LabConfig | None = None, **kw: Any) -> ServerSettings:
+    if kw.pop("demo", False):
+        kw["simulators"] = start_simulator
     return ServerSettings(config=config or lab_config(), data_dir=tmp, **kw)
 
 

@@ -1,1 +1,2 @@
-"""The ``labbridge`` command line. Each command lives in its own module and registers itself."""
+"""The ``labbridge`` command: thin typer commands over the rooms below. Only ``sim`` and ``demo`` start simulators.
+"""

@@ -24,7 +24,7 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         = 120.0,
     ) -> None:
         """Wait for the control to punch out a program (EDIT mode, PUNCH) and save it to OUTFILE."""
-        from labbridge.drivers.dnc_job import receive_dnc
+        from labbridge.streaming.dnc_transfer import receive_dnc
 
         mid, m = load_machine(config, machine)
         sys.stderr.write(f"waiting for {mid} to punch out a program (start PUNCH on the control)…\n")

@@ -16,7 +16,7 @@ from labbridge.cli.common import ConfigOption, load_machine
 
 
 async def _serve(machine_id: str, machine, time_scale: float, modbus_port: int, opcua_port: int) -> None:
-    from labbridge.drivers.fanuc_sim import start_fanuc_sim
+    from labbridge.sim.fanuc.launch import start_fanuc_sim
 
     handle = await start_fanuc_sim(machine_id, machine, time_scale=time_scale, modbus_port=modbus_port,
                                    opcua_port=opcua_port)

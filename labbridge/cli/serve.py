@@ -34,6 +34,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _simulators() -> object:
+    from labbridge.sim import start_simulator
+
+    return start_simulator
+
+
 def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: Path, max_upload_mb: float,
                cors_origins: list[str], ws_origins: list[str], reset_admin: bool, log_level: str,
                poll_hz: float | None = None) -> None:
@@ -41,13 +47,13 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
     import uvicorn
 
     from labbridge.log import configure_logging
-    from labbridge.streaming.api_deps import ServerSettings
-    from labbridge.streaming.app import build_context, create_app
+    from labbridge.server.api.deps import ServerSettings
+    from labbridge.server.app import build_context, create_app
 
     lab = load_lab(config)
     configure_logging(level=log_level)
     settings = ServerSettings(
-        config=lab, data_dir=data_dir, demo=demo, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        config=lab, data_dir=data_dir, simulators=_simulators() if demo else None, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         cors_origins=cors_origins, ws_origins=ws_origins, reset_admin=reset_admin, poll_hz=poll_hz,
         freeze_gc=True,
     )

@@ -27,7 +27,7 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         link: str = typer.Option(None, "--link", help="Also make this symlink point at the device."),
     ) -> None:
         """Serve the real GRBL protocol on a pty; prints the device path to open."""
-        from labbridge.drivers.grbl_sim import GrblSimulator
+        from labbridge.sim.grbl.port import GrblSimulator
 
         machine_id, m = load_machine(config, machine)
         if m.controller != "grbl":

@@ -88,8 +88,8 @@ def _confirm(machine_id: str, machine: Machine, program: Path, report: Report, p
 async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: str | None,
                        check_mode: bool, console: Console, home: bool = False) -> int:
     from labbridge.drivers.factory import create_driver
-    from labbridge.streaming.jobs import JobRunner, JobState
-    from labbridge.streaming.jobstore import JobStore
+    from labbridge.streaming.runner import JobRunner, JobState
+    from labbridge.streaming.records import JobStore
 
     try:
         store = JobStore()
@@ -178,12 +178,12 @@ class _sigint:
 async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: str | None, report: Report,
                       console: Console) -> int:
     try:
-        from labbridge.drivers import dnc_job
+        from labbridge.streaming import dnc_transfer as dnc_job
     except ImportError:
         fail(f"DNC streaming for {machine.controller} machines is not available in this build; nothing was sent",
              EXIT_USAGE)
     from labbridge.streaming.job import Job, JobState, new_job_id
-    from labbridge.streaming.jobstore import JobStore
+    from labbridge.streaming.records import JobStore
 
     try:
         store = JobStore()

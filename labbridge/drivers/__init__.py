@@ -1,1 +1,8 @@
-"""Controller drivers: sans-IO protocol cores, thin asyncio transports, and simulators."""
+"""Controller drivers: one per controller kind, each keeping one :class:`~labbridge.model.MachineState` current.
+
+``base`` (the driver interface and its capability protocols), ``factory``, ``grbl``, ``fanuc``,
+``sources/`` (Modbus and OPC UA status sources of Fanuc-style machines), ``field_map``.
+
+May import: ``labbridge.protocols``, ``labbridge.transports``, ``model``, ``config``, ``errors``, ``log``.
+Never the server, the streaming layer or the simulators.
+"""

@@ -12,9 +12,9 @@ from labbridge.drivers.base import Driver
 def create_driver(machine_id: str, machine: Machine, *, port: str | None = None) -> Driver:
     """A driver for ``machine`` (not yet connected). ``port`` overrides the config's serial port."""
     if machine.controller == "grbl":
-        from labbridge.drivers.grbl_driver import GrblDriver
+        from labbridge.drivers.grbl import GrblDriver
 
         return GrblDriver(machine_id, machine, port=port)
-    from labbridge.drivers.fanuc_driver import FanucDriver
+    from labbridge.drivers.fanuc import FanucDriver
 
     return FanucDriver(machine_id, machine, port=port)

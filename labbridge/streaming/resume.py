@@ -6,7 +6,7 @@ length and G92 offsets). The preamble approaches from above: retract to a safe Z
 in machine coordinates, move over the target in X/Y, start the spindle and wait
 for it to reach speed, then plunge to the Z the program had at line N. The
 preamble plus the rest of the program are checked by the safety gate again
-before anything is sent (see :class:`~labbridge.streaming.jobs.JobRunner`).
+before anything is sent (see :class:`~labbridge.streaming.runner.JobRunner`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labbridge.config import Machine
-from labbridge.drivers.grbl_protocol import clean_line
+from labbridge.protocols.grbl import clean_line
 from labbridge.errors import LabbridgeError
 from labbridge.safety import Interpreter
 from labbridge.safety.motion import Vec

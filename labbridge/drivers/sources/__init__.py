@@ -1,0 +1,2 @@
+"""Status sources of a Fanuc-style machine: its PLC over Modbus, its OPC UA server; each fills MachineState fields.
+"""

@@ -1,0 +1,8 @@
+"""Sans-IO protocol cores: bytes (and time, where a protocol has timeouts) in, events and bytes out.
+
+GRBL 1.1 line protocol and its character-counting stream window (``grbl``, ``grbl_codes``,
+``grbl_stream``), Fanuc-style DNC tape framing (``dnc``), Modbus register encoding (``modbus_registers``).
+Tested by feeding bytes whole, one at a time and at random splits, as h11 is.
+
+May import: the standard library (no asyncio, no serial, no files, no clock) and ``labbridge.errors``.
+"""

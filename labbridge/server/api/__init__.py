@@ -1,0 +1,2 @@
+"""REST and websocket routers, one module per area.
+"""

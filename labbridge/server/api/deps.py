@@ -1,0 +1,129 @@
+"""What every route shares: the server context, the signed-in caller, role checks and auditing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, HTTPException, Request
+
+from labbridge.config import LabConfig
+from labbridge.log import get_logger
+from labbridge.server.auth import Action, Auth, AuthError, Principal
+from labbridge.server.hub import Hub
+from labbridge.server.lab import Lab, SimulatorFactory
+from labbridge.server.store import Store
+
+DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+
+
+@dataclass
+class ServerSettings:
+    """How ``labbridge serve`` was started."""
+
+    config: LabConfig
+    data_dir: Path
+    simulators: SimulatorFactory | None = None  # given by `labbridge demo` / `serve --demo`: every machine simulated
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    cors_origins: list[str] = field(default_factory=list)
+    ws_origins: list[str] = field(default_factory=list)
+    sim_options: dict[str, Any] = field(default_factory=dict)
+    ws_max_rate: float = 10.0
+    ws_heartbeat: float = 15.0
+    reset_admin: bool = False
+    poll_hz: float | None = None
+    freeze_gc: bool = False
+
+    @property
+    def demo(self) -> bool:
+        return self.simulators is not None
+
+
+@dataclass
+class Context:
+    settings: ServerSettings
+    store: Store
+    auth: Auth
+    lab: Lab
+    hub: Hub
+    admin_password: str | None = None
+
+    def audit(self, who: Principal | str | None, machine: str | None, action: str, outcome: str,
+              detail: str = "") -> None:
+        username = who.username if isinstance(who, Principal) else who
+        self.store.audit(username, machine, action, outcome, detail)
+        get_logger(machine=machine, user=username).info("audit", action=action, outcome=outcome, detail=detail)
+
+
+def get_ctx(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def current_principal(request: Request, ctx: Context = Depends(get_ctx)) -> Principal:
+    try:
+        principal = ctx.auth.authenticate(bearer_token(request))
+    except AuthError as exc:
+        raise HTTPException(exc.status, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    request.state.principal = principal
+    return principal
+
+
+def require(action: Action) -> Any:
+    """A dependency that lets the call through only if the caller's role allows ``action``."""
+
+    def check(request: Request, principal: Principal = Depends(current_principal),
+              ctx: Context = Depends(get_ctx)) -> Principal:
+        if not principal.can(action):
+            machine = request.path_params.get("machine")
+            entry_id = request.path_params.get("entry_id")
+            if machine is None and entry_id is not None and str(entry_id).isdigit():
+                entry = ctx.store.queue_entry(int(entry_id))
+                machine = entry["machine"] if entry else None
+            ctx.audit(principal, machine, action.value, "denied", f"role {principal.role}")
+            raise HTTPException(
+                403, f"your role ({principal.role}) may not {describe(action)}; ask someone with the right role"
+            )
+        return principal
+
+    return Depends(check)
+
+
+_DESCRIPTIONS = {
+    Action.VIEW: "view the lab",
+    Action.PROGRAM_UPLOAD: "upload programs",
+    Action.PROGRAM_CHECK: "check programs",
+    Action.QUEUE_SUBMIT: "submit programs to the queue",
+    Action.QUEUE_REMOVE: "remove queued programs",
+    Action.JOB_START: "start jobs (starting motion needs an operator)",
+    Action.JOB_RESUME: "resume motion (needs an operator)",
+    Action.HOLD: "hold",
+    Action.CANCEL: "cancel",
+    Action.HOME: "home machines",
+    Action.UNLOCK: "unlock machines",
+    Action.JOG: "jog machines",
+    Action.OVERRIDE: "change overrides",
+    Action.RESET: "reset controllers",
+    Action.DIAGNOSTICS: "read diagnostics",
+    Action.SETTINGS_READ: "read controller settings",
+    Action.SETTINGS_WRITE: "change controller settings",
+    Action.USERS: "manage users",
+    Action.AUDIT: "read the audit log",
+}
+
+
+def describe(action: Action) -> str:
+    return _DESCRIPTIONS.get(action, action.value)
+
+
+def known_machine(ctx: Context, machine: str) -> None:
+    if machine not in ctx.lab.machines:
+        raise HTTPException(404, f"no machine {machine!r}; the lab has: {', '.join(ctx.lab.machines)}")

@@ -1,0 +1,140 @@
+"""Programs: upload (file or pasted text), check against a machine, toolpath preview.
+
+Uploads are limited in size (10 MB by default) and must be text: binary, non-UTF-8
+and empty files are refused with a message saying why. Programs are stored by the
+SHA-256 of their bytes; the check report is the same object ``labbridge check
+--json`` prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from labbridge.server.api.deps import Context, get_ctx, known_machine, require
+from labbridge.server.auth import Action, Principal
+from labbridge.safety.preview import build_preview
+
+router = APIRouter(prefix="/api/programs", tags=["programs"])
+
+_ALLOWED_CONTROLS = set("\t\n\r\f\v") | {"\x11", "\x12", "\x13", "\x14"}  # whitespace, DNC DC1-DC4
+
+
+class PastedProgram(BaseModel):
+    name: str = Field("pasted.nc", min_length=1, max_length=200)
+    text: str
+
+
+class CheckRequest(BaseModel):
+    machine: str
+    preview: bool = True
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def validate_program(data: bytes, name: str, limit: int) -> str:
+    """The program's text, or HTTPException 400/413/415 saying what is wrong with the upload."""
+    if len(data) > limit:
+        raise HTTPException(413, f"{name}: {_mb(len(data))} is larger than the {_mb(limit)} limit; split the program")
+    if not data.strip():
+        raise HTTPException(400, f"{name}: the program is empty; upload a G-code file with at least one block")
+    if b"\x00" in data:
+        raise HTTPException(415, f"{name}: this is a binary file (it contains NUL bytes), not G-code text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(
+            415, f"{name}: not text (invalid UTF-8 at byte {exc.start}); save the program as plain ASCII/UTF-8"
+        ) from None
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in _ALLOWED_CONTROLS)
+    if controls > max(2, len(text) // 200):
+        raise HTTPException(415, f"{name}: {controls} control characters; this does not look like G-code text")
+    return text
+
+
+def _safe_name(name: str | None) -> str:
+    base = (name or "program.nc").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return base[:200] or "program.nc"
+
+
+def _store(ctx: Context, principal: Principal, data: bytes, name: str) -> dict[str, Any]:
+    try:
+        text = validate_program(data, name, ctx.settings.max_upload_bytes)
+    except HTTPException as exc:
+        ctx.audit(principal, None, "program.upload", "refused", f"{name}: {exc.detail}")
+        raise
+    info = ctx.store.add_program(data, name, principal.username, len(text.splitlines()))
+    ctx.audit(principal, None, "program.upload", "ok", f"{name} sha256:{info['hash'][:12]} {len(data)} bytes")
+    return info
+
+
+@router.post("", status_code=201, summary="Upload a G-code file (multipart field 'file')")
+async def upload(file: UploadFile, principal: Principal = require(Action.PROGRAM_UPLOAD),
+                 ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    limit = ctx.settings.max_upload_bytes
+    name = _safe_name(file.filename)
+    data = await file.read(limit + 1)
+    return _store(ctx, principal, data, name)
+
+
+@router.post("/text", status_code=201, summary="Store pasted G-code text")
+async def upload_text(body: PastedProgram, principal: Principal = require(Action.PROGRAM_UPLOAD),
+                      ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    return _store(ctx, principal, body.text.encode("utf-8"), _safe_name(body.name))
+
+
+@router.get("", summary="Recently uploaded programs")
+def list_programs(_: Principal = require(Action.VIEW), ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
+    return ctx.store.list_programs()
+
+
+def _program(ctx: Context, digest: str) -> tuple[dict[str, Any], str]:
+    info = ctx.store.program_info(digest)
+    data = ctx.store.program_bytes(digest)
+    if info is None or data is None:
+        raise HTTPException(404, f"no program with hash {digest!r}; upload it first")
+    return info, data.decode("utf-8")
+
+
+@router.get("/{digest}", summary="A program's text and details")
+def get_program(digest: str, _: Principal = require(Action.VIEW), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    info, text = _program(ctx, digest)
+    return {**info, "text": text}
+
+
+def check_and_store(ctx: Context, principal: Principal, digest: str, machine_id: str,
+                    with_preview: bool) -> dict[str, Any]:
+    """Run the safety gate (blocking: call in a thread) and remember the result for the queue."""
+    from labbridge.safety import check_text
+
+    info, text = _program(ctx, digest)
+    machine = ctx.lab.runtime(machine_id).config
+    report = check_text(text, machine, machine_id=machine_id, program_name=info["name"])
+    report_json = report.to_json()
+    check_id = ctx.store.add_check(digest, machine_id, bool(report.ok), report_json, principal.username)
+    result: dict[str, Any] = {"check_id": check_id, "hash": digest, "machine": machine_id, "report": report_json}
+    if with_preview:
+        result["preview"] = build_preview(text, machine, report_json)
+    return result
+
+
+@router.post("/{digest}/check", summary="Check a program against a machine (same report as check --json)")
+async def check(digest: str, body: CheckRequest, principal: Principal = require(Action.PROGRAM_CHECK),
+                ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    known_machine(ctx, body.machine)
+    try:
+        result = await run_in_threadpool(check_and_store, ctx, principal, digest, body.machine, body.preview)
+    except HTTPException:
+        raise
+    except ImportError as exc:
+        raise HTTPException(503, f"the safety gate is not available in this build ({exc})") from None
+    report = result["report"]
+    errors = sum(1 for d in report.get("diagnostics", []) if d.get("severity") == "error")
+    ctx.audit(principal, body.machine, "program.check", "ok" if report.get("ok") else "errors",
+              f"sha256:{digest[:12]} {errors} errors")
+    return result

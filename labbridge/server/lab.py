@@ -1,0 +1,454 @@
+"""The running lab behind the web server: per machine a driver, its state and its job runner.
+
+Connecting never blocks the server: each machine has a supervisor task that
+connects, watches the link and reconnects with back-off. A machine whose driver
+cannot be built or reached shows Disconnected with the reason as its fault text.
+In demo mode every machine is first given its simulator and the driver is pointed
+at it, so the whole lab runs with no hardware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from labbridge.config import LabConfig, Machine
+from labbridge.drivers.base import Unsupported
+from labbridge.errors import InterlockError, LabbridgeError
+from labbridge.log import RECENT_EVENTS, get_logger
+from labbridge.model import MachineState, Status
+
+#: ``(machine_id, machine, **options) -> (handle, machine pointed at the simulator)``; given by the CLI's demo.
+SimulatorFactory = Callable[..., Awaitable[tuple[Any, Machine]]]
+
+log = get_logger()
+
+
+class CommandError(LabbridgeError):
+    """A machine command could not be carried out (HTTP 409); the message says why."""
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+@dataclass
+class ConnectionStats:
+    attempts: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    last_error: str | None = None
+    connected_since: float | None = None
+    last_attempt: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class MachineRuntime:
+    """Everything the server holds for one machine."""
+
+    machine_id: str
+    config: Machine
+    state: MachineState
+    driver: Any = None
+    sim: Any = None
+    runner: Any = None
+    job_task: asyncio.Task[None] | None = None
+    queue_entry: int | None = None
+    supervisor: asyncio.Task[None] | None = None
+    stats: ConnectionStats = field(default_factory=ConnectionStats)
+    unsubscribe: Any = None
+
+    @property
+    def active_runner(self) -> Any:
+        """The job runner while its job is still going, else None."""
+        if self.runner is not None and self.job_task is not None and not self.job_task.done():
+            return self.runner
+        return None
+
+
+class Lab:
+    """Owns drivers, simulators and job runners; the API and the hub only talk to this."""
+
+    def __init__(self, config: LabConfig, store: Any, *, simulators: SimulatorFactory | None = None,
+                 data_dir: Path | None = None,
+                 sim_options: dict[str, Any] | None = None, connect_timeout: float = 15.0,
+                 retry_max: float = 30.0, poll_hz: float | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.simulators = simulators
+        self.demo = simulators is not None
+        self.data_dir = data_dir
+        self.sim_options = sim_options or {}
+        self.connect_timeout = connect_timeout
+        self.retry_max = retry_max
+        self.poll_hz = poll_hz
+        self._job_store: Any = None
+        self.machines: dict[str, MachineRuntime] = {}
+        self.job_listeners: list[Any] = []
+        self._stopping = False
+
+    # lifecycle ---------------------------------------------------------------
+    async def prepare(self) -> None:
+        """Start simulators (demo) and build drivers, so that the hub can subscribe before anything moves."""
+        for machine_id, machine in self.config.machines.items():
+            state = MachineState(machine=machine_id)
+            runtime = MachineRuntime(machine_id, machine, state)
+            self.machines[machine_id] = runtime
+            if self.demo:
+                try:
+                    runtime.sim, overrides = await self._start_sim(machine_id, machine)
+                    machine = overrides or machine
+                    runtime.config = machine
+                except Exception as exc:  # a missing simulator must not stop the rest of the lab
+                    state.mark_disconnected(f"simulator could not start: {exc}")
+                    log.warning("simulator failed", machine=machine_id, error=str(exc))
+                    continue
+            try:
+                runtime.driver = self._build_driver(machine_id, machine, runtime.sim)
+                if self.poll_hz and hasattr(runtime.driver, "poll_hz"):
+                    runtime.driver.poll_hz = self.poll_hz
+                runtime.state = runtime.driver.state
+            except Exception as exc:
+                state.mark_disconnected(f"no driver for {machine.controller}: {exc}")
+                log.warning("driver unavailable", machine=machine_id, error=str(exc))
+                continue
+            runtime.unsubscribe = runtime.state.subscribe(self._alarm_recorder(machine_id))
+            if runtime.state.fault is None and not runtime.state.connected:
+                runtime.state.update(fault="connecting…")
+
+    async def _start_sim(self, machine_id: str, machine: Machine) -> tuple[Any, Machine | None]:
+        opts = dict(self.sim_options.get(machine.controller, {}))
+        opts.update(self.sim_options.get(machine_id, {}))
+        assert self.simulators is not None
+        return await self.simulators(machine_id, machine, **opts)
+
+    @staticmethod
+    def _build_driver(machine_id: str, machine: Machine, sim: Any) -> Any:
+        from labbridge.drivers.factory import create_driver
+
+        return create_driver(machine_id, machine)
+
+    async def start(self) -> None:
+        for runtime in self.machines.values():
+            if runtime.driver is not None:
+                runtime.supervisor = asyncio.get_running_loop().create_task(
+                    self._supervise(runtime), name=f"supervise-{runtime.machine_id}"
+                )
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for runtime in self.machines.values():
+            if runtime.job_task is not None and not runtime.job_task.done() and runtime.runner is not None:
+                try:  # never leave a machine moving when the server stops
+                    await asyncio.wait_for(_maybe_await(runtime.runner.cancel()), 10.0)
+                except Exception as exc:
+                    log.warning("job cancel on shutdown failed", machine=runtime.machine_id, error=str(exc))
+        for runtime in self.machines.values():
+            if runtime.runner is not None and runtime.state.is_moving:
+                try:
+                    await asyncio.wait_for(_maybe_await(runtime.driver.feed_hold()), 2.0)
+                except Exception:
+                    pass
+            for task in (runtime.supervisor, runtime.job_task):
+                if task is not None:
+                    task.cancel()
+            if runtime.driver is not None:
+                try:
+                    await asyncio.wait_for(_maybe_await(runtime.driver.close()), 5.0)
+                except Exception as exc:
+                    log.warning("driver close failed", machine=runtime.machine_id, error=str(exc))
+            if runtime.sim is not None:
+                try:
+                    await _maybe_await(runtime.sim.close())
+                except Exception as exc:
+                    log.warning("simulator close failed", machine=runtime.machine_id, error=str(exc))
+
+    async def _supervise(self, runtime: MachineRuntime) -> None:
+        delay = 1.0
+        stats = runtime.stats
+        while not self._stopping:
+            stats.attempts += 1
+            stats.last_attempt = time.time()
+            try:
+                await asyncio.wait_for(_maybe_await(runtime.driver.connect()), self.connect_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = str(exc) or type(exc).__name__
+                if isinstance(exc, asyncio.TimeoutError):
+                    reason = f"no answer within {self.connect_timeout:.0f} s"
+                stats.last_error = reason
+                runtime.state.mark_disconnected(f"cannot connect: {reason}; retrying in {delay:.0f} s")
+                log.info("connect failed", machine=runtime.machine_id, error=reason)
+                try:
+                    await runtime.driver.close()
+                except Exception:
+                    pass
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            if getattr(runtime.driver, "sources", None) is not None or getattr(runtime.driver, "reconnect", False):
+                # Drivers that reconnect by themselves (GRBL's serial link, Modbus, OPC UA) take over from here.
+                stats.connects += 1
+                stats.connected_since = time.time()
+                if runtime.state.fault == "connecting…":
+                    runtime.state.update(fault=None)
+                log.info("driver started", machine=runtime.machine_id)
+                return
+            stats.connects += 1
+            stats.connected_since = time.time()
+            if runtime.state.fault == "connecting…":
+                runtime.state.update(fault=None)
+            log.info("machine connected", machine=runtime.machine_id)
+            while not self._stopping and runtime.state.connected:
+                await asyncio.sleep(0.5)
+            if self._stopping:
+                return
+            if time.time() - stats.connected_since > 30:
+                delay = 1.0
+            stats.disconnects += 1
+            stats.connected_since = None
+            stats.last_error = runtime.state.fault
+            log.warning("machine disconnected", machine=runtime.machine_id, reason=runtime.state.fault)
+            try:
+                await runtime.driver.close()
+            except Exception:
+                pass
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.retry_max)
+
+    def _alarm_recorder(self, machine_id: str) -> Any:
+        seen: set[tuple[str, float]] = set()
+
+        def record(state: MachineState, fields: frozenset[str]) -> None:
+            if "alarms" not in fields:
+                return
+            for alarm in state.alarms:
+                key = (alarm.code, alarm.time)
+                if key not in seen:
+                    seen.add(key)
+                    try:
+                        self.store.add_alarm(machine_id, alarm.code, alarm.message, alarm.source, alarm.time)
+                    except Exception as exc:
+                        log.warning("alarm not recorded", machine=machine_id, error=str(exc))
+
+        return record
+
+    # access ------------------------------------------------------------------
+    def runtime(self, machine_id: str) -> MachineRuntime:
+        try:
+            return self.machines[machine_id]
+        except KeyError:
+            raise KeyError(machine_id) from None
+
+    def states(self) -> dict[str, MachineState]:
+        return {mid: rt.state for mid, rt in self.machines.items()}
+
+    def _connected_driver(self, runtime: MachineRuntime) -> Any:
+        if runtime.driver is None:
+            raise CommandError(f"{runtime.machine_id}: no driver ({runtime.state.fault or 'not available'})")
+        if not runtime.state.connected:
+            raise CommandError(
+                f"{runtime.machine_id} is not connected ({runtime.state.fault or 'no link'}); check the cable "
+                "and the controller's power"
+            )
+        return runtime.driver
+
+    async def command(self, machine_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a driver command; raise CommandError with a readable reason if it cannot run."""
+        runtime = self.runtime(machine_id)
+        driver = self._connected_driver(runtime)
+        method = getattr(driver, name, None)
+        if method is None:
+            raise CommandError(f"{machine_id}: the {runtime.config.controller} driver has no {name.replace('_', ' ')}")
+        try:
+            return await asyncio.wait_for(_maybe_await(method(*args, **kwargs)), 60.0)
+        except Unsupported as exc:
+            raise CommandError(str(exc)) from None
+        except asyncio.TimeoutError:
+            raise CommandError(f"{machine_id}: {name.replace('_', ' ')} got no answer within 60 s") from None
+        except LabbridgeError as exc:
+            raise CommandError(f"{machine_id}: {exc}") from None
+
+    async def hold(self, machine_id: str) -> str:
+        """Stop wins: hold the job if one runs, else feed-hold the controller directly."""
+        runtime = self.runtime(machine_id)
+        if runtime.active_runner is not None:
+            await _maybe_await(runtime.active_runner.hold())
+            return "job held"
+        await self.command(machine_id, "feed_hold")
+        return "feed hold sent"
+
+    async def resume(self, machine_id: str) -> str:
+        runtime = self.runtime(machine_id)
+        if runtime.active_runner is not None:
+            await _maybe_await(runtime.active_runner.resume())
+            return "job resumed"
+        await self.command(machine_id, "cycle_start")
+        return "cycle start sent"
+
+    async def cancel(self, machine_id: str) -> str:
+        runtime = self.runtime(machine_id)
+        if runtime.active_runner is not None:
+            await _maybe_await(runtime.active_runner.cancel())
+            return "job cancelled"
+        if runtime.state.is_moving or runtime.state.state == Status.HOLD:
+            await self.command(machine_id, "soft_reset")
+            return "soft reset sent"
+        raise CommandError(f"{machine_id}: no job is running and the machine is not moving")
+
+    async def jog(self, machine_id: str, moves: dict[str, float], feed: float, relative: bool) -> str:
+        await self.command(machine_id, "jog", moves, feed, incremental=relative)
+        return "jog " + " ".join(f"{a}{v:g}" for a, v in moves.items())
+
+    async def set_override(self, machine_id: str, target: str, value: int) -> str:
+        """Set an override to ``value`` percent with GRBL's realtime steps (reset, then ±10s and ±1s)."""
+        prefix = {"feed": "FEED", "spindle": "SPINDLE", "rapid": "RAPID"}[target]
+        if target == "rapid":
+            await self.command(machine_id, "override", f"RAPID_{value}")
+            return f"rapid override {value}%"
+        steps = [f"{prefix}_100"]
+        diff = value - 100
+        tens, ones = int(diff / 10), diff - 10 * int(diff / 10)
+        steps += [f"{prefix}_{'PLUS' if tens > 0 else 'MINUS'}_10"] * abs(tens)
+        steps += [f"{prefix}_{'PLUS' if ones > 0 else 'MINUS'}_1"] * abs(ones)
+        for name in steps:
+            await self.command(machine_id, "override", name)
+        return f"{target} override {value}%"
+
+    async def read_settings(self, machine_id: str) -> Any:
+        return _jsonable(await self.command(machine_id, "read_settings"))
+
+    async def write_setting(self, machine_id: str, key: str, value: str) -> str:
+        number: Any = key.lstrip("$")
+        if self.runtime(machine_id).config.controller == "grbl":
+            if not number.isdigit():
+                raise CommandError(f"{machine_id}: GRBL settings are numbered, like $110; got {key!r}")
+            number = int(number)
+        await self.command(machine_id, "write_setting", number, value)
+        return f"${number} = {value}"
+
+    # jobs --------------------------------------------------------------------
+    def job_running(self, machine_id: str) -> bool:
+        runtime = self.runtime(machine_id)
+        return runtime.job_task is not None and not runtime.job_task.done()
+
+    async def start_job(self, machine_id: str, program_path: Path, program_name: str, user: str,
+                        entry_id: int | None = None) -> str | None:
+        """Start a checked program; raises InterlockError or CommandError when it may not start."""
+        runtime = self.runtime(machine_id)
+        driver = self._connected_driver(runtime)
+        if self.job_running(machine_id):
+            raise InterlockError("busy", f"{machine_id} is already running a job; wait for it or cancel it")
+        if runtime.config.controller != "grbl":
+            if not hasattr(driver, "stream") or runtime.config.connection.dnc is None:
+                raise CommandError(f"{machine_id}: no DNC link configured (connection.dnc); programs cannot be sent")
+            from labbridge.streaming.dnc_runner import DncRunner
+
+            dnc = DncRunner(driver, machine_id, user=user)
+            job = await dnc.start(program_path, program_name=program_name)
+            runtime.runner = dnc
+            runtime.queue_entry = entry_id
+            runtime.job_task = asyncio.get_running_loop().create_task(
+                self._watch_job(runtime, dnc, entry_id), name=f"job-{machine_id}")
+            return job.id
+        try:
+            from labbridge.streaming.runner import JobRunner
+        except ImportError as exc:
+            raise CommandError(f"the job runner is not available in this build ({exc})") from None
+        runner = JobRunner(driver, machine_id, runtime.config, self.job_store(), user=user)
+        job = await runner.start(str(program_path), program_name=program_name)
+        runtime.runner = runner
+        runtime.queue_entry = entry_id
+        runtime.job_task = asyncio.get_running_loop().create_task(
+            self._watch_job(runtime, runner, entry_id), name=f"job-{machine_id}"
+        )
+        return str(getattr(job, "id", job))
+
+    def job_store(self) -> Any:
+        """The job runner's record of every job (shares the server's SQLite file); None if not available."""
+        if self._job_store is None:
+            try:
+                from labbridge.streaming.runner import JobStore
+            except ImportError:
+                return None
+            self._job_store = JobStore(self.store.path)
+        return self._job_store
+
+    async def _watch_job(self, runtime: MachineRuntime, runner: Any, entry_id: int | None) -> None:
+        outcome, message = "done", ""
+        try:
+            job = await _maybe_await(runner.wait())
+            state = getattr(job, "state", None)
+            outcome = str(getattr(state, "value", state) or "done")
+            message = str(getattr(job, "message", "") or "")
+        except asyncio.CancelledError:
+            outcome, message = "interrupted", "server stopped"
+            raise
+        except Exception as exc:
+            outcome, message = "failed", str(exc) or type(exc).__name__
+        finally:
+            if entry_id is not None:
+                self.store.update_queue(entry_id, state=outcome, finished_at=time.time(), message=message)
+            for listener in self.job_listeners:
+                listener(runtime.machine_id, entry_id, outcome, message)
+            log.info("job finished", machine=runtime.machine_id, outcome=outcome, detail=message)
+
+    # diagnostics -------------------------------------------------------------
+    def diagnostics(self, machine_id: str) -> dict[str, Any]:
+        runtime = self.runtime(machine_id)
+        driver = runtime.driver
+        events = [e for e in list(RECENT_EVENTS) if e.get("machine") == machine_id][-100:]
+
+        def attr(name: str) -> Any:
+            value = getattr(driver, name, None) if driver is not None else None
+            if callable(value):
+                return None
+            return _jsonable(value)
+
+        described = None
+        if runtime.config.controller == "grbl" and isinstance(getattr(driver, "settings", None), dict):
+            from labbridge.protocols.grbl_codes import SETTINGS
+
+            described = {str(n): {"value": v, "name": SETTINGS.get(n, ("unknown", ""))[0],
+                                  "unit": SETTINGS.get(n, ("", ""))[1]} for n, v in sorted(driver.settings.items())}
+        return {
+            "machine": machine_id,
+            "controller": runtime.config.controller,
+            "settings_described": described,
+            "firmware": runtime.state.firmware,
+            "driver": type(driver).__name__ if driver is not None else None,
+            "simulated": runtime.sim is not None,
+            "settings": attr("settings"),
+            "mismatches": attr("mismatches"),
+            "parameters": attr("parameters"),
+            "build_info": attr("build_info"),
+            "connection": {**runtime.stats.to_dict(), "driver": attr("stats"), "fault": runtime.state.fault},
+            "alarm_history": self.store.alarms(machine_id),
+            "recent_events": _jsonable(events),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    """Best-effort conversion of driver data (dataclasses, tuples, enums) to JSON-friendly values."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
+    if hasattr(value, "value") and hasattr(value, "name"):
+        return _jsonable(value.value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return str(value)

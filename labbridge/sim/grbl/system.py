@@ -1,0 +1,309 @@
+"""The simulated GRBL's `$` system commands (system.c), jogging and homing.
+
+Mixed into :class:`labbridge.sim.grbl.firmware.GrblFirmware`, which owns
+the state these methods read and change; kept apart so each module stays small.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator
+from typing import Any
+
+from labbridge.sim.grbl.motion import Block, limited_speed_and_accel
+from labbridge.sim.grbl.settings import format_setting
+
+VERSION = "1.1h"
+BUILD = "20190830"
+HELP = "[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]"
+STEP = None  # what a line task yields while it waits for time to pass (planner room, motion, EEPROM)
+_JOG_WORD = re.compile(r"([A-Z])([-+]?(?:\d+\.?\d*|\.\d+))?")
+
+
+def axes_text(values: Any) -> str:
+    return ",".join(f"{v:.3f}" for v in values)
+
+
+def outside_travel(target: tuple[float, ...], travel: tuple[float, ...]) -> bool:
+    """system_check_travel_limits: machine space is [-max_travel, 0] on every axis."""
+    return any(p > 1e-6 or p < -t - 1e-6 for p, t in zip(target, travel))
+
+
+class SystemCommands:
+    """``$`` commands, jog parsing, homing, startup lines and ``$#`` (see GrblFirmware for the state)."""
+
+    eeprom: Any
+    interp: Any
+    stepper: Any
+    options: Any
+    pins: set[str]
+    state: str
+    homing: tuple[float, str] | None
+    homed: bool
+    sleeping: bool
+    probe: Any
+    t: float
+
+    def _system(self, line: str) -> Generator[object, None, None]:  # noqa: C901 - mirrors system_execute_line
+        state = self.state
+        cmd = line[1:2]
+        if cmd == "":
+            self._emit(HELP)
+            self._emit("ok")
+            return
+        if cmd == "J":
+            if state not in ("Idle", "Jog"):
+                return self._status(8)
+            if line[2:3] != "=":
+                return self._status(3)
+            code, block = self._jog(line[3:])
+            if code == 0 and block is not None:
+                while self.stepper.free <= 0:
+                    yield STEP
+                self.stepper.push(block)
+                self.interp.set_position(block.end)
+                if self.state == "Idle":
+                    self.state = "Jog"
+            return self._status(code)
+        if cmd in "$GCX":
+            if len(line) != 2:
+                return self._status(3)
+            if cmd == "$":
+                if state in ("Run", "Hold"):
+                    return self._status(8)
+                for number, value in sorted(self.eeprom.settings.items()):
+                    self._emit(format_setting(number, value))
+            elif cmd == "G":
+                self._emit(f"[GC:{self.interp.modal_words()}]")
+            elif cmd == "C":
+                if state == "Check":
+                    self._msg("Disabled")
+                    self._emit("ok")
+                    self.state = "Idle"
+                    self._reinit()
+                    return
+                if state != "Idle":
+                    return self._status(8)
+                self.state = "Check"
+                self._msg("Enabled")
+            elif cmd == "X" and state == "Alarm":
+                if "D" in self.pins:
+                    return self._status(13)
+                self._msg("Caution: Unlocked")
+                self.state = "Idle"
+            return self._status(0)
+        if state not in ("Idle", "Alarm"):
+            return self._status(8)
+        if cmd == "#":
+            if len(line) != 2:
+                return self._status(3)
+            self._report_parameters()
+            return self._status(0)
+        if cmd == "H":
+            if not self.eeprom.settings[22]:
+                return self._status(5)
+            if "D" in self.pins:
+                return self._status(13)
+            if len(line) != 2:
+                return self._status(3)
+            self._start_homing()
+            while self.homing is not None:
+                yield STEP
+            if self.state == "Alarm":  # the cycle failed: GRBL answers, then resets itself
+                self._emit("ok")
+                self._reinit()
+                return
+            if self.state == "Idle":
+                self._run_startup_lines()
+            return self._status(0)
+        if cmd == "S":
+            if line != "$SLP":
+                return self._status(3)
+            self._msg("Sleeping")
+            self.sleeping = True
+            self.state = "Sleep"
+            self.stepper.flush()
+            return self._status(0)
+        if cmd == "I":
+            if len(line) == 2:
+                self._emit(f"[VER:{VERSION}.{BUILD}:{self.eeprom.build_info}]")
+                self._emit(f"[OPT:V,{self.options.planner_blocks - 1},{self.options.rx_buffer}]")
+                return self._status(0)
+            if line[2] != "=":
+                return self._status(3)
+            self.eeprom.build_info = line[3:]
+            self._eeprom_write("line")
+            yield STEP
+            return self._status(0)
+        if cmd == "R":
+            if not (line.startswith("$RST=") and len(line) == 6 and line[5] in "$#*"):
+                return self._status(3)
+            self.eeprom.restore(line[5])
+            self._eeprom_write("settings")
+            yield STEP
+            self._msg("Restoring defaults")
+            self._emit("ok")
+            self.soft_reset()
+            return
+        if cmd == "N" and len(line) == 2:
+            for i, text in enumerate(self.eeprom.startup):
+                self._emit(f"$N{i}={text}")
+            return self._status(0)
+        # $Nx=line and $x=value
+        startup = cmd == "N"
+        if startup and state != "Idle":
+            return self._status(8)
+        m = re.match(r"^\$N?([-+]?(?:\d+\.?\d*|\.\d+))(.*)$", line)
+        if m is None:
+            return self._status(2)
+        number, rest = float(m.group(1)), m.group(2)
+        if not rest.startswith("="):
+            return self._status(3)
+        rest = rest[1:]
+        if startup:
+            code = yield from self._gcode(rest, startup=True)
+            if code:
+                return self._status(code)
+            index = int(number)
+            if 0 <= index < len(self.eeprom.startup):
+                self.eeprom.startup[index] = rest
+                self._eeprom_write("line")
+                yield STEP
+            return self._status(0)
+        try:
+            value = float(rest)
+        except ValueError:
+            return self._status(2)
+        if number > 255 or number != int(number):
+            return self._status(3)
+        code = self.eeprom.store(int(number), value)
+        if code == 0:
+            self._eeprom_write("settings")
+            yield STEP
+        return self._status(code)
+
+    def _jog(self, text: str) -> tuple[int, Block | None]:
+        """$J=: GRBL's jog rules (gc_execute_line with the jog flag): (status code, block to queue)."""
+        code_or_block = self._jog_parse(text)
+        if isinstance(code_or_block, int):
+            return code_or_block, None
+        return 0, code_or_block
+
+    def _jog_parse(self, text: str) -> int | Block:
+        words: dict[str, float] = {}
+        gcodes: list[float] = []
+        pos = 0
+        for m in _JOG_WORD.finditer(text):
+            if m.start() != pos:
+                return 1
+            pos = m.end()
+            letter, num = m.group(1), m.group(2)
+            if num is None:
+                return 2
+            value = float(num)
+            if letter == "G":
+                gcodes.append(value)
+            elif letter in "XYZFN":
+                if letter in words:
+                    return 25
+                words[letter] = value
+            elif letter == "M":
+                return 16
+            else:
+                return 20 if letter not in "IJKLPRST" else 36
+        if pos != len(text):
+            return 1
+        inch = False
+        absolute = self.interp.modal.distance == 900
+        machine = False
+        for g in gcodes:
+            if g in (20.0, 21.0):
+                inch = g == 20.0
+            elif g in (90.0, 91.0):
+                absolute = g == 90.0
+            elif g == 53.0:
+                machine = True
+            else:
+                return 16
+        inch = inch or (self.interp.modal.units == 200 and 21.0 not in gcodes)
+        if "F" not in words:
+            return 22
+        axes = {i: words[a] * (25.4 if inch else 1.0) for i, a in enumerate("XYZ") if a in words}
+        if not axes:
+            return 26
+        current = list(self.interp.position)
+        wco = self.wco()
+        target = list(current)
+        for i, v in axes.items():
+            if machine:
+                target[i] = v
+            elif absolute:
+                target[i] = v + wco[i]
+            else:
+                target[i] = current[i] + v
+        if self.eeprom.settings[20] and outside_travel(tuple(target), self.eeprom.max_travel()):
+            return 15
+        feed = words["F"] * (25.4 if inch else 1.0)
+        start = (current[0], current[1], current[2])
+        end = (target[0], target[1], target[2])
+        speed, accel = limited_speed_and_accel(start, end, feed, self.eeprom.max_rates(), self.eeprom.accels())
+        return Block(start, end, speed, accel, jog=True, limit=speed)
+
+    def _start_homing(self) -> None:
+        """Homing: Z, then X and Y; each cycle searches at $25, then pulls off, locates and pulls off again
+        at $24 (limits.c). GRBL answers nothing, not even ``?``, until it is done."""
+        s = self.eeprom.settings
+        seek, locate, pulloff = s[25] / 60.0, s[24] / 60.0, s[27]
+        pos = self.stepper.position
+        travel = self.eeprom.max_travel()
+        searches = []
+        for i in range(3):
+            towards_min = int(s[23]) >> i & 1
+            if self.homed:
+                d = (pos[i] + travel[i]) if towards_min else -pos[i]
+            else:
+                d = 0.1 * travel[i]  # position unknown: assume the switch is near, as after a power cycle
+            searches.append(min(abs(d), 1.5 * travel[i]))
+        per_cycle = 3 * pulloff / locate + 2 * s[26] / 1000.0
+        duration = searches[2] / seek + max(searches[0], searches[1]) / seek + 2 * per_cycle
+        self.homing = (self.t + duration, "all")
+        self.state = "Home"
+
+    def _finish_homing(self) -> None:
+        s = self.eeprom.settings
+        pulloff = s[27]
+        travel = self.eeprom.max_travel()
+        position = []
+        for i in range(3):
+            towards_min = int(s[23]) >> i & 1
+            position.append(-travel[i] + pulloff if towards_min else -pulloff)
+        self.stepper.position = position
+        self.interp.set_position(tuple(position))
+        self.homing = None
+        self.homed = True
+        self.state = "Idle"
+
+    def _run_startup_lines(self) -> None:
+        for text in self.eeprom.startup:
+            if not text:
+                continue
+            gen = self._gcode(text, startup=True)
+            code = 0
+            try:
+                for _ in range(100):  # startup lines are modal settings; a waiting one is abandoned
+                    next(gen)
+                gen.close()
+            except StopIteration as stop:
+                code = stop.value or 0
+            self._emit(f">{text}:" + ("ok" if code == 0 else f"error:{code}"))
+
+    def _report_parameters(self) -> None:
+        interp = self.interp
+        for code, values in interp.work_offsets.items():
+            self._emit(f"[{code}:{axes_text(values)}]")
+        self._emit(f"[G28:{axes_text(self.eeprom.g28)}]")
+        self._emit(f"[G30:{axes_text(self.eeprom.g30)}]")
+        self._emit(f"[G92:{axes_text(interp.g92)}]")
+        self._emit(f"[TLO:{interp.tlo:.3f}]")
+        pos, ok = self.probe
+        self._emit(f"[PRB:{axes_text(pos)}:{1 if ok else 0}]")

@@ -1,0 +1,652 @@
+"""The job runner: streams a checked program to a GRBL machine and keeps an honest record of it.
+
+Order of a start: interlocks → the safety gate again, with the controller's live
+work offsets and position → interlocks once more → stream. The stream itself is
+the sans-IO :class:`~labbridge.protocols.grbl_stream.StreamEngine` fed by the
+driver's events; this module adds the I/O, the reactions and the record:
+
+- ``error:N``: the engine stops sending in the same callback that reads the
+  answer, a feed hold goes out at once, and once the machine has stopped
+  (``Hold:0``) a soft reset discards what was still buffered, so nothing after
+  the failing line runs. The job fails naming the line and the error's meaning.
+- ``ALARM:N``: nothing more is sent; GRBL has already stopped. The job fails.
+- Lost link: the job is interrupted with the last acknowledged line recorded.
+- Cancel: feed hold, wait for ``Hold:0``, soft reset, unlock if the reset left an
+  alarm, report.
+
+A job completes when every line was answered ``ok`` and the controller reports
+Idle with an empty planner (the last moves have run), or at once in check mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from labbridge.config import WORK_OFFSET_CODES, Machine
+from labbridge.protocols import grbl as gp
+from labbridge.errors import ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError
+from labbridge.log import get_logger
+from labbridge.model import JobProgress, MachineState, Status
+from labbridge.safety import Report, check_program
+from labbridge.streaming.interlocks import check_interlocks
+from labbridge.streaming.job import ACTIVE_STATES, Job, JobState, new_job_id
+from labbridge.streaming.records import JobStore
+from labbridge.streaming.resume import build_resume
+from labbridge.protocols.grbl_stream import (
+    Acked, Alarmed, Completed, ControllerReset, EngineState, Rejected, StreamEngine, StreamLine, program_lines,
+)
+
+__all__ = ["GateRejected", "Job", "JobRunner", "JobState", "JobStore", "InterlockError"]
+
+ProgressCallback = Callable[[Job], Awaitable[None] | None]
+_ACTIVE: dict[str, JobRunner] = {}  # machine id → the runner streaming to it (in this process)
+
+
+def _vec(values: Any) -> tuple[float, float, float]:
+    v = [float(x) for x in tuple(values)[:3]]
+    return (v + [0.0, 0.0, 0.0])[:3]  # type: ignore[return-value]
+
+
+class JobRunner:
+    """Runs one job at a time on one GRBL machine through its driver (see the module notes).
+
+    ``store`` may be None (no record kept; tests and the benchmark). ``mode`` is the
+    streaming window: ``"cc"`` character counting (default) or ``"sr"`` send-response.
+    """
+
+    def __init__(
+        self,
+        driver: Any,
+        machine_id: str,
+        machine: Machine,
+        store: JobStore | None = None,
+        *,
+        user: str | None = None,
+        mode: str = "cc",
+        stop_timeout: float = 60.0,
+        progress_interval: float = 0.2,
+        save_interval: float = 1.0,
+    ) -> None:
+        self.driver = driver
+        self.machine_id = machine_id
+        self.machine = machine
+        self.store = store
+        self.user = user
+        self.mode = mode
+        self.stop_timeout = stop_timeout
+        self.progress_interval = progress_interval
+        self.save_interval = save_interval
+        self.job: Job | None = None
+        self.report: Report | None = None
+        self.engine: StreamEngine | None = None
+        self.log = get_logger(machine=machine_id, user=user)
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._on_progress: ProgressCallback | None = None
+        self._gate_numbers: list[int] = []
+        self._disconnected: str | None = None
+        self._cancel_requested = False
+        self._tail_started: float | None = None
+        self._idle_after_tail = False
+        self._max_planner_free = 0
+        self._status_count = 0
+        self._last_progress = 0.0
+        self._last_save = 0.0
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def state(self) -> MachineState:
+        return self.driver.state
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(
+        self,
+        program_path: str | Path,
+        *,
+        check_mode: bool = False,
+        from_line: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        program_name: str | None = None,
+    ) -> Job:
+        """Check, then start streaming; returns the job once the first bytes may go out.
+
+        Raises InterlockError (nothing created or sent), GateRejected (job recorded as
+        failed, nothing sent), ProgramReadError, ResumeError.
+        """
+        if self.running:
+            raise InterlockError("busy", f"this runner is already streaming job {self.job.id if self.job else ''}")
+        path = Path(program_path)
+        self._interlocks(check_mode)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ProgramReadError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        sha = hashlib.sha256(data).hexdigest()
+        name = program_name or path.name
+        job = Job(new_job_id(), self.machine_id, str(path), name, sha, self.user, JobState.CHECKING,
+                  check_mode=check_mode, from_line=from_line)
+        self.job = job
+        self.log = get_logger(machine=self.machine_id, job=job.id, user=self.user, program_sha256=sha)
+        if self.store is not None:
+            self.store.create(job)
+        self._event("job_created", program=name, path=str(path), check_mode=check_mode, from_line=from_line)
+        _ACTIVE[self.machine_id] = self
+        try:
+            lines, report = await self._gate(data, name, from_line)
+            self._interlocks(check_mode, ignore_self=True)
+        except BaseException as exc:
+            _ACTIVE.pop(self.machine_id, None)
+            if job.state == JobState.CHECKING:
+                self._finish(JobState.FAILED, message=str(exc))
+            raise
+        self.report = report
+        self.engine = StreamEngine(lines, self.driver.rx_buffer, self.mode)
+        job.lines_total = len(lines)
+        job.estimated_seconds = report.estimated_seconds
+        job.eta_seconds = report.estimated_seconds
+        job.state = JobState.RUNNING
+        job.started_at = time.time()
+        self._on_progress = on_progress
+        self._save(force=True)
+        self._event("job_started", lines=len(lines), estimated_seconds=round(report.estimated_seconds, 1),
+                    mode=self.mode, rx_buffer=self.driver.rx_buffer)
+        self._publish(force=True)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"job-{job.id}")
+        return job
+
+    async def wait(self) -> Job:
+        """Return the job once it has ended (completed, failed, cancelled or interrupted)."""
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._task)
+        assert self.job is not None, "start() first"
+        return self.job
+
+    async def hold(self) -> None:
+        """Feed hold; nothing new is sent until :meth:`resume`."""
+        if not self.running or self.job is None:
+            await self.driver.feed_hold()
+            return
+        if self.engine is not None:
+            self.engine.pause()
+        await self.driver.feed_hold()
+        if self.job.state == JobState.RUNNING:
+            self.job.state = JobState.HOLDING
+            self._event("job_held", last_acked_line=self.job.last_acked_line)
+            self._save(force=True)
+            self._publish(force=True)
+
+    async def resume(self) -> None:
+        """Cycle start after a hold; streaming continues."""
+        if not self.running or self.job is None:
+            await self.driver.cycle_start()
+            return
+        await self.driver.cycle_start()
+        if self.engine is not None:
+            self.engine.resume()
+        if self.job.state == JobState.HOLDING:
+            self.job.state = JobState.RUNNING
+            self._event("job_resumed")
+            self._save(force=True)
+            self._publish(force=True)
+        self._wake.set()
+
+    async def cancel(self) -> Job | None:
+        """Stop the job: feed hold, wait for Hold:0, soft reset, unlock if needed; returns the ended job."""
+        if not self.running:
+            return self.job
+        self._cancel_requested = True
+        if self.engine is not None:
+            self.engine.stop()
+        with contextlib.suppress(LabbridgeError):
+            await self.driver.feed_hold()
+        self._wake.set()
+        return await self.wait()
+
+    # ------------------------------------------------------------------ before streaming
+
+    def _interlocks(self, check_mode: bool, ignore_self: bool = False) -> None:
+        other = _ACTIVE.get(self.machine_id)
+        busy = None
+        if other is not None and not (ignore_self and other is self):
+            busy = f"job {other.job.id if other.job else '?'}"
+        elif getattr(self.driver, "busy_with", None):
+            busy = self.driver.busy_with
+        try:
+            check_interlocks(self.machine_id, self.machine, self.state, check_mode=check_mode, busy_with=busy)
+        except InterlockError as exc:
+            self.log.warning("job_refused", interlock=exc.interlock, reason=str(exc))
+            if self.job is not None and self.job.state == JobState.CHECKING:
+                self._event("job_refused", interlock=exc.interlock, reason=str(exc))
+            raise
+
+    async def _gate(self, data: bytes, name: str, from_line: int | None) -> tuple[list[StreamLine], Report]:
+        """Check the program (or resume preamble + remainder) with the controller's live offsets and position."""
+        reader = getattr(self.driver, "read_parameters", None)
+        if reader is not None:
+            with contextlib.suppress(LabbridgeError):
+                await reader()
+        params = getattr(self.driver, "parameters", {}) or {}
+        offsets = {k: _vec(v) for k, v in params.items() if k in WORK_OFFSET_CODES}
+        pos = self.state.position_machine
+        start = _vec(pos.get(a, 0.0) for a in "XYZ") if pos else None
+        text_lines = data.decode("utf-8", "replace").splitlines()
+        if from_line is None:
+            report = await asyncio.to_thread(check_program, data, self.machine, machine_id=self.machine_id,
+                                             program_name=name, work_offsets=offsets or None, start=start)
+            lines = program_lines(enumerate(text_lines, 1))
+            self._gate_numbers = [ln.number for ln in lines]
+        else:
+            plan = build_resume(text_lines, self.machine, from_line, machine_id=self.machine_id,
+                                work_offsets=offsets or None)
+            combined = plan.preamble + text_lines[from_line - 1:]
+            report = await asyncio.to_thread(check_program, combined, self.machine, machine_id=self.machine_id,
+                                             program_name=f"{name} (resumed at line {from_line})",
+                                             work_offsets=offsets or None, start=start)
+            pre = program_lines(enumerate(plan.preamble, 1), preamble=True)
+            rest = program_lines(enumerate(text_lines[from_line - 1:], from_line))
+            lines = pre + rest
+            n = len(plan.preamble)
+            self._gate_numbers = [ln.number if ln.preamble else n + ln.number - from_line + 1 for ln in lines]
+            self._event("resume_preamble", from_line=from_line, preamble=plan.preamble, modal=plan.modal)
+            if not report.ok:
+                report = _renumber(report, n, from_line)
+        self._event("gate_checked", ok=report.ok, errors=report.error_count, warnings=len(report.warnings),
+                    live_offsets={k: list(v) for k, v in offsets.items()}, start=list(start) if start else None)
+        if not report.ok:
+            first = report.errors[0].format(report.program) if report.errors else "no details"
+            raise GateRejected(
+                f"{name} is rejected by the safety gate for {self.machine_id} with the controller's live offsets: "
+                f"{report.error_count} error(s); first: {first}. Nothing was sent.", report)
+        if not lines:
+            raise GateRejected(f"{name}: nothing to send (only comments or blank lines)", report)
+        return lines, report
+
+    # ------------------------------------------------------------------ the stream
+
+    async def _run(self) -> None:
+        job, driver = self.job, self.driver
+        assert job is not None and self.engine is not None
+        unsubscribe = driver.subscribe(self._on_event)
+        unwatch = self.state.subscribe(self._on_state)
+        on_disconnect = getattr(driver, "on_disconnect", None)
+        if isinstance(on_disconnect, list):
+            on_disconnect.append(self._on_disconnect)
+        exclusive = getattr(driver, "exclusive", None)
+        guard = exclusive(f"job {job.id}") if exclusive is not None else contextlib.nullcontext()
+        try:
+            async with guard:
+                try:
+                    if job.check_mode:
+                        await _maybe_await(driver.set_check_mode(True))
+                        self._event("check_mode_on")
+                    await self._stream()
+                finally:
+                    if job.check_mode and self._disconnected is None:
+                        await self._leave_check_mode(unsubscribe)
+        except ConnectionLost as exc:
+            self._interrupted(str(exc))
+        except asyncio.CancelledError:
+            if not job.state.final:
+                self._finish(JobState.INTERRUPTED, message="the job runner was stopped (server shutdown)")
+            raise
+        except Exception as exc:  # never leave a job 'running' in the record
+            self.log.exception("job_runner_failed")
+            if not job.state.final:
+                self._finish(JobState.FAILED, message=f"labbridge stopped the job: {exc}")
+        finally:
+            unsubscribe()
+            unwatch()
+            if isinstance(on_disconnect, list) and self._on_disconnect in on_disconnect:
+                on_disconnect.remove(self._on_disconnect)
+            if _ACTIVE.get(self.machine_id) is self:
+                _ACTIVE.pop(self.machine_id, None)
+            if not job.state.final:
+                self._finish(JobState.FAILED, message="the job ended without a result")
+            self._publish(force=True)
+
+    async def _stream(self) -> None:
+        engine, job = self.engine, self.job
+        assert engine is not None and job is not None
+        while True:
+            if self._disconnected is not None:
+                self._interrupted(self._disconnected)
+                return
+            if self._cancel_requested:
+                await self._do_cancel()
+                return
+            data = engine.data_to_send()
+            if data:
+                self.driver.write(data)
+                job.lines_sent = engine.lines_sent
+            if engine.state == EngineState.FAILED:
+                await self._do_failure()
+                return
+            if engine.state == EngineState.COMPLETED and self._tail_done():
+                self._finish(JobState.COMPLETED, message=f"all {engine.lines_total} lines acknowledged ok"
+                             + (" in check mode" if job.check_mode else ""))
+                return
+            self._wake.clear()
+            await self._wake.wait()
+
+    def _tail_done(self) -> bool:
+        """After the last ok: done in check mode, else once GRBL reports Idle with an empty planner."""
+        assert self.job is not None
+        if self.job.check_mode:
+            return True
+        if self._tail_started is None:
+            self._tail_started = time.monotonic()
+            self._idle_after_tail = False
+        return self._idle_after_tail
+
+    # ------------------------------------------------------------------ driver callbacks (sync, on the loop)
+
+    def _on_event(self, event: object) -> None:
+        engine, job = self.engine, self.job
+        if engine is None or job is None:
+            return
+        if isinstance(event, gp.Status):
+            self._status_count += 1
+            self._wake.set()
+            if event.planner_free is not None:
+                self._max_planner_free = max(self._max_planner_free, event.planner_free)
+            if self._tail_started is not None and event.state in ("Idle", "Check") and (
+                    event.planner_free is None or event.planner_free >= self._max_planner_free):
+                self._idle_after_tail = True
+                self._wake.set()
+            return
+        outcomes = engine.receive(event)
+        if not outcomes:
+            return
+        for outcome in outcomes:
+            if isinstance(outcome, Acked):
+                job.lines_acked = engine.acked
+                if not outcome.line.preamble:
+                    job.last_acked_line = outcome.line.number
+            elif isinstance(outcome, Rejected):
+                if not job.check_mode:
+                    self._send_hold()  # stop motion now, before anything else
+                self._record_error(outcome.words, outcome.message, outcome.line)
+            elif isinstance(outcome, Alarmed):
+                line = engine.last_acked
+                self._record_error(outcome.words, outcome.message, None)
+                self._event("job_alarm", words=outcome.words, meaning=outcome.message,
+                            after=line.where if line else None)
+            elif isinstance(outcome, ControllerReset):
+                self._event("controller_reset", expected=outcome.expected, lines_lost=outcome.lost)
+                if not outcome.expected and job.error_code is None:
+                    job.error_code = "reset"
+                    job.error_message = (f"the controller was reset during the job; {outcome.lost} buffered "
+                                         "line(s) were discarded")
+            elif isinstance(outcome, Completed):
+                self._event("job_all_acked", lines=outcome.lines)
+        self._refill()
+        self._publish()
+        self._save()
+        self._wake.set()
+
+    def _refill(self) -> None:
+        """Send what the freed window allows right here, one loop turn sooner than the stream task would."""
+        engine, job = self.engine, self.job
+        if engine is None or job is None or not engine.sending or self._cancel_requested or self._disconnected:
+            return
+        data = engine.data_to_send()
+        if not data:
+            return
+        try:
+            self.driver.write(data)
+        except ConnectionLost as exc:
+            self._disconnected = self._disconnected or str(exc)
+        job.lines_sent = engine.lines_sent
+
+    def _on_state(self, state: MachineState, fields: frozenset[str]) -> None:
+        if "connected" in fields and not state.connected and self._disconnected is None:
+            self._disconnected = state.fault or "the link to the controller was lost"
+            self._wake.set()
+
+    def _on_disconnect(self, message: str) -> None:
+        if self._disconnected is None:
+            self._disconnected = message
+        self._wake.set()
+
+    def _send_hold(self) -> None:
+        try:
+            self.driver.send_realtime(gp.REALTIME["HOLD"])
+        except LabbridgeError as exc:
+            self._event("feed_hold_failed", reason=str(exc))
+
+    def _record_error(self, words: str, meaning: str, line: StreamLine | None) -> None:
+        job = self.job
+        assert job is not None
+        if job.error_code is not None:
+            return  # the first problem is the one that stopped the job
+        job.error_code = words
+        job.error_message = meaning
+        if line is not None:
+            job.error_line = None if line.preamble else line.number
+            job.error_block = line.text
+            self._event("job_line_error", words=words, meaning=meaning, where=line.where, block=line.text,
+                        lines_sent=self.engine.lines_sent if self.engine else None)
+
+    # ------------------------------------------------------------------ endings
+
+    async def _leave_check_mode(self, unsubscribe: Callable[[], None]) -> None:
+        """``$C`` off once every streamed line is answered (its ok must not be taken for a job line's)."""
+        engine = self.engine
+        assert engine is not None
+        drained = await self._wait_for(lambda _s: engine.in_flight == 0, 10.0)
+        unsubscribe()
+        try:
+            if drained and self.state.state != Status.ALARM:
+                await _maybe_await(self.driver.set_check_mode(False))
+                self._event("check_mode_off")
+            else:
+                engine.expect_reset()
+                await self.driver.soft_reset()  # a reset leaves check mode too
+                self._event("check_mode_off", by="soft reset")
+        except LabbridgeError as exc:
+            self._event("check_mode_off_failed", level="warning", reason=str(exc))
+
+    async def _wait_for(self, predicate: Callable[[MachineState], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.state):
+            if self._disconnected is not None:
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(remaining, 0.25))
+        return True
+
+    async def _stop_and_flush(self) -> str:
+        """Feed hold, wait until stopped, soft reset (discarding the buffers), unlock if needed. Returns notes."""
+        driver, engine = self.driver, self.engine
+        assert engine is not None
+        notes = []
+        # Reports already on the wire when the hold went out may be stale: look only at fresh ones.
+        seen = self._status_count
+        stopped = await self._wait_for(
+            lambda s: self._status_count >= seen + 2 and (
+                (s.state == Status.HOLD and s.substate == 0) or s.state in (Status.ALARM, Status.IDLE)),
+            self.stop_timeout)
+        if self._disconnected is not None:
+            raise ConnectionLost(self._disconnected)
+        if not stopped:
+            notes.append(f"the machine did not report Hold:0 within {self.stop_timeout:.0f} s")
+        if self.state.state == Status.ALARM:
+            return "; ".join(notes + ["the controller is in alarm; nothing was reset"])
+        engine.expect_reset()
+        await driver.soft_reset()
+        notes.append("soft reset: the controller's buffers were discarded")
+        await self._wait_for(lambda s: s.state in (Status.IDLE, Status.ALARM), 5.0)
+        if self.state.state == Status.ALARM:
+            alarm = self.state.alarms[-1] if self.state.alarms else None
+            await driver.unlock()
+            notes.append(f"unlocked after the reset's {alarm.code if alarm else 'alarm'}: re-home before precise work")
+        return "; ".join(notes)
+
+    async def _do_cancel(self) -> None:
+        job = self.job
+        assert job is not None
+        self._event("job_cancel_requested", lines_sent=job.lines_sent, lines_acked=job.lines_acked)
+        detail = ""
+        if not job.check_mode:
+            detail = await self._stop_and_flush()
+        job.lines_acked = self.engine.acked if self.engine else job.lines_acked
+        where = f"after line {job.last_acked_line}" if job.last_acked_line else "before the first line was acknowledged"
+        self._finish(JobState.CANCELLED, message=f"cancelled {where}" + (f" ({detail})" if detail else ""))
+
+    async def _do_failure(self) -> None:
+        job, engine = self.job, self.engine
+        assert job is not None and engine is not None
+        failure = engine.failure
+        detail = ""
+        if isinstance(failure, Rejected) and not job.check_mode:
+            try:
+                detail = await self._stop_and_flush()
+            except LabbridgeError as exc:
+                if isinstance(exc, ConnectionLost):
+                    raise
+                detail = f"could not stop cleanly: {exc}"
+        if isinstance(failure, Rejected):
+            where = failure.line.where
+            message = (f"{where} ({failure.line.text}): the controller answered {failure.words} — "
+                       f"{failure.message}; nothing after it was sent")
+        elif isinstance(failure, Alarmed):
+            after = f"after {failure.last_acked.where}" if failure.last_acked else "before the first line was acknowledged"
+            message = f"the controller raised {failure.words} — {failure.message} ({after}); nothing more was sent"
+        elif isinstance(failure, ControllerReset):
+            message = (f"the controller was reset during the job ({failure.lost} buffered line(s) discarded) "
+                       f"after line {job.last_acked_line}")
+        else:
+            message = "the job failed"
+        if detail:
+            message += f" ({detail})"
+        self._finish(JobState.FAILED, message=message)
+
+    def _interrupted(self, reason: str) -> None:
+        job = self.job
+        assert job is not None
+        if job.state.final:
+            return
+        job.error_code = job.error_code or "disconnected"
+        job.error_message = job.error_message or reason
+        last = job.last_acked_line
+        self._finish(JobState.INTERRUPTED, message=(
+            f"connection lost ({reason}); the last line acknowledged was "
+            f"{'line ' + str(last) if last else 'none'}; up to the planner's 15 blocks before it may not have run: "
+            "check the part and resume from an earlier line"))
+
+    def _finish(self, state: JobState, *, message: str) -> None:
+        job = self.job
+        assert job is not None
+        if self.engine is not None:
+            job.lines_sent = self.engine.lines_sent
+            job.lines_acked = self.engine.acked
+        job.state = state
+        job.message = message
+        job.ended_at = time.time()
+        job.eta_seconds = 0.0 if state == JobState.COMPLETED else None
+        self._save(force=True)
+        level = "info" if state == JobState.COMPLETED else "warning"
+        self._event(f"job_{state.value}", level=level, message=message, lines_acked=job.lines_acked,
+                    lines_sent=job.lines_sent, last_acked_line=job.last_acked_line, error_code=job.error_code,
+                    error_line=job.error_line)
+        self._publish(force=True)
+
+    # ------------------------------------------------------------------ records and progress
+
+    def _event(self, event: str, *, level: str = "info", **detail: Any) -> None:
+        job = self.job
+        getattr(self.log, level)(event, **detail)
+        if job is not None and self.store is not None:
+            try:
+                self.store.add_event(job.id, event, **detail)
+            except Exception as exc:  # the record must not stop a running machine
+                self.log.warning("job_event_not_recorded", event_name=event, error=str(exc))
+
+    def _save(self, force: bool = False) -> None:
+        if self.store is None or self.job is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_save < self.save_interval:
+            return
+        self._last_save = now
+        try:
+            self.store.save(self.job)
+        except Exception as exc:
+            self.log.warning("job_not_saved", error=str(exc))
+
+    def _eta(self) -> float | None:
+        job, report = self.job, self.report
+        if job is None or report is None or self.engine is None:
+            return None
+        last = self.engine.last_acked
+        if last is None:
+            return report.estimated_seconds
+        index = self.engine.acked - 1
+        gate_line = self._gate_numbers[index] if 0 <= index < len(self._gate_numbers) else last.number
+        return max(0.0, report.estimated_seconds - report.seconds_until(gate_line))
+
+    def _publish(self, force: bool = False) -> None:
+        job = self.job
+        if job is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_progress < self.progress_interval:
+            return
+        self._last_progress = now
+        if not job.state.final:
+            job.eta_seconds = self._eta()
+        with contextlib.suppress(Exception):
+            self.state.update(job=JobProgress(
+                job_id=job.id, program=job.program_name, state=job.state.value, lines_total=job.lines_total,
+                lines_acked=job.lines_acked, line_number=job.last_acked_line, started_at=job.started_at,
+                eta_seconds=job.eta_seconds, message=job.message))
+        if self._on_progress is not None:
+            try:
+                result = self._on_progress(job)
+                if inspect.isawaitable(result):
+                    asyncio.ensure_future(result)
+            except Exception:
+                self.log.exception("job_progress_callback_failed")
+
+
+def _renumber(report: Report, preamble: int, from_line: int) -> Report:
+    """Name diagnostics of a resumed check by program line (or preamble line) instead of combined position."""
+    from dataclasses import replace
+
+    fixed = []
+    for d in report.diagnostics:
+        if d.line > preamble:
+            fixed.append(replace(d, line=from_line + d.line - preamble - 1))
+        else:
+            fixed.append(replace(d, message=f"(resume preamble line {d.line}) {d.message}"))
+    report.diagnostics = fixed
+    return report
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def active_job(machine_id: str) -> Job | None:
+    """The job streaming to ``machine_id`` in this process, if any."""
+    runner = _ACTIVE.get(machine_id)
+    return runner.job if runner is not None and runner.job is not None and runner.job.state in ACTIVE_STATES \
+        else None
