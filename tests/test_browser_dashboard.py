@@ -39,8 +39,6 @@ OUTSIDE = "G21 G90 G54\nG0 Z5\nG0 X10 Y10\nG1 X-120 Y10 F300\nG0 X10\nM30\n"  # 
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    pytest.importorskip("playwright.sync_api")
-    pytest.importorskip("labbridge.drivers.grbl")
     tmp = tmp_path_factory.mktemp("browser")
     data = yaml.safe_load(CONFIG_PATH.read_text())
     data["machines"] = {"mill-1": data["machines"]["mill-1"]}
