@@ -79,6 +79,26 @@ def test_drivers_transports_and_streaming_never_import_the_server() -> None:
     assert not {m: h for m, h in bad.items() if h}
 
 
+BASE = {"model", "config", "errors", "log"}
+#: What each room may import besides itself: the README's Layout section, as a rule.
+MAY_IMPORT = {
+    "model": BASE, "config": BASE, "errors": BASE, "log": BASE,
+    "safety": BASE,
+    "protocols": set(),
+    "transports": {"protocols"} | BASE,
+    "drivers": {"protocols", "transports"} | BASE,
+    "streaming": {"safety", "drivers", "protocols", "transports"} | BASE,
+    "sim": {"safety", "drivers", "protocols"} | BASE,
+    "server": {"safety", "streaming", "drivers", "protocols", "transports"} | BASE,
+}
+
+
+def test_each_room_imports_only_what_the_layout_allows() -> None:
+    graph = room_graph(sources())
+    beyond = {room: sorted(graph[room] - allowed) for room, allowed in MAY_IMPORT.items() if graph[room] - allowed}
+    assert not beyond, f"imports beyond the README's Layout: {beyond}"
+
+
 def room_graph(modules: dict[str, set[str]]) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = defaultdict(set)
     for module, imported in modules.items():
