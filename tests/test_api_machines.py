@@ -78,6 +78,8 @@ def test_diagnostics_and_settings(api: Api) -> None:
     assert d["firmware"].startswith("Grbl 1.1") and d["driver"] == "GrblDriver"
     assert d["settings"]["110"] > 0 and isinstance(d["mismatches"], list)
     assert d["connection"]["connects"] >= 1 and d["connection"]["fault"] is None
+    assert d["build_info"]["version"].startswith("1.1") and d["build_info"]["rx_buffer"] == 128  # from $I
+    assert d["connection"]["link"]["rx_buffer"] == 128 and "G54" in d["parameters"]
     r = api.call("technician", "GET", "/api/machines/mill-1/settings")
     assert r.status_code == 200 and "110" in r.json()["result"]
     old = r.json()["result"]["110"]

@@ -1,7 +1,8 @@
 """The student-program queue: a trainer submits a checked program, an operator starts it.
 
 A queue entry names the program by the hash of the exact bytes that were checked
-and the check that passed; starting it hands the job runner a file with those
+and the check that passed; starting it (the ``job.start`` command in
+:mod:`labbridge.server.commands.machine`) hands the job runner a file with those
 bytes (verified again by hash), so nothing can change between check and cut.
 """
 
@@ -15,11 +16,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
-from labbridge.server.api.machines import run_command
 from labbridge.server.api.programs import check_and_store
 from labbridge.server.auth import Action, Principal, Role
-from labbridge.server.lab import CommandError
-from labbridge.server.store import sha256
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 
@@ -35,10 +33,6 @@ def _entry(ctx: Context, entry_id: int) -> dict[str, Any]:
     if entry is None:
         raise HTTPException(404, f"no queue entry {entry_id}")
     return entry
-
-
-def _announce(ctx: Context, machine: str) -> None:
-    ctx.hub.broadcast({"type": "queue", "machine": machine, "time": time.time()})
 
 
 @router.get("", summary="Queued and running programs (add all=true for finished ones too)")
@@ -67,30 +61,8 @@ async def submit(body: Submission, principal: Principal = require(Action.QUEUE_S
     assert info is not None
     entry = ctx.store.enqueue(body.machine, body.program, info["name"], check["id"], principal.username, body.note)
     ctx.audit(principal, body.machine, "queue.submit", "ok", f"#{entry['id']} {info['name']}")
-    _announce(ctx, body.machine)
+    ctx.announce_queue(body.machine)
     return entry
-
-
-@router.post("/{entry_id}/start", summary="Start a queued program (operator)")
-async def start(entry_id: int, principal: Principal = require(Action.JOB_START),
-                ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
-    entry = _entry(ctx, entry_id)
-    machine = entry["machine"]
-
-    async def call() -> Any:
-        if entry["state"] != "queued":
-            raise CommandError(f"queue entry {entry_id} is {entry['state']}, not queued")
-        path = ctx.store.program_file(entry["hash"])
-        if sha256(path.read_bytes()) != entry["hash"]:
-            raise CommandError(f"program file for entry {entry_id} does not match its checked bytes; re-upload it")
-        job_id = await ctx.lab.start_job(machine, path, entry["name"], principal.username, entry_id)
-        ctx.store.update_queue(entry_id, state="running", started_by=principal.username, started_at=time.time(),
-                               job_id=job_id)
-        return f"job {job_id} started"
-
-    result = await run_command(ctx, principal, machine, "job.start", call, f"#{entry_id} {entry['name']}")
-    _announce(ctx, machine)
-    return {**result, "entry": ctx.store.queue_entry(entry_id)}
 
 
 @router.delete("/{entry_id}", summary="Remove a queued (not running) entry")
@@ -104,7 +76,7 @@ async def remove(entry_id: int, principal: Principal = require(Action.QUEUE_REMO
         raise HTTPException(409, f"entry {entry_id} is {entry['state']}; cancel the running job instead")
     ctx.store.update_queue(entry_id, state="removed", finished_at=time.time(), message=f"removed by {principal.username}")
     ctx.audit(principal, entry["machine"], "queue.remove", "ok", f"#{entry_id} {entry['name']}")
-    _announce(ctx, entry["machine"])
+    ctx.announce_queue(entry["machine"])
     return {"removed": entry_id}
 
 
