@@ -31,6 +31,7 @@ from labbridge.server.api.deps import Context, ServerSettings, require
 from labbridge.server.auth import Action, Auth, Principal
 from labbridge.server.hub import Hub
 from labbridge.server.lab import Lab
+from labbridge.server.schemas import Health, ServerStats
 from labbridge.server.store import Store
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -164,11 +165,11 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     app.include_router(api_queue.jobs_router)
     app.include_router(api_commands.router)
 
-    @app.get("/api/health", tags=["server"], summary="Liveness (no details without a token)")
+    @app.get("/api/health", tags=["server"], response_model=Health, summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:
         return {"ok": True}
 
-    @app.get("/api/server/stats", tags=["server"], summary="Websocket clients and how far behind each is")
+    @app.get("/api/server/stats", tags=["server"], response_model=ServerStats, summary="Websocket clients and how far behind each is")
     def server_stats(_: Principal = require(Action.DIAGNOSTICS)) -> dict[str, Any]:
         return {"hub": context.hub.stats()}
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError, create_model
 from labbridge.server.api.deps import Context, current_principal, get_ctx
 from labbridge.server.auth import Principal
 from labbridge.server.commands import COMMANDS, REST, Command, CommandFailed, Registry, execute
+from labbridge.server.schemas import CommandReply, documented
 
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 
@@ -79,7 +80,8 @@ def build_router(registry: Registry) -> APIRouter:
     for command in registry.over(REST):
         assert command.rest is not None
         router.add_api_route(command.rest.path, _endpoint(command), methods=[command.rest.method],
-                             summary=command.summary, tags=list(command.rest.tags), name=command.name)
+                             summary=command.summary, tags=list(command.rest.tags), name=command.name,
+                             **documented(command.reply_model or CommandReply))
     return router
 
 

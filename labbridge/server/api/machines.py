@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from labbridge.drivers.base import capabilities
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
+from labbridge.server.schemas import Diagnostics, MachineDescription, documented
 
 router = APIRouter(prefix="/api/machines", tags=["machines"])
 
@@ -34,18 +35,19 @@ def describe_machine(ctx: Context, machine_id: str) -> dict[str, Any]:
     }
 
 
-@router.get("", summary="All machines with their live state")
+@router.get("", summary="All machines with their live state", **documented(list[MachineDescription]))
 def list_machines(_: Principal = require(Action.VIEW), ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     return [describe_machine(ctx, m) for m in ctx.lab.machines]
 
 
-@router.get("/{machine}", summary="One machine with its live state")
+@router.get("/{machine}", summary="One machine with its live state", **documented(MachineDescription))
 def get_machine(machine: str, _: Principal = require(Action.VIEW), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     known_machine(ctx, machine)
     return describe_machine(ctx, machine)
 
 
-@router.get("/{machine}/diagnostics", summary="Firmware, settings vs config, alarms, connection, recent log")
+@router.get("/{machine}/diagnostics", summary="Firmware, settings vs config, alarms, connection, recent log",
+            **documented(Diagnostics))
 def diagnostics(machine: str, _: Principal = require(Action.DIAGNOSTICS),
                 ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     known_machine(ctx, machine)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.api.programs import check_and_store
 from labbridge.server.auth import Action, Principal, Role
+from labbridge.server.schemas import JobEvent, JobRecord, QueueEntry, Removed, documented
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 
@@ -35,13 +36,13 @@ def _entry(ctx: Context, entry_id: int) -> dict[str, Any]:
     return entry
 
 
-@router.get("", summary="Queued and running programs (add all=true for finished ones too)")
+@router.get("", response_model=list[QueueEntry], summary="Queued and running programs (add all=true for finished ones too)")
 def list_queue(machine: str | None = None, all: bool = False, _: Principal = require(Action.VIEW),
                ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     return ctx.store.list_queue(machine, include_done=all)
 
 
-@router.post("", status_code=201, summary="Submit a checked program for a machine")
+@router.post("", status_code=201, response_model=QueueEntry, summary="Submit a checked program for a machine")
 async def submit(body: Submission, principal: Principal = require(Action.QUEUE_SUBMIT),
                  ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     known_machine(ctx, body.machine)
@@ -65,7 +66,7 @@ async def submit(body: Submission, principal: Principal = require(Action.QUEUE_S
     return entry
 
 
-@router.delete("/{entry_id}", summary="Remove a queued (not running) entry")
+@router.delete("/{entry_id}", response_model=Removed, summary="Remove a queued (not running) entry")
 async def remove(entry_id: int, principal: Principal = require(Action.QUEUE_REMOVE),
                  ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     entry = _entry(ctx, entry_id)
@@ -83,7 +84,8 @@ async def remove(entry_id: int, principal: Principal = require(Action.QUEUE_REMO
 jobs_router = APIRouter(prefix="/api/jobs", tags=["queue"])
 
 
-@jobs_router.get("", summary="Recorded GRBL jobs, newest first (state, lines, errors with their line)")
+@jobs_router.get("", summary="Recorded GRBL jobs, newest first (state, lines, errors with their line)",
+                 **documented(list[JobRecord]))
 def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = require(Action.VIEW),
               ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     store = ctx.lab.job_store()
@@ -92,7 +94,7 @@ def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = requir
     return [job.to_dict() for job in store.list_jobs(machine, limit=min(max(limit, 1), 500))]
 
 
-@jobs_router.get("/{job_id}/events", summary="A job's event log (technician)")
+@jobs_router.get("/{job_id}/events", summary="A job's event log (technician)", **documented(list[JobEvent]))
 def job_events(job_id: str, _: Principal = require(Action.DIAGNOSTICS),
                ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     store = ctx.lab.job_store()

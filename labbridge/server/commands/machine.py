@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from labbridge.server.auth import Action
 from labbridge.server.commands.registry import Call, Command, Handler, NotFound, Registry, Rest
 from labbridge.server.lab import CommandError
+from labbridge.server.schemas import JobStartReply
 from labbridge.server.store import sha256
 
 COMMANDS = Registry()
@@ -146,7 +147,7 @@ def _start_reply(call: Call) -> dict[str, Any]:
 
 @COMMANDS.define("job.start", Action.JOB_START, "Start a queued program (operator)",
                  rest=Rest("POST", "/api/queue/{entry_id}/start", tags=("queue",)), args=JobStart,
-                 audit=_start_audit, moves_machine=True, reply=_start_reply,
+                 audit=_start_audit, moves_machine=True, reply=_start_reply, reply_model=JobStartReply,
                  locate=lambda ctx, args: str(_entry(ctx, args.entry_id)["machine"]))
 async def start_job(call: Call) -> str:
     """Hand the runner the exact bytes that were checked (verified again by hash)."""

@@ -80,6 +80,7 @@ class Command:
     changes_settings: bool = False
     locate: Callable[[Context, Any], str] | None = None
     reply: Callable[[Call], dict[str, Any]] | None = None
+    reply_model: type[BaseModel] | None = None  # documents the reply when ``reply`` adds fields
 
     def parse(self, data: dict[str, Any] | None) -> Any:
         """The arguments as the command's model (raises pydantic's ValidationError); None without a model."""
