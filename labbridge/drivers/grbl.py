@@ -144,6 +144,34 @@ class GrblDriver:
     def connected(self) -> bool:
         return self.state.connected
 
+    @property
+    def reconnects(self) -> bool:
+        """With ``reconnect`` the driver reopens its own link after a loss (the CLI turns it off)."""
+        return self.reconnect
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Build (``$I``), parameters (``$#``) and the serial link, for the diagnostics page."""
+        build = None
+        if self.version is not None or self.options is not None:
+            build = {
+                "version": self.version.version if self.version else None,
+                "info": self.version.info if self.version else None,
+                "options": self.options.codes if self.options else None,
+                "planner_blocks": self.options.planner_blocks if self.options else None,
+                "rx_buffer": self.options.rx_buffer if self.options else None,
+            }
+        return {
+            "build_info": build,
+            "parameters": {k: list(v) for k, v in self.parameters.items()},
+            "link": {"port": self.port, "baudrate": self.baudrate, "rx_buffer": self.rx_buffer,
+                     "poll_hz": self.poll_hz, "busy_with": self.busy_with},
+        }
+
+    def describe_settings(self) -> dict[str, dict[str, Any]]:
+        """Each ``$n`` with its value, GRBL's name for it and its unit."""
+        return {str(n): {"value": v, "name": SETTINGS.get(n, ("unknown", ""))[0], "unit": SETTINGS.get(n, ("", ""))[1]}
+                for n, v in sorted(self.settings.items())}
+
     def subscribe(self, callback: Callable[[Event], Any]) -> Callable[[], None]:
         """Receive every parsed event (on the event loop); returns a function that unsubscribes."""
         self._subscribers.append(callback)
