@@ -15,13 +15,17 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.web_support import free_port
+from labbridge.config import parse_config
+from labbridge.fleet.service import FleetService, attach
+from tests.web_support import CONFIG_PATH, Api, free_port, running_app
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -102,25 +106,26 @@ class Subscriber:
     def __init__(self, broker: Broker, topic: str = "labbridge/v1/#", *, user: str | None = None,
                  password: str | None = None, extra: list[str] | None = None) -> None:
         cmd = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
-               "-t", topic, "-F", "%U\t%r\t%t\t%p"]
+               "-t", topic, "-F", "%U\t%r\t%q\t%D\t%t\t%p"]
         if user:
             cmd += ["-u", user, "-P", password or ""]
         cmd += extra or []
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.messages: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            at, retained, topic, payload = line.rstrip("\n").split("\t", 3)
+            at, retained, qos, correlation, topic, payload = line.rstrip("\n").split("\t", 5)
             try:
                 body: Any = json.loads(payload)
             except ValueError:
                 body = payload
             with self._lock:
-                self.messages.append({"at": float(at), "retained": retained == "1", "topic": topic, "body": body})
+                self.messages.append({"at": float(at), "retained": retained == "1", "qos": int(qos),
+                                      "correlation": correlation, "topic": topic, "body": body})
 
     def on(self, suffix: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -187,3 +192,33 @@ def make_ca(folder: Path, host: str = "127.0.0.1") -> dict[str, Path]:
     paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
     return paths
+
+
+def lab_data(broker_url: str, lab: str = "truck-1", **fleet: Any) -> dict[str, Any]:
+    """The shipped config cut to mill-1 (GRBL, its port absent) and lathe-1 (DNC only: no live source, a still state).
+
+    No connection of these ever leaves the machine: the serial ports do not exist and the lathe's
+    Modbus address is removed.
+    """
+    data = yaml.safe_load(CONFIG_PATH.read_text())
+    mill, lathe = data["machines"]["mill-1"], data["machines"]["lathe-1"]
+    mill["connection"] = {"serial": {"port": "/nonexistent/labbridge-test-tty"}}
+    lathe["connection"] = {"dnc": {"port": "/nonexistent/labbridge-test-dnc"}}
+    data["machines"] = {"mill-1": mill, "lathe-1": lathe}
+    data["lab"] = {"id": lab, "name": f"InfoMobil {lab}"}
+    data["fleet"] = {"broker": broker_url, "keepalive": 5, **fleet}
+    return data
+
+
+@contextmanager
+def lab_app(tmp: Path, data: dict[str, Any], **kw: Any) -> Iterator[tuple[Api, FleetService]]:
+    """``labbridge serve`` in this process (TestClient) with its fleet link; users for every role signed in."""
+    services: list[FleetService] = []
+
+    def extend(ctx: Any) -> None:
+        service = attach(ctx, base_dir=tmp)
+        assert service is not None
+        services.append(service)
+
+    with running_app(tmp / "lab", parse_config(data, "test config"), extend=extend, **kw) as api:
+        yield api, services[0]

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
@@ -75,7 +76,10 @@ async def keep_connected(session: Callable[[], Awaitable[None]], cfg: FleetLink,
         except ConfigError as exc:
             error = str(exc)
         except Exception as exc:
-            error = describe_failure(exc, cfg)
+            try:
+                error = describe_failure(exc, cfg)
+            except Exception:  # never let the wording of a failure end the retries
+                error = f"{type(exc).__name__}: {exc}"
         up = time.time() - status.connected_at if status.connected_at else 0.0
         delay = RETRY_FIRST if up > 60 else backoff(delay)
         status.set("waiting", error, time.time() + delay)
@@ -142,7 +146,7 @@ def describe_failure(exc: BaseException, cfg: FleetLink) -> str:
     where = f"the broker at {host}:{port}"
     text = str(exc) or type(exc).__name__
     rc = getattr(exc, "rc", None)
-    if isinstance(exc, aiomqtt.MqttConnectError) or (rc is not None and "code:" in text):
+    if isinstance(exc, MqttConnectError) or (rc is not None and "code:" in text):
         code = getattr(rc, "value", rc)
         if code in (4, 134, 135, 5):
             return (f"{where} refused user {cfg.username!r}: wrong user name or password, or not allowed; "

@@ -94,7 +94,8 @@ def decode_object(payload: bytes | bytearray | str, limit: int = MAX_PAYLOAD) ->
     if len(payload) > limit:
         raise PayloadError(f"message of {len(payload)} bytes is over the {limit} byte limit")
     try:
-        data = json.loads(payload, parse_constant=_no_constants)
+        text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
+        data = json.loads(text, parse_constant=_no_constants)
     except (UnicodeDecodeError, RecursionError):
         raise PayloadError("message is not UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
