@@ -194,7 +194,8 @@ def make_ca(folder: Path, host: str = "127.0.0.1") -> dict[str, Path]:
     return paths
 
 
-def lab_data(broker_url: str, lab: str = "truck-1", **fleet: Any) -> dict[str, Any]:
+def lab_data(broker_url: str, lab: str = "truck-1", machines: tuple[str, ...] = ("mill-1", "lathe-1"),
+             **fleet: Any) -> dict[str, Any]:
     """The shipped config cut to mill-1 (GRBL, its port absent) and lathe-1 (DNC only: no live source, a still state).
 
     No connection of these ever leaves the machine: the serial ports do not exist and the lathe's
@@ -204,7 +205,7 @@ def lab_data(broker_url: str, lab: str = "truck-1", **fleet: Any) -> dict[str, A
     mill, lathe = data["machines"]["mill-1"], data["machines"]["lathe-1"]
     mill["connection"] = {"serial": {"port": "/nonexistent/labbridge-test-tty"}}
     lathe["connection"] = {"dnc": {"port": "/nonexistent/labbridge-test-dnc"}}
-    data["machines"] = {"mill-1": mill, "lathe-1": lathe}
+    data["machines"] = {k: v for k, v in (("mill-1", mill), ("lathe-1", lathe)) if k in machines}
     data["lab"] = {"id": lab, "name": f"InfoMobil {lab}"}
     data["fleet"] = {"broker": broker_url, "keepalive": 5, **fleet}
     return data

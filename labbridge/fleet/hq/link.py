@@ -98,7 +98,9 @@ class HqLink:
             return
         waiting = self._pending.get(reply.id)
         if waiting is not None and not waiting.done():
-            waiting.set_result({"lab": where.lab, **reply.model_dump()})
+            answer = {"id": reply.id, "ok": reply.ok}
+            answer.update({"result": reply.result} if reply.ok else {"error": reply.error})
+            waiting.set_result({"lab": where.lab, **answer})
 
     async def request(self, lab: str, machine: str, kind: str, args: dict[str, Any], user: str,
                       timeout: float = 20.0) -> dict[str, Any]:
