@@ -52,12 +52,12 @@ class LabLink:
         self.handler = handler
         self.base_dir = base_dir or Path.cwd()
         self.status = LinkStatus()
-        self.min_interval = 1.0 / cfg.state_rate
+        self.burst = max(1.0, cfg.state_rate)
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
-        self._last_state: dict[str, float] = {}
+        self._bucket: dict[str, tuple[float, float]] = {}  # machine -> (tokens, when counted)
         self._scheduled: set[str] = set()
         self._requests = asyncio.Semaphore(2)
         self._waiting = 0
@@ -158,21 +158,33 @@ class LabLink:
         self._in_loop(self._schedule_state, state.machine)
 
     def _schedule_state(self, machine: str, at_once: bool = False) -> None:
+        """Publish the machine's state now, or as soon as the rate limit allows (latest state wins).
+
+        A token bucket per machine: ``state_rate`` tokens a second, at most ``state_rate`` saved up.
+        Not a fixed gap after the last send: a machine changing exactly at the limit's rate would
+        then be sent a little later every time and drift a whole period behind. The full state sent
+        on each (re)connection is not counted.
+        """
         if self._client is None or self._loop is None or (machine in self._scheduled and not at_once):
             return  # offline: the state is published whole on the next connection
         self._scheduled.add(machine)
-        wait = 0.0 if at_once else self._last_state.get(machine, 0.0) + self.min_interval - time.monotonic()
-        self._loop.call_later(max(0.0, wait), self._publish_state, machine)
+        wait = 0.0
+        if not at_once:
+            now = time.monotonic()
+            tokens, then = self._bucket.get(machine, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - then) * self.cfg.state_rate) - 1.0
+            self._bucket[machine] = (tokens, now)
+            wait = max(0.0, -tokens / self.cfg.state_rate)
+        self._loop.call_later(wait, self._publish_state, machine)
 
     def _publish_state(self, machine: str) -> None:
         self._scheduled.discard(machine)
         client, state = self._client, self.states.get(machine)
         if client is None or state is None:
             return
-        self._last_state[machine] = time.monotonic()
         payload = topics.dumps(state.to_dict())
         task = asyncio.get_running_loop().create_task(
-            client.publish(topics.state_topic(self.lab.id, machine), payload, qos=1, retain=True))
+            client.publish(topics.state_topic(self.lab.id, machine), payload, qos=0, retain=True))
         self._tasks.add(task)
         task.add_done_callback(self._state_sent)
 

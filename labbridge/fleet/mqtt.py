@@ -122,22 +122,25 @@ def tls_context(cfg: FleetLink, base_dir: Path) -> ssl.SSLContext | None:
 
 
 def client(cfg: FleetLink, base_dir: Path, identifier: str, *, will: aiomqtt.Will | None = None,
-           session_expiry: int = 0, timeout: float = 15.0) -> aiomqtt.Client:
-    """A fresh aiomqtt client for one connection attempt (MQTT 5).
+           persistent: bool = False, timeout: float = 15.0) -> aiomqtt.Client:
+    """A fresh aiomqtt client for one connection attempt.
 
-    ``session_expiry`` > 0 asks the broker to keep the session (subscriptions and QoS 1 messages
-    that arrive meanwhile) for that many seconds after a disconnect: headquarters uses it so that no
-    lab event is lost while it restarts.
+    A lab speaks MQTT 5 (it answers requests on their response topic with their correlation data).
+    ``persistent`` is headquarters' subscriber: the broker keeps its session (subscriptions, and the
+    QoS 1 events that arrive meanwhile) while it is away, so no lab event is lost while it restarts.
+    It speaks MQTT 3.1.1: paho decodes an MQTT 5 property set for every message, which at
+    hundreds of machine states a second was the larger part of headquarters' CPU, and it needs no
+    properties (requests carry ``reply_to`` in their payload).
     """
     host, port, _tls = broker_address(cfg)
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = session_expiry
-    return aiomqtt.Client(
-        host, port, username=cfg.username, password=read_password(cfg, base_dir), identifier=identifier,
-        protocol=aiomqtt.ProtocolVersion.V5, will=will, keepalive=cfg.keepalive,
-        clean_start=session_expiry == 0, properties=props, tls_context=tls_context(cfg, base_dir),
-        timeout=timeout, max_inflight_messages=100,
-    )
+    common: dict[str, Any] = {
+        "username": cfg.username, "password": read_password(cfg, base_dir), "identifier": identifier,
+        "keepalive": cfg.keepalive, "tls_context": tls_context(cfg, base_dir), "timeout": timeout,
+        "max_inflight_messages": 100, "will": will,
+    }
+    if persistent:
+        return aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V311, clean_session=False, **common)
+    return aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V5, **common)
 
 
 def describe_failure(exc: BaseException, cfg: FleetLink) -> str:
@@ -176,13 +179,6 @@ def reply_properties(correlation: bytes | None) -> Properties | None:
     if correlation is None:
         return None
     props = Properties(PacketTypes.PUBLISH)
-    props.CorrelationData = correlation
-    return props
-
-
-def request_properties(response_topic: str, correlation: bytes) -> Properties:
-    props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = response_topic
     props.CorrelationData = correlation
     return props
 

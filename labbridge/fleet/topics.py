@@ -154,9 +154,9 @@ class Reply(_Message):
 
 
 class State(_Message):
-    """``machines/<id>/state``: the MachineState shape; only the fields headquarters relies on are checked."""
+    """``machines/<id>/state``: the MachineState shape; only the fields headquarters relies on are checked
+    (the message itself is kept as it came)."""
 
-    model_config = ConfigDict(extra="allow")
     machine: str = Field(max_length=64)
     connected: bool
     state: str = Field(max_length=32)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,8 @@ class Fleet:
         self.received = 0
         self.rejected = 0
         self.replays = 0
+        self.lags: deque[float] = deque(maxlen=2000)
+        """Seconds from a lab's state change to its arrival here, for the latest states (how stale HQ is)."""
         for row in store.labs():
             self.labs[row["id"]] = LabView(row["id"], row["name"], row["online"], row["since"], row["last_seen"],
                                            row["version"], list(row["machines"]))
@@ -116,13 +119,16 @@ class Fleet:
             raise topics.PayloadError(f"state of {state.machine!r} on {machine!r}'s topic")
         view = self._lab(lab)
         now = time.time()
+        if state.updated_at > 0:
+            self.lags.append(now - state.updated_at)
         view.states[machine] = data
         view.last_seen = now
         self._dirty[(lab, machine)] = now
-        key = f"{lab}/{machine}"
-        message = self.hub.state_message(key, {"state": data})
-        for client in self.hub.clients:
-            client.offer_state(key, {"state": data}, message)
+        if self.hub.clients:
+            key = f"{lab}/{machine}"
+            message = self.hub.state_message(key, {"state": data})
+            for client in self.hub.clients:
+                client.offer_state(key, {"state": data}, message)
 
     def _event(self, lab: str, event: topics.Event) -> None:
         body = event.model_dump()
@@ -166,5 +172,8 @@ class Fleet:
                 "events": self.store.events(lab, limit=50), "jobs": self.store.jobs(lab, limit=30)}
 
     def stats(self) -> dict[str, Any]:
+        lags = sorted(self.lags)
+        lag = {f"p{q}": round(1000 * lags[min(len(lags) - 1, int(q / 100 * len(lags)))], 1) for q in (50, 99)} \
+            if lags else None
         return {"labs": len(self.labs), "online": sum(v.online for v in self.labs.values()),
-                "received": self.received, "rejected": self.rejected, "replays": self.replays}
+                "received": self.received, "rejected": self.rejected, "replays": self.replays, "state_lag_ms": lag}

@@ -1,10 +1,9 @@
 """Headquarters' connection to the broker: one subscription to every lab, and requests with their replies.
 
-Headquarters keeps a persistent MQTT session (a fixed client id, session expiry of a week), so
-events that labs publish while headquarters restarts wait for it at the broker. It subscribes to
-``labbridge/v1/+/#`` (QoS 1, not its own messages) and publishes only ``machines/<id>/request``.
-A request carries ``reply_to`` (under the lab's own ``replies/``) and the same topic as the MQTT 5
-response topic, with its id as correlation data; the answer resolves the waiting call.
+Headquarters keeps a persistent MQTT session (a fixed client id, no clean session), so events
+that labs publish while headquarters restarts wait for it at the broker. It subscribes to
+``labbridge/v1/+/#`` (QoS 1) and publishes only ``machines/<id>/request``. A request carries
+``reply_to`` (under the lab's own ``replies/``) in its payload; the answer resolves the waiting call.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from labbridge.config import FleetLink
 from labbridge.fleet import mqtt, topics
@@ -26,7 +24,6 @@ from labbridge.fleet.mqtt import LinkStatus
 from labbridge.log import get_logger
 
 log = get_logger()
-SESSION_EXPIRY = 7 * 24 * 3600
 
 
 class RequestFailed(Exception):
@@ -69,9 +66,9 @@ class HqLink:
 
     async def _session(self) -> None:
         try:
-            async with mqtt.client(self.cfg, self.base_dir, self.client_id, session_expiry=SESSION_EXPIRY) as client:
+            async with mqtt.client(self.cfg, self.base_dir, self.client_id, persistent=True) as client:
                 self._client = client
-                await client.subscribe(topics.ALL_LABS, options=SubscribeOptions(qos=1, noLocal=True))
+                await client.subscribe(topics.ALL_LABS, qos=1)
                 self.status.connected()
                 log.info("fleet link up", broker=self.cfg.broker, client=self.client_id)
                 await self._read(client)
@@ -117,8 +114,7 @@ class HqLink:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            await client.publish(topics.request_topic(lab, machine), topics.dumps(body), qos=1,
-                                 properties=mqtt.request_properties(reply_to, request_id.encode()))
+            await client.publish(topics.request_topic(lab, machine), topics.dumps(body), qos=1)
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             raise RequestFailed(f"lab {lab!r} did not answer within {timeout:.0f} s", 504) from None
