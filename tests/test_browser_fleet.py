@@ -19,36 +19,30 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess, Any]]:
+    """A broker, headquarters, one lab (``serve``) and Chromium."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
     tmp = tmp_path_factory.mktemp("browser-fleet")
     broker = Broker(tmp / "broker")
     (tmp / "hq.yaml").write_text(yaml.safe_dump({"fleet": {"broker": broker.url, "username": "hq"}}))
     (tmp / "lab.yaml").write_text(yaml.safe_dump(lab_data(broker.url)))
-    hq = ServerProcess(["fleet", "--port", "0", "--config", str(tmp / "hq.yaml"), "--data-dir", str(tmp / "hq")],
-                       cwd=ROOT)
-    lab = ServerProcess(["serve", "--port", "0", "--config", str(tmp / "lab.yaml"), "--data-dir", str(tmp / "lab")],
-                        cwd=ROOT)
+    started = []
     try:
-        yield lab, hq
+        for args in (["fleet", "--config", str(tmp / "hq.yaml"), "--data-dir", str(tmp / "hq")],
+                     ["serve", "--config", str(tmp / "lab.yaml"), "--data-dir", str(tmp / "lab")]):
+            started.append(ServerProcess([*args, "--port", "0"], cwd=ROOT))
+        ARTIFACTS.mkdir(exist_ok=True)
+        with sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+            yield started[1], started[0], chromium
+            chromium.close()
     finally:
-        lab.stop()
-        hq.stop()
+        for server in started:
+            server.stop()
         broker.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(fleet: Any) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def open_signed_in(browser: Any, server: ServerProcess) -> Any:
@@ -64,8 +58,8 @@ def open_signed_in(browser: Any, server: ServerProcess) -> Any:
     return page
 
 
-def test_headquarters_lists_the_lab_and_asks_it_for_diagnostics(browser: Any, fleet: Any) -> None:
-    _lab, hq = fleet
+def test_headquarters_lists_the_lab_and_asks_it_for_diagnostics(fleet: Any) -> None:
+    _lab, hq, browser = fleet
     page = open_signed_in(browser, hq)
     page.wait_for_selector('section.lab[data-lab="truck-1"] .card[data-machine="lathe-1"]')
     assert "online" in page.text_content('section.lab[data-lab="truck-1"] h2')
@@ -83,8 +77,8 @@ def test_headquarters_lists_the_lab_and_asks_it_for_diagnostics(browser: Any, fl
     assert page.errors == []
 
 
-def test_the_lab_shows_its_link_and_the_operator_refuses_the_change(browser: Any, fleet: Any) -> None:
-    lab, hq = fleet
+def test_the_lab_shows_its_link_and_the_operator_refuses_the_change(fleet: Any) -> None:
+    lab, hq, browser = fleet
     with httpx.Client(base_url=hq.url, timeout=60) as client:
         token = client.post("/api/auth/login", json={"username": "admin", "password": hq.password}).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
