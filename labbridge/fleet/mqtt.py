@@ -8,6 +8,7 @@ that cannot reach the broker keeps working; the reason is logged as one line suc
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -121,8 +122,35 @@ def tls_context(cfg: FleetLink, base_dir: Path) -> ssl.SSLContext | None:
         raise ConfigError(f"fleet.ca_file: cannot load {cafile}: {exc}") from None
 
 
+class Direct:
+    """An incoming "queue" that hands each message to ``deliver`` at once, in the event loop.
+
+    aiomqtt puts every message it receives into its queue from paho's read callback, which runs in
+    the event loop; its message iterator then costs a task per message. Headquarters receives
+    hundreds a second and handles each in microseconds, so it takes them as they come. The
+    iterator (which never yields here) still ends when the connection drops.
+    """
+
+    def __init__(self, deliver: Callable[[aiomqtt.Message], None], maxsize: int = 0) -> None:
+        self.deliver = deliver
+
+    def put_nowait(self, message: aiomqtt.Message) -> None:
+        try:
+            self.deliver(message)
+        except Exception as exc:  # an error here would reach paho and drop the connection
+            log.warning("fleet message not handled", topic=str(message.topic), error=repr(exc))
+
+    def qsize(self) -> int:
+        return 0
+
+    async def get(self) -> aiomqtt.Message:
+        await asyncio.get_running_loop().create_future()  # never: messages do not wait here
+        raise AssertionError("unreachable")
+
+
 def client(cfg: FleetLink, base_dir: Path, identifier: str, *, will: aiomqtt.Will | None = None,
-           persistent: bool = False, timeout: float = 15.0) -> aiomqtt.Client:
+           persistent: bool = False, deliver: Callable[[aiomqtt.Message], None] | None = None,
+           timeout: float = 15.0) -> aiomqtt.Client:
     """A fresh aiomqtt client for one connection attempt.
 
     A lab speaks MQTT 5 (it answers requests on their response topic with their correlation data).
@@ -138,6 +166,8 @@ def client(cfg: FleetLink, base_dir: Path, identifier: str, *, will: aiomqtt.Wil
         "keepalive": cfg.keepalive, "tls_context": tls_context(cfg, base_dir), "timeout": timeout,
         "max_inflight_messages": 100, "will": will,
     }
+    if deliver is not None:
+        common["queue_type"] = functools.partial(Direct, deliver)
     if persistent:
         return aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V311, clean_session=False, **common)
     return aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V5, **common)

@@ -66,23 +66,24 @@ class HqLink:
 
     async def _session(self) -> None:
         try:
-            async with mqtt.client(self.cfg, self.base_dir, self.client_id, persistent=True) as client:
+            async with mqtt.client(self.cfg, self.base_dir, self.client_id, persistent=True,
+                                   deliver=self._deliver) as client:
                 self._client = client
                 await client.subscribe(topics.ALL_LABS, qos=1)
                 self.status.connected()
                 log.info("fleet link up", broker=self.cfg.broker, client=self.client_id)
-                await self._read(client)
+                async for _ in client.messages:  # every message went to _deliver; this ends on disconnect
+                    pass
         finally:
             self._client = None
 
-    async def _read(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            topic = str(message.topic)
-            payload = bytes(message.payload) if message.payload is not None else b""
-            if "/replies/" in topic:
-                self._reply(topic, payload)
-            else:
-                self.fleet.receive(topic, payload)
+    def _deliver(self, message: aiomqtt.Message) -> None:
+        topic = str(message.topic)
+        payload = bytes(message.payload) if message.payload is not None else b""
+        if "/replies/" in topic:
+            self._reply(topic, payload)
+        else:
+            self.fleet.receive(topic, payload)
 
     def _reply(self, topic: str, payload: bytes) -> None:
         where = topics.parse_topic(topic)
