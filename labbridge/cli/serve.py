@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -63,6 +63,7 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
         ctx = build_context(settings)
     except OSError as exc:
         fail(f"cannot use data dir {data_dir}: {exc}")
+    fleet = _attach_fleet(ctx, config)
     app = create_app(settings, ctx)
     bound_port = sock.getsockname()[1]
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
@@ -74,6 +75,9 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
     if ctx.admin_password is not None:
         out.write(f"labbridge: sign in as 'admin' with the one-time password: {ctx.admin_password}\n")
         out.write("labbridge: (it is shown only now; create users for the lab from the Users page)\n")
+    if fleet is not None:
+        out.write(f"labbridge: fleet link to {fleet.cfg.broker} as lab {fleet.identity.id!r} (retries in the "
+                  "background; the dashboard shows its state)\n")
     if host in ("0.0.0.0", "::"):
         out.write("labbridge: listening on every network interface; anyone on the network can reach the sign-in page\n")
     out.flush()
@@ -85,6 +89,14 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
         timeout_graceful_shutdown=5,
     ))
     server.run(sockets=[sock])
+
+
+def _attach_fleet(ctx: Any, config: Path | None) -> Any:
+    """The fleet link when the config has ``fleet:`` (passwords files are relative to the config)."""
+    from labbridge.config import resolve_config_path
+    from labbridge.fleet.service import attach
+
+    return attach(ctx, base_dir=resolve_config_path(config).resolve().parent)
 
 
 def register(app: typer.Typer, sim_app: typer.Typer) -> None:

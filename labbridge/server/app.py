@@ -137,6 +137,8 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         await context.lab.prepare()
         context.hub.start(context.lab.states())
         await context.lab.start()
+        for service in context.services:
+            await service.start()
         if settings.freeze_gc:
             # Everything loaded so far lives as long as the server: move it out of the collector's sight so
             # that full collections stay short and do not stall the websocket fan-out (the CLI's choice;
@@ -147,6 +149,8 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         try:
             yield
         finally:
+            for service in reversed(context.services):
+                await service.stop()
             await context.hub.stop()
             await context.lab.stop()
             context.store.close()
@@ -164,6 +168,9 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(api_queue.jobs_router)
     app.include_router(api_commands.router)
+    for service in context.services:
+        if getattr(service, "router", None) is not None:
+            app.include_router(service.router)
 
     @app.get("/api/health", tags=["server"], response_model=Health, summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:

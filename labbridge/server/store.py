@@ -15,6 +15,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,8 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        self.audit_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Told of every audit entry after it is written (the fleet link forwards them); must not block."""
 
     def close(self) -> None:
         with self._lock:
@@ -324,10 +327,14 @@ class Store:
 
     # audit -----------------------------------------------------------------
     def audit(self, username: str | None, machine: str | None, action: str, outcome: str, detail: str = "") -> None:
+        entry = {"time": time.time(), "username": username, "machine": machine, "action": action,
+                 "outcome": outcome, "detail": detail[:2000]}
         self._exec(
             "INSERT INTO web_audit(time, username, machine, action, outcome, detail) VALUES (?,?,?,?,?,?)",
-            (time.time(), username, machine, action, outcome, detail[:2000]),
+            tuple(entry.values()),
         )
+        for listener in list(self.audit_listeners):
+            listener(entry)
 
     def audit_log(
         self, limit: int = 200, machine: str | None = None, username: str | None = None, action: str | None = None

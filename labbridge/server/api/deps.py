@@ -49,6 +49,8 @@ class Context:
     lab: Lab
     hub: Hub
     admin_password: str | None = None
+    services: list[Any] = field(default_factory=list)
+    """Optional parts started after the lab and stopped before it (``start()``/``stop()``, maybe a ``router``)."""
 
     def audit(self, who: Principal | str | None, machine: str | None, action: str, outcome: str,
               detail: str = "") -> None:

@@ -7,6 +7,7 @@ import { setMachines, state } from "./store.js";
 import { connect } from "./ws.js";
 import { openAudit } from "./views/audit.js";
 import { initDiagnostics, openDiagnostics } from "./views/diagnostics.js";
+import { initFleet } from "./views/fleet.js";
 import { buildCards, initMachines } from "./views/machines.js";
 import { initNotices } from "./views/notices.js";
 import { initPrograms } from "./views/programs.js";
@@ -58,6 +59,7 @@ async function init() {
   initPrograms();
   initQueue();
   initDiagnostics();
+  initFleet();
   initUsers();
   window.addEventListener("hashchange", route);
   if (getToken()) start().catch(() => signedOut());
