@@ -36,6 +36,11 @@
 #define MAX_LINE_NUMBER 10000000.0
 #define MAX_MARKS 4096 /* as in estimate.py: bounded ETA marks, spacing doubles when full */
 
+/* Modal values as labbridge/safety/modal.py names them (the G-code number x10); the module exports them and
+   a test checks that they agree with MotionMode and Plane. */
+enum { MOTION_RAPID = 0, MOTION_LINEAR = 10, MOTION_ARC_CW = 20, MOTION_ARC_CCW = 30 };
+enum { PLANE_XY = 170, PLANE_ZX = 180, PLANE_YZ = 190 };
+
 /* ------------------------------------------------------------------ estimator */
 
 typedef struct {
@@ -486,9 +491,10 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
     if (have[W_G]) {
         double g = val[W_G];
         if (g != 0.0 && g != 1.0 && g != 2.0 && g != 3.0) return 0;
-        motion = (int)g * 10;
+        motion = (int)g * 10; /* G0..G3 -> MOTION_RAPID..MOTION_ARC_CCW */
     }
-    if (motion != 0 && motion != 10 && motion != 20 && motion != 30) return 0;
+    if (motion != MOTION_RAPID && motion != MOTION_LINEAR && motion != MOTION_ARC_CW && motion != MOTION_ARC_CCW)
+        return 0;
     if (self->require_decimal) {
         for (int w = W_X; w <= W_R; w++)
             if (have[w] && !points[w]) return 0;
@@ -499,7 +505,7 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
         feed = val[W_F] * self->unit_scale;
     }
     int axis_words = have[W_X] || have[W_Y] || have[W_Z];
-    int arc = motion == 20 || motion == 30;
+    int arc = motion == MOTION_ARC_CW || motion == MOTION_ARC_CCW;
     int ijk = have[W_I] || have[W_J] || have[W_K];
     if ((ijk || have[W_R]) && !(arc && axis_words)) return 0; /* unused words: Python explains */
     if (ijk && have[W_R]) return 0;
@@ -520,8 +526,8 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
     }
     double lo[3], hi[3], center[3] = {0, 0, 0}, radius = 0, sweep = 0;
     int a = 0, b = 1, n = 2;
-    if (self->plane == 180) { a = 2; b = 0; n = 1; }
-    else if (self->plane == 190) { a = 1; b = 2; n = 0; }
+    if (self->plane == PLANE_ZX) { a = 2; b = 0; n = 1; }
+    else if (self->plane == PLANE_YZ) { a = 1; b = 2; n = 0; }
     if (arc) {
         static const int plane_word[3] = {W_X, W_Y, W_Z};
         if (!have[plane_word[a]] && !have[plane_word[b]]) return 0;
@@ -535,7 +541,7 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             double h = 4.0 * r * r - x * x - y * y;
             if (h < 0) return 0;
             h = -sqrt(h) / hypot(x, y);
-            if (motion == 30) h = -h;
+            if (motion == MOTION_ARC_CCW) h = -h;
             if (r < 0) { h = -h; r = -r; }
             i_off = 0.5 * (x - y * h);
             j_off = 0.5 * (y + x * h);
@@ -558,7 +564,7 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
         double ra = pos[a] - center[a], rb = pos[b] - center[b];
         double ta = target[a] - center[a], tb = target[b] - center[b];
         sweep = atan2(ra * tb - rb * ta, ra * ta + rb * tb);
-        if (motion == 20) { if (sweep >= -ARC_EPS) sweep -= TWO_PI; }
+        if (motion == MOTION_ARC_CW) { if (sweep >= -ARC_EPS) sweep -= TWO_PI; }
         else if (sweep <= ARC_EPS) sweep += TWO_PI;
         arc_bounds(pos, target, center, a, b, radius, sweep, lo, hi);
     } else {
@@ -567,7 +573,7 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             hi[i] = self->pos[i] > target[i] ? self->pos[i] : target[i];
         }
     }
-    if (motion != 0) {
+    if (motion != MOTION_RAPID) {
         if (!self->spindle_on) return 0;
         if (feed > self->max_feed + ENV_EPS) return 0;
     }
@@ -589,7 +595,7 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             if (hi[i] > self->hi[i]) self->hi[i] = hi[i];
         }
     }
-    int kind = motion == 0 ? 0 : (arc ? 2 : 1);
+    int kind = motion == MOTION_RAPID ? 0 : (arc ? 2 : 1);
     if (est_add(self->est, kind, self->pos, target, feed, center, a, b, n, sweep, radius, 0.0, line_no) < 0)
         return -1;
     memcpy(self->pos, target, sizeof target);
@@ -652,5 +658,10 @@ PyMODINIT_FUNC PyInit__fastcheck(void) {
     PyModule_AddObject(m, "Estimator", (PyObject *)&EstimatorType);
     Py_INCREF(&FastPathType);
     PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType);
+    static const struct { const char *name; long value; } constants[] = {
+        {"MOTION_RAPID", MOTION_RAPID}, {"MOTION_LINEAR", MOTION_LINEAR}, {"MOTION_ARC_CW", MOTION_ARC_CW},
+        {"MOTION_ARC_CCW", MOTION_ARC_CCW}, {"PLANE_XY", PLANE_XY}, {"PLANE_ZX", PLANE_ZX}, {"PLANE_YZ", PLANE_YZ}};
+    for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
+        if (PyModule_AddIntConstant(m, constants[i].name, constants[i].value) < 0) { Py_DECREF(m); return NULL; }
     return m;
 }

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - exercised where no compiler was availa
 
 CHUNK_BYTES = 1 << 20
 from labbridge.safety.interpreter import Interpreter
+from labbridge.safety.modal import MM_PER_INCH, Distance, FeedMode, Spindle, Units
 from labbridge.safety.motion import Vec
 
 MAX_DIAGNOSTICS = 1000
@@ -176,8 +177,8 @@ class ProgramChecker:
         wcs, g92 = interp.wcs[m.wcs], interp.g92
         offset = (wcs[0] + g92[0], wcs[1] + g92[1], wcs[2] + g92[2] + interp.tlo)
         fast.sync(
-            tuple(interp.position), offset, 25.4 if m.units == 200 else 1.0, m.distance == 900, m.motion, m.plane,
-            m.feed_mode == 940, m.feed, m.spindle in (3, 4),
+            tuple(interp.position), offset, MM_PER_INCH if m.units == Units.INCH else 1.0, m.distance == Distance.ABSOLUTE,
+            m.motion, m.plane, m.feed_mode == FeedMode.PER_MINUTE, m.feed, m.spindle in (Spindle.CW, Spindle.CCW),
             self._fast_allowed and self.ended_at is None,
         )
 

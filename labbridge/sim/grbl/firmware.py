@@ -26,6 +26,7 @@ from labbridge.sim.grbl.settings import EEPROM_BYTES, EEPROM_MS_PER_BYTE, Eeprom
 from labbridge.sim.grbl.system import STEP as _STEP
 from labbridge.sim.grbl.system import VERSION, SystemCommands, axes_text, outside_travel
 from labbridge.safety import Interpreter
+from labbridge.safety.modal import gname
 
 BANNER = f"\r\nGrbl {VERSION} ['$' for help]\r\n"
 TX_BUFFER = 104  # GRBL's serial transmit buffer; a full one stalls the main loop
@@ -478,7 +479,7 @@ class GrblFirmware(SystemCommands):
             blocks.append(Block(start, p, speed, accel, rapid=rapid, line=motion.line, limit=limit))
             start = p
         if motion.kind == "probe" and blocks:
-            blocks[-1].probe = f"G38.{self.interp.modal.motion % 10}"
+            blocks[-1].probe = gname(self.interp.modal.motion)
         return blocks
 
     def _soft_limit(self) -> Generator[object, None, None]:
