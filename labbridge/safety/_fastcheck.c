@@ -425,6 +425,29 @@ static int word_index(char c) {
     }
 }
 
+/* The arc kernel of labbridge/safety/geometry.py, function for function (same names, same formulas); the
+   differential tests hold them together. Returns 0 when no circle exists (as geometry.arc_center_offset's None). */
+static int arc_center_offset(double dx, double dy, double radius, int clockwise, double *i, double *j) {
+    double h_x2_div_d = 4.0 * radius * radius - dx * dx - dy * dy;
+    double chord = hypot(dx, dy);
+    if (h_x2_div_d < 0.0 || chord == 0.0 || !isfinite(h_x2_div_d)) return 0;
+    h_x2_div_d = -sqrt(h_x2_div_d) / chord;
+    if (!clockwise) h_x2_div_d = -h_x2_div_d;
+    if (radius < 0.0) h_x2_div_d = -h_x2_div_d;
+    *i = 0.5 * (dx - dy * h_x2_div_d);
+    *j = 0.5 * (dy + dx * h_x2_div_d);
+    return isfinite(*i) && isfinite(*j);
+}
+
+static double arc_sweep(const double s[3], const double e[3], const double c[3], int a, int b, int clockwise) {
+    double ra = s[a] - c[a], rb = s[b] - c[b];
+    double ta = e[a] - c[a], tb = e[b] - c[b];
+    double travel = atan2(ra * tb - rb * ta, ra * ta + rb * tb);
+    if (clockwise) { if (travel >= -ARC_EPS) travel -= TWO_PI; }
+    else if (travel <= ARC_EPS) travel += TWO_PI;
+    return travel;
+}
+
 static void arc_bounds(const double s[3], const double e[3], const double c[3], int a, int b, double r,
                        double sweep, double lo[3], double hi[3]) {
     for (int i = 0; i < 3; i++) {
@@ -435,12 +458,10 @@ static void arc_bounds(const double s[3], const double e[3], const double c[3], 
     int full = fabs(sweep) >= TWO_PI - 1e-12;
     for (int k = 0; k < 4; k++) {
         double cardinal = k * (M_PI / 2.0);
-        if (!full) {
-            double delta = sweep > 0 ? cardinal - start_angle : start_angle - cardinal;
-            delta = fmod(delta, TWO_PI);
-            if (delta < 0) delta += TWO_PI;
-            if (delta > fabs(sweep)) continue;
-        }
+        double delta = sweep > 0 ? cardinal - start_angle : start_angle - cardinal;
+        delta = fmod(delta, TWO_PI);
+        if (delta < 0) delta += TWO_PI;
+        if (!full && !(delta <= fabs(sweep))) continue;
         if (k == 0) { if (c[a] + r > hi[a]) hi[a] = c[a] + r; }
         else if (k == 1) { if (c[b] + r > hi[b]) hi[b] = c[b] + r; }
         else if (k == 2) { if (c[a] - r < lo[a]) lo[a] = c[a] - r; }
@@ -538,14 +559,8 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             double r = val[W_R] * self->unit_scale;
             if (target[0] == pos[0] && target[1] == pos[1] && target[2] == pos[2]) return 0;
             if (r == 0.0) return 0;
-            double h = 4.0 * r * r - x * x - y * y;
-            if (h < 0) return 0;
-            h = -sqrt(h) / hypot(x, y);
-            if (motion == MOTION_ARC_CCW) h = -h;
-            if (r < 0) { h = -h; r = -r; }
-            i_off = 0.5 * (x - y * h);
-            j_off = 0.5 * (y + x * h);
-            radius = r;
+            if (!arc_center_offset(x, y, r, motion == MOTION_ARC_CW, &i_off, &j_off)) return 0;
+            radius = fabs(r);
         } else {
             static const int off_word[3] = {W_I, W_J, W_K};
             if (!have[off_word[a]] && !have[off_word[b]]) return 0;
@@ -555,17 +570,15 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             radius = hypot(i_off, j_off);
             double target_r = hypot(x - i_off, y - j_off);
             double delta = fabs(target_r - radius);
-            if (delta > 0.005 && (delta > 0.5 || delta > 0.001 * radius)) return 0;
+            if (!(delta <= 0.005) && (delta > 0.5 || delta > 0.001 * radius)) return 0;
             if (radius == 0.0) return 0;
         }
         center[0] = pos[0]; center[1] = pos[1]; center[2] = pos[2];
         center[a] = pos[a] + i_off;
         center[b] = pos[b] + j_off;
-        double ra = pos[a] - center[a], rb = pos[b] - center[b];
-        double ta = target[a] - center[a], tb = target[b] - center[b];
-        sweep = atan2(ra * tb - rb * ta, ra * ta + rb * tb);
-        if (motion == MOTION_ARC_CW) { if (sweep >= -ARC_EPS) sweep -= TWO_PI; }
-        else if (sweep <= ARC_EPS) sweep += TWO_PI;
+        sweep = arc_sweep(pos, target, center, a, b, motion == MOTION_ARC_CW);
+        /* Anything not finite (a huge radius, an overflowing centre) is Python's to explain. */
+        if (!isfinite(radius) || !isfinite(sweep) || !isfinite(center[a]) || !isfinite(center[b])) return 0;
         arc_bounds(pos, target, center, a, b, radius, sweep, lo, hi);
     } else {
         for (int i = 0; i < 3; i++) {

@@ -466,8 +466,8 @@ class GrblFirmware(SystemCommands):
         if motion.kind == "traverse":
             points, feed, rapid = [motion.end], math.inf, True  # limited per axis below
         elif motion.kind == "arc":
-            points = arc_points(motion.start, motion.end, motion.center, motion.plane, motion.clockwise,
-                                motion.sweep, motion.radius, e.settings[12])
+            points = arc_points(motion.start, motion.end, motion.center, motion.plane, motion.sweep,
+                                motion.radius, e.settings[12])
             feed, rapid = motion.feed, False
         else:
             points, feed, rapid = [motion.end], motion.feed, False
