@@ -394,7 +394,9 @@ static int parse_number(const char *p, const char *end, double *out, int *has_po
     while (q < end) {
         char ch = *q;
         if (ch >= '0' && ch <= '9') {
-            if (digits >= 17) return 0; /* too precise to convert exactly: let Python read it */
+            /* More digits than GRBL's read_float keeps (MAX_INT_DIGITS) or a Fanuc-style control accepts:
+               Python reads it as the controller does, or refuses it. */
+            if (digits >= 8) return 0;
             mant = mant * 10 + (uint64_t)(ch - '0');
             digits++;
             if (point) frac++;
@@ -627,12 +629,24 @@ static PyObject *FastPath_run(FastPath *self, PyObject *args) {
     const char *end = base + buf.len;
     if (self->enabled) {
         while (p < end) {
+            /* Lines end as GRBL ends them: LF, CR or CR LF. A CR that ends the buffer is left to Python,
+               which knows whether an LF follows in the next chunk. */
             const char *eol = memchr(p, '\n', (size_t)(end - p));
-            if (!eol) break;
+            const char *cr = memchr(p, '\r', (size_t)((eol ? eol : end) - p));
+            const char *next;
+            if (cr) {
+                if (cr + 1 == end) break;
+                eol = cr;
+                next = cr[1] == '\n' ? cr + 2 : cr + 1;
+            } else if (eol) {
+                next = eol + 1;
+            } else {
+                break;
+            }
             int r = fast_line(self, p, eol, line_no + 1);
             if (r < 0) { PyBuffer_Release(&buf); return NULL; }
             if (r == 0) break;
-            p = eol + 1;
+            p = next;
             line_no++;
         }
     }

@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING
 
 from labbridge.safety.diagnostics import Diagnostic
-from labbridge.safety.geometry import arc_sweep
+from labbridge.safety.geometry import arc_center_offset, arc_sweep
 from labbridge.safety.modal import PLANE_AXES, MotionMode, gname
 from labbridge.safety.plan import ArcPlan, Plan
 from labbridge.safety.words import BlockError
@@ -38,22 +38,11 @@ def plan_arc(interp: Interpreter, plan: Plan) -> ArcPlan:
         if target == pos:
             raise BlockError("arc-impossible", f"{name} with R cannot make a full circle (start and end are the "
                              "same point): use I and J for the centre instead", 33)
-        if r == 0.0:
-            raise BlockError("arc-zero-radius", f"{name} R0: an arc needs a radius above zero", 34)
-        h_x2_div_d = 4.0 * r * r - x * x - y * y
-        if h_x2_div_d < 0:
-            chord = math.hypot(x, y)
-            raise BlockError("arc-impossible", f"{name} R{texts['R']}: the end point is {chord:.3f} mm away, "
-                             f"more than the arc's diameter {2 * abs(r):.3f} mm: use a radius of at least "
-                             f"{chord / 2:.3f} mm or move the end point", 34)
-        h_x2_div_d = -math.sqrt(h_x2_div_d) / math.hypot(x, y)
-        if not clockwise:
-            h_x2_div_d = -h_x2_div_d
-        if r < 0:
-            h_x2_div_d = -h_x2_div_d
-            r = -r
-        i = 0.5 * (x - y * h_x2_div_d)
-        j = 0.5 * (y + x * h_x2_div_d)
+        offset = arc_center_offset(x, y, r, clockwise)
+        if offset is None:
+            offset = _no_radius_centre(interp, plan, x, y, r, name)
+        i, j = offset
+        r = abs(r)
     else:
         letters = "IJK"
         offsets = {idx: values[letters[idx]] * scale for idx in range(3) if letters[idx] in values}
@@ -79,3 +68,26 @@ def plan_arc(interp: Interpreter, plan: Plan) -> ArcPlan:
     c = (center[0], center[1], center[2])
     sweep = arc_sweep(tuple(pos), tuple(target), c, PLANE_AXES[new.plane], clockwise)  # type: ignore[arg-type]
     return ArcPlan(c, r, sweep, clockwise)
+
+
+def _no_radius_centre(interp: Interpreter, plan: Plan, x: float, y: float, r: float, name: str) -> tuple[float, float]:
+    """No circle of radius ``r`` joins start and end: say why, as GRBL would or (fail closed) where it would not."""
+    a0, a1, n = PLANE_AXES[plan.new.plane]
+    if x == 0.0 and y == 0.0:
+        # Start and end meet in the plane, only the helical axis moves. GRBL answers ok and divides by zero:
+        # its arc then runs on a NaN centre. The gate refuses; the firmware model runs it as GRBL would.
+        if interp.firmware:
+            return math.nan, math.nan
+        axes = "XYZ"
+        raise BlockError("arc-impossible", f"{name} with R cannot describe a full circle: start and end are the same "
+                         f"point in the {axes[a0]}{axes[a1]} plane (only {axes[n]} changes), so no centre follows "
+                         f"from R; use {'IJK'[a0]} and {'IJK'[a1]} (the centre's offset from the start) for a full "
+                         "circle or a helix. GRBL 1.1 would accept this block and move on an undefined (NaN) "
+                         "centre, so labbridge refuses it", None)
+    if r == 0.0:
+        raise BlockError("arc-zero-radius", f"{name} R0: an arc needs a radius above zero", 34)
+    chord = math.hypot(x, y)
+    text = plan.words.texts["R"]
+    raise BlockError("arc-impossible", f"{name} R{text}: the end point is {chord:.3f} mm away, more than the arc's "
+                     f"diameter {2 * abs(r):.3f} mm: use a radius of at least {chord / 2:.3f} mm or move the end "
+                     "point", 34)

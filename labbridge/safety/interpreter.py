@@ -28,7 +28,7 @@ import math
 from labbridge.config import WORK_OFFSET_CODES, Machine
 from labbridge.safety import dialects as D
 from labbridge.safety.diagnostics import Diagnostic
-from labbridge.safety.lexer import lex
+from labbridge.safety.lexer import Lexed, lex
 from labbridge.safety.modal import (
     FeedMode,
     Modal,
@@ -59,8 +59,12 @@ class Interpreter:
         work_offsets: dict[str, Vec] | None = None,
         start: Vec | None = None,
         machine_id: str | None = None,
+        firmware: bool = False,
     ) -> None:
         self.machine = machine
+        # As the controller itself: what only the gate refuses (fail closed) runs as the firmware would run it.
+        # The GRBL simulator interprets with firmware=True; the gate never does.
+        self.firmware = firmware
         self.name = machine_id or machine.name
         self.dialect = D.dialect_for(machine.controller, machine.gcode_system)
         self.lathe = self.dialect.lathe
@@ -127,7 +131,13 @@ class Interpreter:
 
     def execute(self, raw: str, line: int) -> BlockResult:
         """Interpret one line. Never raises on bad input: problems come back as diagnostics."""
-        lexed = lex(raw)
+        lexed = lex(raw, self.dialect.name == "grbl")
+        result = self._execute(lexed, line)
+        if lexed.notes:
+            result.diagnostics.extend(Diagnostic(line, "warning", "syntax", note) for note in lexed.notes)
+        return result
+
+    def _execute(self, lexed: Lexed, line: int) -> BlockResult:
         if lexed.error is not None:
             return self._fail(line, "syntax", lexed.error, lexed.error_grbl)
         special = lexed.special

@@ -13,6 +13,7 @@ from typing import Any
 
 from labbridge.config import Machine
 from labbridge.safety.geometry import arc_points
+from labbridge.safety.lexer import split_lines
 
 VIOLATION_CODES = frozenset({"envelope", "keep-out"})
 MAX_POINTS = 200_000
@@ -36,7 +37,7 @@ def build_preview(text: str, machine: Machine, report_json: dict[str, Any]) -> d
     segments: list[dict[str, Any]] = []
     points = 0
     truncated = False
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(split_lines(text), start=1):
         try:
             result = interp.execute(raw, number)
         except Exception:

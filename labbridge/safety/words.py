@@ -8,6 +8,7 @@ here changes the modal state.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from labbridge.safety import dialects as D
@@ -16,6 +17,15 @@ from labbridge.safety.modal import MotionMode, NonModal, fmt, gkey, gname
 # Commands that take the block's axis words for themselves (GRBL's axis_command).
 AXIS_NONMODAL = frozenset((NonModal.SET_OFFSETS, NonModal.GO_PREDEFINED, NonModal.GO_PREDEFINED_2,
                            NonModal.SHIFT_ORIGIN))
+
+
+# G codes whose decimals GRBL checks itself (G28.1, G38.2, G43.1, G91.1, ...): other decimals are error 20.
+GRBL_SUBCODE_COMMANDS = frozenset((28, 30, 38, 43, 61, 90, 91, 92))
+
+
+def _round_half_away(x: float) -> int:
+    """C's round(): halves away from zero (Python's round() goes to even)."""
+    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
 
 
 class BlockError(Exception):
@@ -60,7 +70,7 @@ class Reader:
         return block
 
     def _g(self, block: BlockWords, value: float) -> None:
-        code = gkey(value)
+        code = self._grbl_gkey(value) if self.dialect.name == "grbl" else gkey(value)
         group = self.dialect.g_codes.get(code)
         if group is None:
             self._unknown_g(code, value)
@@ -88,9 +98,24 @@ class Reader:
                              "in this lab: ask your trainer", None)
         gcodes[group] = code  # type: ignore[index]
 
+    @staticmethod
+    def _grbl_gkey(value: float) -> int:
+        """GRBL's reading of a G number (gcode.c): its whole part and round(100 x fraction); a fraction that
+        is not a tenth is refused, by the rules of the command it belongs to."""
+        whole = math.trunc(value)
+        mantissa = _round_half_away(100.0 * (value - whole))
+        if mantissa % 10:
+            if whole in GRBL_SUBCODE_COMMANDS:
+                raise BlockError("unsupported", f"G{fmt(value)} is not a G-code GRBL 1.1 supports", 20)
+            raise BlockError("unsupported", f"G{fmt(value)} is not a G-code GRBL 1.1 supports (G{whole} takes no "
+                             "decimals)", 23)
+        return whole * 10 + mantissa // 10
+
     def _m(self, block: BlockWords, value: float, text: str) -> None:
         dialect = self.dialect
         code = int(value)
+        if dialect.name == "grbl" and _round_half_away(100.0 * (value - code)) == 0:
+            value = code  # GRBL reads M codes to 1/100 (M3.004 is M3)
         if value != code:
             raise BlockError("unsupported", f"M{text} is not a valid M-code (M-codes are whole numbers)", 23)
         group = dialect.m_codes.get(code)
@@ -114,6 +139,10 @@ class Reader:
             raise BlockError("unsupported", msg, 20)
         if letter in block.values:
             raise BlockError("repeated-word", f"{letter} appears twice in this block: keep one", 25)
+        if not math.isfinite(value):
+            raise BlockError("invalid-value", f"{letter}{text} is too large: GRBL holds numbers as 32-bit floats "
+                             "and reads it as infinity, and what it then does is undefined, so labbridge refuses "
+                             "the block", None)
         if value < 0 and letter in "FNPTS":
             raise BlockError("invalid-value", f"{letter}{text} is negative; {letter} must be 0 or more", 4)
         if letter == "T" and dialect.name == "grbl" and value > 255:

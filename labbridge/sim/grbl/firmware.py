@@ -110,7 +110,8 @@ class GrblFirmware(SystemCommands):
 
     def _new_interpreter(self) -> Interpreter:
         e = self.eeprom
-        interp = Interpreter(self.machine, work_offsets=dict(e.offsets), start=tuple(self.stepper.position))
+        interp = Interpreter(self.machine, work_offsets=dict(e.offsets), start=tuple(self.stepper.position),
+                             firmware=True)
         interp.g28 = list(e.g28)
         interp.g30 = list(e.g30)
         return interp
