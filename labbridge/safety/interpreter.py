@@ -30,6 +30,8 @@ from labbridge.safety import dialects as D
 from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.lexer import Lexed, lex
 from labbridge.safety.modal import (
+    CYCLES,
+    CycleState,
     FeedMode,
     Modal,
     MotionMode,
@@ -191,9 +193,9 @@ class Interpreter:
         read_block_numbers(self, plan)
         read_dwell(self, plan)
         read_axis_words(self, plan)
+        apply_modes(self, plan)
         if self.dialect.fanuc:
             self._decimal_warnings(plan)
-        apply_modes(self, plan)
         apply_nonmodal(self, plan)
         check_motion(self, plan)
         self._unused_words(plan)
@@ -259,6 +261,7 @@ class Interpreter:
         m.wcs = 0
         m.spindle = Spindle.OFF
         m.flood = m.mist = False
+        m.cycle = CycleState()
 
     def no_feed_message(self, motion: int) -> str:
         """What to tell a student whose feed move has no feed rate."""
@@ -269,8 +272,13 @@ class Interpreter:
         return f"{gname(motion)} needs a feed rate: add F{suggestion} to this line or an earlier one"
 
     def _decimal_warnings(self, plan: Plan) -> None:
+        """Fanuc-style controls read a distance without a point in thousandths of a mm (K repeats a cycle:
+        it is a count, while Q, the peck depth, is a distance)."""
         texts = plan.words.texts
-        for letter in "XYZUWIJKR":
+        letters = "XYZUWIJKR"
+        if plan.new.motion in CYCLES and plan.axis_command == "motion":
+            letters = "XYZUWRQ"
+        for letter in letters:
             t = texts.get(letter)
             if t is not None and "." not in t and t.lstrip("+-") not in ("0",):
                 plan.diags.append(Diagnostic(

@@ -58,8 +58,6 @@ PROBES = frozenset((MotionMode.PROBE_TOWARD, MotionMode.PROBE_TOWARD_QUIET, Moti
 CYCLES = frozenset((MotionMode.CYCLE_PECK_FAST, MotionMode.CYCLE_DRILL, MotionMode.CYCLE_DRILL_DWELL,
                     MotionMode.CYCLE_PECK, MotionMode.CYCLE_TAP, MotionMode.CYCLE_BORE, MotionMode.CYCLE_BORE_STOP,
                     MotionMode.CYCLE_BORE_DWELL))
-CYCLES_WITH_DWELL = frozenset((MotionMode.CYCLE_DRILL_DWELL, MotionMode.CYCLE_BORE_DWELL))
-CYCLES_FEEDING_OUT = frozenset((MotionMode.CYCLE_TAP, MotionMode.CYCLE_BORE, MotionMode.CYCLE_BORE_DWELL))
 
 
 class NonModal(IntEnum):
@@ -154,15 +152,18 @@ WCS_BASE = 540  # G54; G55..G59 follow in steps of 10
 
 @dataclass(slots=True)
 class CycleState:
-    """Canned-cycle data kept from block to block (machine-coordinate Z levels)."""
+    """A canned-cycle series (LinuxCNC's and Fanuc's rules, see safety.cycles): kept from block to block until
+    G80 or another motion mode ends it. ``initial_z`` is machine Z; the words are in mm as written (work
+    coordinates under G90, increments under G91), as LinuxCNC keeps ``cycle_r`` and ``cycle_cc``."""
 
-    r_level: float | None = None  # Z of the R level
-    bottom: float | None = None  # Z of the hole bottom
+    initial_z: float | None = None  # the Z where the series started (G98 returns here)
+    r_word: float | None = None
+    z_word: float | None = None
     q: float = 0.0  # peck depth, mm
     p: float = 0.0  # dwell, seconds
 
     def copy(self) -> CycleState:
-        return CycleState(self.r_level, self.bottom, self.q, self.p)
+        return CycleState(self.initial_z, self.r_word, self.z_word, self.q, self.p)
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labbridge.safety.arcs import plan_arc
-from labbridge.safety.cycles import run_cycle
+from labbridge.safety.cycles import check_cycle_words, run_cycle
 from labbridge.safety.modal import ARCS, CYCLES, PLANE_AXES, PROBES, MotionMode, Plane, gname
 from labbridge.safety.motion import Motion
 from labbridge.safety.plan import Plan
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 def check_motion(interp: Interpreter, plan: Plan) -> None:
     """What the block's motion mode needs (feed, end point, centre); raises BlockError if it is missing."""
     new = plan.new
+    if new.motion not in CYCLES:
+        new.cycle.initial_z = None  # a canned-cycle series ends with G80 or any other motion mode
     if new.motion == MotionMode.CANCEL:
         # GRBL is strict here: under G80 even G92 or G10 axis words are refused.
         if plan.axis_words and (interp.dialect.name == "grbl" or plan.axis_command == "motion"):
@@ -45,7 +47,7 @@ def check_motion(interp: Interpreter, plan: Plan) -> None:
             raise BlockError("probe", "the probe target is where the machine already is: give a target "
                              "some distance away", 33)
     elif new.motion in CYCLES:
-        plan.used.update(("R", "Q", "P", "L", "K"))
+        check_cycle_words(plan)
 
 
 def _check_arc_words(plan: Plan) -> None:
