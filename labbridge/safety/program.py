@@ -148,6 +148,8 @@ class ProgramChecker:
             self.add(Diagnostic(number, "warning", "after-end", f"this block comes after the program end on line "
                                 f"{self.ended_at}: Fanuc-style controls stop at M30, GRBL runs on; remove these "
                                 "lines or move M2/M30 to the end"))
+        if result.sync:
+            self.estimator.flush()  # the controller lets the machine stop before this block acts
         if result.motions:
             if result.spindle_on != self._spindle_on:
                 self.checker.spindle_changed(result.spindle_on)
@@ -161,8 +163,8 @@ class ProgramChecker:
         elif result.spindle_on != self._spindle_on:
             self.checker.spindle_changed(result.spindle_on)
             self._spindle_on = result.spindle_on
-        if result.stop:
-            self.estimator.flush()
+        if result.stop or result.program_end:
+            self.estimator.flush()  # M0, M2, M30: the machine stops after this block
         if result.program_end and self.ended_at is None:
             self.ended_at = number
         for d in diags:
