@@ -114,6 +114,7 @@ static void arc_path_point(const double s[3], const double e[3], const double c[
 #define SOME_LARGE_VALUE 1.0e38
 #define MINIMUM_FEED_RATE 1.0
 #define DWELL_STEPS_PER_SECOND 20.0
+#define MAX_ESTIMATE_CHORDS 4096
 
 typedef struct {
     double mm, accel, rapid_rate, programmed, max_junction_sqr, max_entry_sqr, entry_sqr;
@@ -336,6 +337,7 @@ static int est_add(Estimator *e, int kind, const double s[3], const double en[3]
     if (kind == 3 && est_flush(e) < 0) return -1;
     if (kind == 2) {
         long segments = grbl_arc_segments(sweep, radius, e->arc_tol);
+        if (segments > MAX_ESTIMATE_CHORDS) segments = MAX_ESTIMATE_CHORDS; /* as estimate.MAX_ESTIMATE_CHORDS */
         long count = segments > 1 ? segments : 1;
         for (long i = 1; i <= count; i++) {
             double p[3];
@@ -549,11 +551,10 @@ static int word_index(char c) {
     }
 }
 
-/* Try one line [p, eol). Returns 1 if it was clean and applied, 0 to hand it to Python, -1 on error. */
-static int fast_line(FastPath *self, const char *p, const char *eol, long line_no) {
-    double val[W_COUNT];
-    int have[W_COUNT] = {0};
-    int points[W_COUNT] = {0};
+/* The words of one line [p, eol), comments and spaces skipped as GRBL's reader skips them. Returns the count
+   of characters GRBL would keep, or -1 to hand the line to Python. */
+static long read_words(const char *p, const char *eol, double val[W_COUNT], int have[W_COUNT],
+                       int points[W_COUNT]) {
     long cleaned = 0;
     const char *q = p;
     while (q < eol) {
@@ -565,26 +566,35 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             const char *stop = eol;
             if (ch == '(') {
                 stop = memchr(q, ')', (size_t)(eol - q));
-                if (!stop) return 0;
+                if (!stop) return -1;
             }
             for (const char *c = q; c < stop; c++)
-                if ((unsigned char)*c >= 0x80 || *c == 0) return 0;
+                if ((unsigned char)*c >= 0x80 || *c == 0) return -1;
             q = ch == '(' ? stop + 1 : eol;
             continue;
         }
         if (ch >= 'a' && ch <= 'z') ch = (unsigned char)(ch - 'a' + 'A');
         int w = word_index((char)ch);
-        if (w < 0 || have[w]) return 0;
+        if (w < 0 || have[w]) return -1;
         q++;
         cleaned++;
         /* numbers may contain spaces in GRBL's reading only if stripped first: keep it simple, punt on them */
         int used = parse_number(q, eol, &val[w], &points[w]);
-        if (!used) return 0;
+        if (!used) return -1;
         cleaned += used;
         q += used;
         have[w] = 1;
     }
-    if (cleaned > self->line_buffer) return 0;
+    return cleaned;
+}
+
+/* Try one line [p, eol). Returns 1 if it was clean and applied, 0 to hand it to Python, -1 on error. */
+static int fast_line(FastPath *self, const char *p, const char *eol, long line_no) {
+    double val[W_COUNT];
+    int have[W_COUNT] = {0};
+    int points[W_COUNT] = {0};
+    long cleaned = read_words(p, eol, val, have, points);
+    if (cleaned < 0 || cleaned > self->line_buffer) return 0;
     if (!self->per_minute) return 0; /* G93/G95: F means something else; Python interprets */
     if (!cleaned) return 1; /* blank line */
     if (have[W_N] && (val[W_N] < 0 || val[W_N] > MAX_LINE_NUMBER)) return 0;

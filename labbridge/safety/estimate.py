@@ -23,12 +23,16 @@ from labbridge.safety.motion import Motion
 from labbridge.safety.planner import BlockTimer, Limits, Planner, dwell_seconds
 
 MAX_MARKS = 4096  # ETA marks kept; when full, every other one is dropped and the spacing doubles
+# Chords per arc the estimate plans at most. GRBL cuts up to 65535; past 4096 (a radius of metres) the chords
+# are long and turn by under 0.1 degree, so neither their junctions nor the planner's horizon slow the machine,
+# and planning fewer, longer ones keeps a check of degenerate arcs fast.
+MAX_ESTIMATE_CHORDS = 4096
 
 
 def chords(m: Motion, tolerance: float) -> list[tuple[float, float, float]]:
     """The end points of the chords GRBL's mc_arc cuts an arc motion into (the last is the arc's end)."""
     assert m.center is not None
-    segments = grbl_arc_segments(m.sweep, m.radius, tolerance)
+    segments = min(grbl_arc_segments(m.sweep, m.radius, tolerance), MAX_ESTIMATE_CHORDS)
     return arc_path(m.start, m.end, m.center, m.plane, m.sweep, segments)
 
 
