@@ -36,6 +36,7 @@ from labbridge.cli.check import format_duration, human_report
 from labbridge.cli.common import (
     EXIT_CONTROLLER, EXIT_OK, EXIT_PROGRAM_ERRORS, EXIT_USAGE, ConfigOption, MachineOption, fail, load_machine,
 )
+from labbridge.cli.owner import claim
 from labbridge.config import Machine
 from labbridge.errors import (
     ConfigError, ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError,
@@ -265,9 +266,13 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
                           machine_cfg.connection.dnc.port if machine_cfg.connection.dnc else None)
         if home and not grbl:
             fail(f"--home is GRBL's $H; home {machine_id} ({machine_cfg.controller}) at its control", EXIT_USAGE)
+        lock = claim(machine_id, device)  # exit 3 naming the owner; held until this process ends
         _confirm(machine_id, machine_cfg, program, report, device, check_mode, yes, home)
-        if grbl:
-            code = asyncio.run(_stream_grbl(machine_id, machine_cfg, program, port, check_mode, console, home))
-        else:
-            code = asyncio.run(_stream_dnc(machine_id, machine_cfg, program, port, report, console))
+        try:
+            if grbl:
+                code = asyncio.run(_stream_grbl(machine_id, machine_cfg, program, port, check_mode, console, home))
+            else:
+                code = asyncio.run(_stream_dnc(machine_id, machine_cfg, program, port, report, console))
+        finally:
+            lock.release()
         raise typer.Exit(code)

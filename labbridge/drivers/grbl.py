@@ -44,6 +44,7 @@ from labbridge.protocols.grbl import (
 )
 from labbridge.errors import ConnectionLost, LabbridgeError
 from labbridge.log import get_logger
+from labbridge.transports import exclusive
 from labbridge.model import MachineState
 from labbridge.model import Status as MachineStatus
 
@@ -216,6 +217,8 @@ class GrblDriver:
         try:
             ser = await asyncio.to_thread(self._open_serial)
         except (serial.SerialException, OSError, ValueError) as exc:
+            if exclusive.is_lock_failure(exc):
+                raise ConnectionLost(f"{self.machine_id}: {exclusive.busy_message(str(self.port))}") from exc
             raise ConnectionLost(f"{self.machine_id}: cannot open {self.port}: {exc}") from exc
         self._serial = ser
         self._generation += 1
@@ -248,7 +251,7 @@ class GrblDriver:
                       mismatches=len(self.mismatches))
 
     def _open_serial(self) -> Any:
-        ser = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.1, do_not_open=True)
+        ser = exclusive.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.1, do_not_open=True)
         if not str(self.port).startswith("rfc2217://"):  # pyserial's RFC 2217 client has no write timeout
             ser.write_timeout = 2.0
         ser.open()

@@ -65,6 +65,7 @@ class MachineRuntime:
     supervisor: asyncio.Task[None] | None = None
     stats: ConnectionStats = field(default_factory=ConnectionStats)
     unsubscribe: Any = None
+    lock: Any = None  # this server's claim on the machine (streaming.ownership.MachineLock)
 
     @property
     def active_runner(self) -> Any:
@@ -170,11 +171,37 @@ class Lab:
                     await _maybe_await(runtime.sim.close())
                 except Exception as exc:
                     log.warning("simulator close failed", machine=runtime.machine_id, error=str(exc))
+            if runtime.lock is not None:
+                runtime.lock.release()
+
+    def _claim(self, runtime: MachineRuntime) -> bool:
+        """Own the machine before touching its port; a machine another process owns is left alone."""
+        if self.demo or self.data_dir is None:
+            return True  # simulated machines are this process's own
+        from labbridge.streaming.ownership import MachineBusy, MachineLock
+
+        if runtime.lock is None:
+            conn = runtime.config.connection
+            port = conn.serial.port if conn.serial else conn.dnc.port if conn.dnc else None
+            runtime.lock = MachineLock(self.data_dir, runtime.machine_id, port)
+        if runtime.lock.held:
+            return True
+        try:
+            runtime.lock.take()
+        except MachineBusy as exc:
+            runtime.state.mark_disconnected(f"{exc}; the server connects when it ends")
+            runtime.stats.last_error = str(exc)
+            log.info("machine owned elsewhere", machine=runtime.machine_id, owner=str(exc))
+            return False
+        return True
 
     async def _supervise(self, runtime: MachineRuntime) -> None:
         delay = 1.0
         stats = runtime.stats
         while not self._stopping:
+            if not self._claim(runtime):
+                await asyncio.sleep(min(2.0, self.retry_max))  # the owner's run may end any moment
+                continue
             stats.attempts += 1
             stats.last_attempt = time.time()
             try:

@@ -62,10 +62,15 @@ CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, id);
 _COLUMNS = tuple(Job.__dataclass_fields__)
 
 
+def default_data_dir() -> Path:
+    """``$LABBRIDGE_DATA_DIR``, else ``./data``: job records, machine locks."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else DEFAULT_DATA_DIR
+
+
 def default_db_path() -> Path:
     """``$LABBRIDGE_DATA_DIR/labbridge.sqlite``, else ``./data/labbridge.sqlite``."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return (Path(env) if env else DEFAULT_DATA_DIR) / DB_NAME
+    return default_data_dir() / DB_NAME
 
 
 def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:

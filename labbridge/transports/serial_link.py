@@ -21,6 +21,7 @@ import serial
 from labbridge.config import DncConnection
 from labbridge.protocols import dnc as dp
 from labbridge.errors import ConnectionLost, LabbridgeError
+from labbridge.transports import exclusive
 
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 
@@ -71,7 +72,7 @@ class SerialLink:
     def _open(self, line: dict[str, Any]) -> Any:
         s = self.settings
         try:
-            return serial.serial_for_url(
+            return exclusive.serial_for_url(
                 self.port,
                 baudrate=s.baudrate,
                 xonxoff=False,
@@ -81,6 +82,8 @@ class SerialLink:
                 **line,
             )
         except (serial.SerialException, OSError, ValueError) as exc:
+            if exclusive.is_lock_failure(exc):
+                raise DncLinkLost(exclusive.busy_message(self.port)) from None
             raise DncLinkLost(
                 f"cannot open DNC port {self.port}: {exc}; check the cable/adapter and the port in machines.yaml"
             ) from None
