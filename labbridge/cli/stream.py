@@ -37,11 +37,13 @@ from labbridge.cli.common import (
     EXIT_CONTROLLER, EXIT_OK, EXIT_PROGRAM_ERRORS, EXIT_USAGE, ConfigOption, MachineOption, fail, load_machine,
 )
 from labbridge.cli.owner import claim
+from labbridge.cli.reading import DEFAULT_MAX_SIZE_TEXT, MaxSizeOption, PipeTimeoutOption, read_and_check
 from labbridge.config import Machine
 from labbridge.errors import (
     ConfigError, ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError,
 )
-from labbridge.safety import Report, check_program
+from labbridge.safety import Report
+from labbridge.safety.source import DEFAULT_PIPE_TIMEOUT
 
 PortOption = Annotated[
     str | None,
@@ -86,7 +88,7 @@ def _confirm(machine_id: str, machine: Machine, program: Path, report: Report, p
 # ---------------------------------------------------------------------------- GRBL
 
 
-async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: str | None,
+async def _stream_grbl(machine_id: str, machine: Machine, program: Path, data: bytes, port: str | None,
                        check_mode: bool, console: Console, home: bool = False) -> int:
     from labbridge.drivers.factory import create_driver
     from labbridge.streaming.runner import JobRunner, JobState
@@ -130,7 +132,7 @@ async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: s
                 bar.update(task, total=job.lines_total, completed=job.lines_acked, eta=_eta_text(job.eta_seconds))
 
             try:
-                job = await runner.start(program, check_mode=check_mode, on_progress=update)
+                job = await runner.start(program, check_mode=check_mode, on_progress=update, data=data)
             except GateRejected as exc:
                 bar.stop()
                 console.print(human_report(exc.report))
@@ -176,8 +178,8 @@ class _sigint:
 # ---------------------------------------------------------------------------- Fanuc-style (DNC)
 
 
-async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: str | None, report: Report,
-                      console: Console) -> int:
+async def _stream_dnc(machine_id: str, machine: Machine, program: Path, data: bytes, port: str | None,
+                      report: Report, console: Console) -> int:
     try:
         from labbridge.streaming import dnc_transfer as dnc_job
     except ImportError:
@@ -190,7 +192,7 @@ async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: st
         store = JobStore()
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
-    sha = hashlib.sha256(program.read_bytes()).hexdigest()
+    sha = hashlib.sha256(data).hexdigest()
     job = Job(new_job_id(), machine_id, str(program), program.name, sha, _user(), JobState.RUNNING,
               lines_total=report.lines, estimated_seconds=report.estimated_seconds, started_at=time.time())
     store.create(job)
@@ -205,7 +207,7 @@ async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: st
                 bar.update(task, total=p.lines_total, completed=p.lines_acked, eta=p.state)
 
             try:
-                await dnc_job.stream_dnc(machine_id, machine, program, port=port, on_progress=update)
+                await dnc_job.stream_dnc(machine_id, machine, program, port=port, on_progress=update, data=data)
             except GateRejected as exc:
                 job.state, job.message = JobState.FAILED, str(exc)
                 fail(str(exc), EXIT_PROGRAM_ERRORS)
@@ -246,6 +248,8 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
         home: Annotated[bool, typer.Option("--home", help="GRBL: run the homing cycle ($H) first if the machine "
                                            "is not homed (the machine moves to its switches).")] = False,
+        max_size: MaxSizeOption = DEFAULT_MAX_SIZE_TEXT,
+        pipe_timeout: PipeTimeoutOption = DEFAULT_PIPE_TIMEOUT,
     ) -> None:
         """Check PROGRAM, then stream it to a machine with progress; exit 0 when every line was accepted."""
         machine_id, machine_cfg = load_machine(config, machine)
@@ -255,13 +259,12 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
             fail(f"--check-mode is GRBL's $C; {machine_id} is a {machine_cfg.controller} machine", EXIT_USAGE)
         if grbl and port is None and machine_cfg.connection.serial is None:
             fail(f"{machine_id} has no connection.serial in the config; pass --port DEVICE", EXIT_USAGE)
-        try:
-            report = check_program(program, machine_cfg, machine_id=machine_id, program_name=str(program))
-        except ProgramReadError as exc:
-            fail(str(exc), EXIT_USAGE)
+        # Read once, all of it, and check it before anything else happens: nothing moves before that.
+        report, source = read_and_check(program, machine_id, machine_cfg, max_size, pipe_timeout, spool=True)
         typer.echo(human_report(report))
         if not report.ok:
             raise typer.Exit(EXIT_PROGRAM_ERRORS)
+        data = source.data()  # the bytes the gate checked are the bytes that go out
         device = port or (machine_cfg.connection.serial.port if grbl and machine_cfg.connection.serial else
                           machine_cfg.connection.dnc.port if machine_cfg.connection.dnc else None)
         if home and not grbl:
@@ -270,9 +273,10 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         _confirm(machine_id, machine_cfg, program, report, device, check_mode, yes, home)
         try:
             if grbl:
-                code = asyncio.run(_stream_grbl(machine_id, machine_cfg, program, port, check_mode, console, home))
+                code = asyncio.run(_stream_grbl(machine_id, machine_cfg, program, data, port, check_mode, console,
+                                                home))
             else:
-                code = asyncio.run(_stream_dnc(machine_id, machine_cfg, program, port, report, console))
+                code = asyncio.run(_stream_dnc(machine_id, machine_cfg, program, data, port, report, console))
         finally:
             lock.release()
         raise typer.Exit(code)

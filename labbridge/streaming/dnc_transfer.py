@@ -57,10 +57,10 @@ def dnc_settings(machine_id: str, machine: Machine) -> DncConnection:
     return dnc
 
 
-def _read_lines(program_path: str | Path) -> list[str]:
+def _read_lines(program_path: str | Path, data: bytes | None = None) -> list[str]:
     path = Path(program_path)
     try:
-        return path.read_text(encoding="ascii").splitlines()
+        return (path.read_bytes() if data is None else data).decode("ascii").splitlines()
     except FileNotFoundError:
         raise ProgramReadError(f"{path}: program file not found") from None
     except UnicodeDecodeError as exc:
@@ -79,8 +79,11 @@ async def stream_dnc(
     port: str | None = None,
     on_progress: Callable[[DncProgress], Awaitable[None] | None] | None = None,
     log: Any = None,
+    data: bytes | None = None,
 ) -> DncResult:
     """Send ``program_path`` to the control as a tape; return when the closing % has gone out.
+
+    ``data``: the program's bytes when the caller has read them already (then the file is not read again).
 
     Raises GateRejected (the safety gate found errors: nothing is sent), DncAborted
     (NAK/SYN), DncTimeout (no DC1, DC3 too long), DncLinkLost (port failed),
@@ -89,14 +92,15 @@ async def stream_dnc(
     settings = dnc_settings(machine_id, machine)
     log = log or get_logger(machine=machine_id)
     # The gate runs here too, where the bytes leave, so that no caller can send an unchecked tape.
-    report = await asyncio.to_thread(check_program, program_path, machine, machine_id=machine_id)
+    report = await asyncio.to_thread(check_program, program_path if data is None else data, machine,
+                                     machine_id=machine_id, program_name=str(program_path))
     if not report.ok:
         first = report.errors[0].format(report.program) if report.errors else "see labbridge check"
         raise GateRejected(f"{program_path} is rejected by the safety gate for {machine_id} "
                            f"({report.error_count} error(s); first: {first}); nothing was sent", report)
     try:
         program = dp.frame_program(
-            _read_lines(program_path),
+            _read_lines(program_path, data),
             end_of_block=settings.end_of_block,
             nul_leader=settings.nul_leader,
             tv_check=settings.tv_check,

@@ -118,18 +118,20 @@ class JobRunner:
         from_line: int | None = None,
         on_progress: ProgressCallback | None = None,
         program_name: str | None = None,
+        data: bytes | None = None,
     ) -> Job:
         """Check, then start streaming; returns the job once the first bytes may go out.
 
         Raises InterlockError (nothing created or sent), GateRejected (job recorded as
-        failed, nothing sent), ProgramReadError, ResumeError.
+        failed, nothing sent), ProgramReadError, ResumeError. ``data``: the program's bytes when the
+        caller has read them already (a pipe cannot be read twice); else the file is read here.
         """
         if self.running:
             raise InterlockError("busy", f"this runner is already streaming job {self.job.id if self.job else ''}")
         path = Path(program_path)
         self._interlocks(check_mode)
         try:
-            data = path.read_bytes()
+            data = path.read_bytes() if data is None else data
         except FileNotFoundError:
             raise ProgramReadError(f"{path}: no such file") from None
         except OSError as exc:
