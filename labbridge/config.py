@@ -302,3 +302,23 @@ def load_config(path: str | Path | None = None) -> LabConfig:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{source}{where}: not valid YAML: {problem}") from None
     return parse_config(data, source)
+
+
+# ---------------------------------------------------------------------------- where labbridge keeps its data
+# The one place that names the data directory and the database file: the job records (CLI and server)
+# and the web server's tables share that one SQLite file.
+
+DATA_DIR_ENV = "LABBRIDGE_DATA_DIR"
+DEFAULT_DATA_DIR = Path("data")
+DB_NAME = "labbridge.sqlite"
+
+
+def default_data_dir() -> Path:
+    """``$LABBRIDGE_DATA_DIR`` if set, else ``./data``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else DEFAULT_DATA_DIR
+
+
+def database_path(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The SQLite file inside ``data_dir`` (the default data dir when None)."""
+    return Path(data_dir if data_dir is not None else default_data_dir()) / DB_NAME

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "labbridge.cli.state",
     "labbridge.cli.dnc",
     "labbridge.cli.fanuc_sim",
+    "labbridge.cli.jobs",
 )
 
 app = typer.Typer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from labbridge.cli.common import EXIT_CONTROLLER, fail
 from labbridge.streaming.ownership import MachineBusy, MachineLock
-from labbridge.streaming.records import default_data_dir
+from labbridge.config import default_data_dir
 
 
 def claim(machine_id: str, port: str | None) -> MachineLock:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import hashlib
 import signal
 import sys
 import time
@@ -39,9 +38,7 @@ from labbridge.cli.common import (
 from labbridge.cli.owner import claim
 from labbridge.cli.reading import DEFAULT_MAX_SIZE_TEXT, MaxSizeOption, PipeTimeoutOption, read_and_check
 from labbridge.config import Machine
-from labbridge.errors import (
-    ConfigError, ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError,
-)
+from labbridge.errors import ConfigError, GateRejected, InterlockError, LabbridgeError, ProgramReadError
 from labbridge.safety import Report
 from labbridge.safety.source import DEFAULT_PIPE_TIMEOUT
 
@@ -85,71 +82,57 @@ def _confirm(machine_id: str, machine: Machine, program: Path, report: Report, p
         fail("not confirmed; nothing was sent", EXIT_USAGE)
 
 
-# ---------------------------------------------------------------------------- GRBL
+# ---------------------------------------------------------------------------- one job, either runner
 
 
-async def _stream_grbl(machine_id: str, machine: Machine, program: Path, data: bytes, port: str | None,
-                       check_mode: bool, console: Console, home: bool = False) -> int:
-    from labbridge.drivers.factory import create_driver
-    from labbridge.streaming.runner import JobRunner, JobState
+def _open_store() -> Any:
     from labbridge.streaming.records import JobStore
 
     try:
-        store = JobStore()
+        return JobStore()
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
-    driver: Any = create_driver(machine_id, machine, port=port)
-    if hasattr(driver, "reconnect"):
-        driver.reconnect = False  # a CLI run ends with the link; the job record says what happened
-    try:
+
+
+async def _run_job(runner: Any, machine_id: str, program: Path, data: bytes, check_mode: bool,
+                   console: Console) -> int:
+    """Start, show progress, cancel cleanly on Ctrl-C, print the summary; the same for GRBL and DNC jobs."""
+    from labbridge.streaming.job import JobState
+
+    loop = asyncio.get_running_loop()
+    cancelled = asyncio.Event()
+
+    def on_sigint() -> None:
+        if not cancelled.is_set():
+            cancelled.set()
+            console.print("[bold]cancelling: feed hold, then reset…" if runner.protocol == "grbl"
+                          else "[bold]cancelling: stopping the tape…")
+            loop.create_task(runner.cancel())
+
+    with _progress(console) as bar:
+        task = bar.add_task(f"{machine_id} {program.name}", total=None, eta="ETA —")
+
+        def update(job: Any) -> None:
+            eta = _eta_text(job.eta_seconds) if runner.protocol == "grbl" else "DNC"
+            bar.update(task, total=job.lines_total, completed=job.lines_acked, eta=eta)
+
         try:
-            await asyncio.wait_for(driver.connect(), 30.0)
-        except asyncio.TimeoutError:
-            fail(f"{machine_id}: no answer from the controller on {driver.port} within 30 s; nothing was sent",
-                 EXIT_CONTROLLER)
-        except LabbridgeError as exc:
-            fail(f"{exc}; nothing was sent", EXIT_CONTROLLER)
-        if home and not check_mode and driver.state.homed is not True:
-            console.print(f"{machine_id}: homing ($H)…")
-            try:
-                await driver.home()
-            except LabbridgeError as exc:
-                fail(f"{machine_id}: homing failed: {exc}; nothing was sent", EXIT_CONTROLLER)
-        runner = JobRunner(driver, machine_id, machine, store, user=_user())
-        loop = asyncio.get_running_loop()
-        cancelled = asyncio.Event()
-
-        def on_sigint() -> None:
-            if not cancelled.is_set():
-                cancelled.set()
-                console.print("[bold]cancelling: feed hold, then reset…")
-                loop.create_task(runner.cancel())
-
-        with _progress(console) as bar:
-            task = bar.add_task(f"{machine_id} {program.name}", total=None, eta="ETA —")
-
-            def update(job: Any) -> None:
-                bar.update(task, total=job.lines_total, completed=job.lines_acked, eta=_eta_text(job.eta_seconds))
-
-            try:
-                job = await runner.start(program, check_mode=check_mode, on_progress=update, data=data)
-            except GateRejected as exc:
-                bar.stop()
-                console.print(human_report(exc.report))
-                fail(str(exc), EXIT_PROGRAM_ERRORS)
-            except InterlockError as exc:
-                fail(f"refused by the '{exc.interlock}' interlock: {exc}; nothing was sent", EXIT_CONTROLLER)
-            except ProgramReadError as exc:
-                fail(str(exc), EXIT_USAGE)
-            with _sigint(loop, on_sigint):
-                job = await runner.wait()
-            update(job)
-    finally:
-        await driver.close()
-        store.close()
+            job = await runner.start(program, check_mode=check_mode, on_progress=update, data=data)
+        except GateRejected as exc:
+            bar.stop()
+            console.print(human_report(exc.report))
+            fail(str(exc), EXIT_PROGRAM_ERRORS)
+        except InterlockError as exc:
+            fail(f"refused by the '{exc.interlock}' interlock: {exc}; nothing was sent", EXIT_CONTROLLER)
+        except (ConfigError, ProgramReadError) as exc:
+            fail(str(exc), EXIT_USAGE)
+        with _sigint(loop, on_sigint):
+            job = await runner.wait()
+        update(job)
     took = (job.ended_at or time.time()) - (job.started_at or time.time())
-    summary = (f"{machine_id}: {job.program_name}: {job.state.value}: {job.lines_acked}/{job.lines_total} lines "
-               f"acknowledged in {format_duration(took)} (job {job.id})")
+    unit = "lines acknowledged" if runner.protocol == "grbl" else "blocks sent by DNC"
+    summary = (f"{machine_id}: {job.program_name}: {job.state.value}: {job.lines_acked}/{job.lines_total} {unit} "
+               f"in {format_duration(took)} (job {job.id})")
     if job.state == JobState.COMPLETED:
         typer.echo(summary + (" in check mode" if check_mode else ""))
         return EXIT_OK
@@ -175,62 +158,52 @@ class _sigint:
             self.loop.remove_signal_handler(signal.SIGINT)
 
 
+# ---------------------------------------------------------------------------- GRBL
+
+
+async def _stream_grbl(machine_id: str, machine: Machine, program: Path, data: bytes, port: str | None,
+                       check_mode: bool, console: Console, home: bool = False) -> int:
+    from labbridge.drivers.factory import create_driver
+    from labbridge.streaming.runner import JobRunner
+
+    store = _open_store()
+    driver: Any = create_driver(machine_id, machine, port=port)
+    if hasattr(driver, "reconnect"):
+        driver.reconnect = False  # a CLI run ends with the link; the job record says what happened
+    try:
+        try:
+            await asyncio.wait_for(driver.connect(), 30.0)
+        except asyncio.TimeoutError:
+            fail(f"{machine_id}: no answer from the controller on {driver.port} within 30 s; nothing was sent",
+                 EXIT_CONTROLLER)
+        except LabbridgeError as exc:
+            fail(f"{exc}; nothing was sent", EXIT_CONTROLLER)
+        if home and not check_mode and driver.state.homed is not True:
+            console.print(f"{machine_id}: homing ($H)…")
+            try:
+                await driver.home()
+            except LabbridgeError as exc:
+                fail(f"{machine_id}: homing failed: {exc}; nothing was sent", EXIT_CONTROLLER)
+        runner = JobRunner(driver, machine_id, machine, store, user=_user())
+        return await _run_job(runner, machine_id, program, data, check_mode, console)
+    finally:
+        await driver.close()
+        store.close()
+
+
 # ---------------------------------------------------------------------------- Fanuc-style (DNC)
 
 
 async def _stream_dnc(machine_id: str, machine: Machine, program: Path, data: bytes, port: str | None,
-                      report: Report, console: Console) -> int:
-    try:
-        from labbridge.streaming import dnc_transfer as dnc_job
-    except ImportError:
-        fail(f"DNC streaming for {machine.controller} machines is not available in this build; nothing was sent",
-             EXIT_USAGE)
-    from labbridge.streaming.job import Job, JobState, new_job_id
-    from labbridge.streaming.records import JobStore
+                      console: Console) -> int:
+    from labbridge.streaming.dnc_runner import DncRunner
 
+    store = _open_store()
     try:
-        store = JobStore()
-    except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
-    sha = hashlib.sha256(data).hexdigest()
-    job = Job(new_job_id(), machine_id, str(program), program.name, sha, _user(), JobState.RUNNING,
-              lines_total=report.lines, estimated_seconds=report.estimated_seconds, started_at=time.time())
-    store.create(job)
-    store.add_event(job.id, "job_started", transport="dnc", port=port)
-    try:
-        with _progress(console) as bar:
-            task = bar.add_task(f"{machine_id} {program.name}", total=None, eta="DNC")
-
-            def update(p: Any) -> None:
-                job.lines_total, job.lines_acked, job.lines_sent = p.lines_total, p.lines_acked, p.lines_acked
-                job.last_acked_line = p.line_number
-                bar.update(task, total=p.lines_total, completed=p.lines_acked, eta=p.state)
-
-            try:
-                await dnc_job.stream_dnc(machine_id, machine, program, port=port, on_progress=update, data=data)
-            except GateRejected as exc:
-                job.state, job.message = JobState.FAILED, str(exc)
-                fail(str(exc), EXIT_PROGRAM_ERRORS)
-            except (ConfigError, ProgramReadError) as exc:
-                job.state, job.message = JobState.FAILED, str(exc)
-                fail(str(exc), EXIT_USAGE)
-            except LabbridgeError as exc:
-                lost = isinstance(exc, ConnectionLost)
-                job.state = JobState.INTERRUPTED if lost else JobState.FAILED
-                job.error_code = "disconnected" if lost else type(exc).__name__
-                job.error_message = job.message = str(exc)
-                where = f" after line {job.last_acked_line}" if job.last_acked_line else ""
-                fail(f"{machine_id}: {exc}{where}", EXIT_CONTROLLER)
-        job.state, job.message = JobState.COMPLETED, f"all {job.lines_acked} blocks read by the control"
+        runner = DncRunner(None, machine_id, machine, store, user=_user(), port=port)
+        return await _run_job(runner, machine_id, program, data, False, console)
     finally:
-        job.ended_at = time.time()
-        if job.state == JobState.RUNNING:
-            job.state, job.message = JobState.INTERRUPTED, "stopped before the transfer ended"
-        store.save(job)
-        store.add_event(job.id, f"job_{job.state.value}", message=job.message)
         store.close()
-    typer.echo(f"{machine_id}: {program.name}: completed: {job.lines_acked} blocks sent by DNC (job {job.id})")
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------- the command
@@ -269,14 +242,14 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
                           machine_cfg.connection.dnc.port if machine_cfg.connection.dnc else None)
         if home and not grbl:
             fail(f"--home is GRBL's $H; home {machine_id} ({machine_cfg.controller}) at its control", EXIT_USAGE)
-        lock = claim(machine_id, device)  # exit 3 naming the owner; held until this process ends
+        lock = claim(machine_id, device)  # exit 3 naming the owner; held until this run ends
         _confirm(machine_id, machine_cfg, program, report, device, check_mode, yes, home)
         try:
             if grbl:
                 code = asyncio.run(_stream_grbl(machine_id, machine_cfg, program, data, port, check_mode, console,
                                                 home))
             else:
-                code = asyncio.run(_stream_dnc(machine_id, machine_cfg, program, data, port, report, console))
+                code = asyncio.run(_stream_dnc(machine_id, machine_cfg, program, data, port, console))
         finally:
             lock.release()
         raise typer.Exit(code)

@@ -375,48 +375,38 @@ class Lab:
         driver = self._connected_driver(runtime)
         if self.job_running(machine_id):
             raise InterlockError("busy", f"{machine_id} is already running a job; wait for it or cancel it")
-        if runtime.config.controller != "grbl":
-            if not hasattr(driver, "stream") or runtime.config.connection.dnc is None:
+        if runtime.config.controller == "grbl":
+            from labbridge.streaming.runner import JobRunner
+
+            runner: Any = JobRunner(driver, machine_id, runtime.config, self.job_store(), user=user)
+        else:
+            if runtime.config.connection.dnc is None:
                 raise CommandError(f"{machine_id}: no DNC link configured (connection.dnc); programs cannot be sent")
             from labbridge.streaming.dnc_runner import DncRunner
 
-            dnc = DncRunner(driver, machine_id, user=user)
-            job = await dnc.start(program_path, program_name=program_name)
-            runtime.runner = dnc
-            runtime.queue_entry = entry_id
-            runtime.job_task = asyncio.get_running_loop().create_task(
-                self._watch_job(runtime, dnc, entry_id), name=f"job-{machine_id}")
-            return job.id
-        try:
-            from labbridge.streaming.runner import JobRunner
-        except ImportError as exc:
-            raise CommandError(f"the job runner is not available in this build ({exc})") from None
-        runner = JobRunner(driver, machine_id, runtime.config, self.job_store(), user=user)
+            runner = DncRunner(driver, machine_id, runtime.config, self.job_store(), user=user,
+                               port=getattr(driver, "port", None))
         job = await runner.start(str(program_path), program_name=program_name)
         runtime.runner = runner
         runtime.queue_entry = entry_id
         runtime.job_task = asyncio.get_running_loop().create_task(
             self._watch_job(runtime, runner, entry_id), name=f"job-{machine_id}"
         )
-        return str(getattr(job, "id", job))
+        return job.id
 
     def job_store(self) -> Any:
-        """The job runner's record of every job (shares the server's SQLite file); None if not available."""
+        """The record of every job, GRBL and DNC alike (shares the server's SQLite file)."""
         if self._job_store is None:
-            try:
-                from labbridge.streaming.runner import JobStore
-            except ImportError:
-                return None
+            from labbridge.streaming.records import JobStore
+
             self._job_store = JobStore(self.store.path)
         return self._job_store
 
     async def _watch_job(self, runtime: MachineRuntime, runner: Any, entry_id: int | None) -> None:
-        outcome, message = "done", ""
+        outcome, message = "failed", ""
         try:
-            job = await _maybe_await(runner.wait())
-            state = getattr(job, "state", None)
-            outcome = str(getattr(state, "value", state) or "done")
-            message = str(getattr(job, "message", "") or "")
+            job = await runner.wait()
+            outcome, message = job.state.value, job.message
         except asyncio.CancelledError:
             outcome, message = "interrupted", "server stopped"
             raise

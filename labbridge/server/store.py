@@ -1,6 +1,6 @@
 """What the web server keeps across restarts: users, tokens, programs, the queue, the audit log.
 
-One SQLite file (``<data_dir>/labbridge.sqlite``), shared with the job store. Every
+One SQLite file (:func:`labbridge.config.database_path`), shared with the job store. Every
 table here has a name of its own so that the job store's tables never collide.
 Programs are stored by the SHA-256 of their bytes, so a queued job names the exact
 bytes that were checked. Calls are short and synchronous behind one lock; the
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DB_NAME = "labbridge.sqlite"
+from labbridge.config import database_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_users (
@@ -122,7 +122,7 @@ class Store:
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.data_dir / DB_NAME
+        self.path = database_path(self.data_dir)
         self.programs_dir = self.data_dir / "programs"
         self.programs_dir.mkdir(exist_ok=True)
         self._lock = threading.RLock()

@@ -1,14 +1,20 @@
 """Drip-feed a checked program to a Fanuc-style control, or save one it punches out.
 
-``labbridge stream`` calls :func:`stream_dnc` for ``fanuc-*`` machines once the
-safety gate has passed; ``labbridge dnc-receive`` calls :func:`receive_dnc`.
-Both raise :class:`~labbridge.errors.LabbridgeError` subclasses whose message says
-what happened and which block was last sent.
+A tape goes out in two steps: :func:`prepare_tape` reads the program once, runs
+the safety gate on those bytes and frames them for the control (a :class:`Tape`
+is only made that way, so no caller can send an unchecked tape); :func:`send_tape`
+drip-feeds it and keeps a :class:`~labbridge.streaming.job.Job` current (blocks
+read by the control, the program line of the last one). :func:`stream_dnc` does
+both. The DNC job runner and ``labbridge stream`` use these; ``labbridge
+dnc-receive`` calls :func:`receive_dnc`. Errors are
+:class:`~labbridge.errors.LabbridgeError` subclasses whose message says what
+happened and which block was last sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,24 +22,40 @@ from pathlib import Path
 from typing import Any
 
 from labbridge.config import DncConnection, Machine
-from labbridge.protocols import dnc as dp
-from labbridge.transports.serial_link import DncError, SerialLink, drip_feed, punch_in
 from labbridge.errors import ConfigError, GateRejected, ProgramReadError
 from labbridge.log import get_logger
-from labbridge.safety import check_program
+from labbridge.protocols import dnc as dp
+from labbridge.safety import Report, check_program
+from labbridge.streaming.base import read_program
+from labbridge.streaming.job import Job, JobState, new_job_id
+from labbridge.transports.serial_link import DncError, SerialLink, drip_feed, punch_in
+
+#: What the job says while the tape goes out (the sender's state in words for the dashboard).
+TAPE_MESSAGES = {
+    dp.SendState.WAIT_DC1: "waiting for the control to read the tape (press cycle start in tape mode)",
+    dp.SendState.SENDING: "sending the tape",
+    dp.SendState.PAUSED: "the control paused the tape (DC3): its buffer is full",
+    dp.SendState.DONE: "tape sent; the control runs the last blocks",
+    dp.SendState.ABORTED: "the tape was stopped",
+}
+
+TapeProgress = Callable[[Job], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
-class DncProgress:
-    """Passed to ``on_progress`` each time a block has gone out (GRBL jobs use the same names)."""
+class Tape:
+    """A program the safety gate passed for one machine, framed as the control reads it."""
 
-    lines_acked: int  # blocks the control has read
-    lines_total: int
-    line_number: int | None  # program line of the last block sent (None before the first)
-    last_block: str | None
-    bytes_sent: int
-    bytes_total: int
-    state: str  # "waiting for DC1", "sending", "paused by DC3", "done"
+    machine_id: str
+    settings: DncConnection
+    path: Path
+    data: bytes  # the file's bytes, as checked
+    program: dp.FramedProgram
+    report: Report
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -57,65 +79,58 @@ def dnc_settings(machine_id: str, machine: Machine) -> DncConnection:
     return dnc
 
 
-def _read_lines(program_path: str | Path, data: bytes | None = None) -> list[str]:
-    path = Path(program_path)
+def _ascii_lines(path: Path, data: bytes) -> list[str]:
     try:
-        return (path.read_bytes() if data is None else data).decode("ascii").splitlines()
-    except FileNotFoundError:
-        raise ProgramReadError(f"{path}: program file not found") from None
+        return data.decode("ascii").splitlines()
     except UnicodeDecodeError as exc:
         raise ProgramReadError(
             f"{path}: byte {exc.start} is not ASCII; a DNC tape carries ISO code only (remove accents/symbols)"
         ) from None
-    except OSError as exc:
-        raise ProgramReadError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-async def stream_dnc(
-    machine_id: str,
-    machine: Machine,
-    program_path: str | Path,
-    *,
-    port: str | None = None,
-    on_progress: Callable[[DncProgress], Awaitable[None] | None] | None = None,
-    log: Any = None,
-    data: bytes | None = None,
-) -> DncResult:
-    """Send ``program_path`` to the control as a tape; return when the closing % has gone out.
+async def prepare_tape(machine_id: str, machine: Machine, program_path: str | Path, *, data: bytes | None = None,
+                       program_name: str | None = None, log: Any = None) -> Tape:
+    """Read (unless ``data`` is given), check and frame a program for ``machine``'s DNC link.
 
-    ``data``: the program's bytes when the caller has read them already (then the file is not read again).
-
-    Raises GateRejected (the safety gate found errors: nothing is sent), DncAborted
-    (NAK/SYN), DncTimeout (no DC1, DC3 too long), DncLinkLost (port failed),
-    ConfigError (no dnc section) or ProgramReadError.
+    Raises ConfigError (no dnc section), ProgramReadError, GateRejected (nothing is sent).
     """
     settings = dnc_settings(machine_id, machine)
     log = log or get_logger(machine=machine_id)
-    # The gate runs here too, where the bytes leave, so that no caller can send an unchecked tape.
-    report = await asyncio.to_thread(check_program, program_path if data is None else data, machine,
-                                     machine_id=machine_id, program_name=str(program_path))
+    path = Path(program_path)
+    data = read_program(path) if data is None else data
+    report = await asyncio.to_thread(check_program, data, machine, machine_id=machine_id,
+                                     program_name=program_name or str(path))
     if not report.ok:
         first = report.errors[0].format(report.program) if report.errors else "see labbridge check"
-        raise GateRejected(f"{program_path} is rejected by the safety gate for {machine_id} "
+        raise GateRejected(f"{path} is rejected by the safety gate for {machine_id} "
                            f"({report.error_count} error(s); first: {first}); nothing was sent", report)
     try:
-        program = dp.frame_program(
-            _read_lines(program_path, data),
-            end_of_block=settings.end_of_block,
-            nul_leader=settings.nul_leader,
-            tv_check=settings.tv_check,
-        )
+        program = dp.frame_program(_ascii_lines(path, data), end_of_block=settings.end_of_block,
+                                   nul_leader=settings.nul_leader, tv_check=settings.tv_check)
     except dp.FramingError as exc:
-        raise ProgramReadError(f"{program_path}: {exc}") from None
+        raise ProgramReadError(f"{path}: {exc}") from None
     if program.appended_end:
-        log.warning("dnc_m30_appended", program=str(program_path))
-    sender = dp.DncSender(
-        program,
-        chunk_size=settings.chunk_size,
-        dc1_timeout=settings.dc1_timeout,
-        stall_timeout=settings.stall_timeout,
-        now=time.monotonic(),
-    )
+        log.warning("dnc_m30_appended", program=str(path))
+    return Tape(machine_id, settings, path, data, program, report)
+
+
+async def send_tape(tape: Tape, *, port: str | None = None, job: Job | None = None,
+                    on_progress: TapeProgress | None = None, log: Any = None) -> DncResult:
+    """Drip-feed ``tape``; return when the closing % has gone out.
+
+    ``job`` (a fresh one when None) is kept current: ``lines_sent``/``lines_acked`` count
+    the blocks the control has read, ``last_acked_line`` is the program line of the last
+    one, ``message`` says what the tape is doing; ``on_progress(job)`` follows each block.
+    Raises DncAborted (NAK/SYN), DncTimeout (no DC1, DC3 too long), DncLinkLost (port failed).
+    """
+    log = log or get_logger(machine=tape.machine_id)
+    program, settings = tape.program, tape.settings
+    if job is None:
+        job = Job(new_job_id(), tape.machine_id, str(tape.path), tape.path.name, tape.sha256,
+                  state=JobState.RUNNING, protocol="dnc")
+    job.lines_total = len(program.blocks)
+    sender = dp.DncSender(program, chunk_size=settings.chunk_size, dc1_timeout=settings.dc1_timeout,
+                          stall_timeout=settings.stall_timeout, now=time.monotonic())
     device = port or settings.port
     link = SerialLink(device, settings)
     pauses = 0
@@ -134,38 +149,35 @@ async def stream_dnc(
             log.error("dnc_aborted", reason=event.reason, code=event.code)
 
     async def progress(s: dp.DncSender) -> None:
-        if on_progress is None:
-            return
         n = s.blocks_sent
-        result = on_progress(
-            DncProgress(
-                lines_acked=n,
-                lines_total=len(program.blocks),
-                line_number=program.source_lines[n - 1] if n else None,
-                last_block=s.last_block,
-                bytes_sent=s.offset,
-                bytes_total=len(program.data),
-                state=s.state.value,
-            )
-        )
-        if asyncio.iscoroutine(result):
-            await result
+        job.lines_sent = job.lines_acked = n
+        job.last_acked_line = program.source_lines[n - 1] if n else None
+        job.message = TAPE_MESSAGES.get(s.state, s.state.value)
+        if on_progress is not None:
+            result = on_progress(job)
+            if asyncio.iscoroutine(result):
+                await result
 
     await link.open()
     try:
         await drip_feed(link, sender, on_event=on_event, on_progress=progress)
-    except DncError:
-        raise
     except asyncio.CancelledError:
         sender.abort("the transfer was cancelled")
         log.warning("dnc_cancelled", where=sender.where())
         raise
     finally:
         await link.close()
-    result = DncResult(machine_id, device, sender.blocks_sent, sender.offset, time.monotonic() - started, pauses,
-                       program.appended_end)
-    log.info("dnc_done", blocks=result.blocks_sent, bytes=result.bytes_sent, pauses=pauses)
+    result = DncResult(tape.machine_id, device, sender.blocks_sent, sender.offset, time.monotonic() - started,
+                       pauses, program.appended_end)
+    log.info("dnc_sent", blocks=result.blocks_sent, bytes=result.bytes_sent, pauses=pauses)
     return result
+
+
+async def stream_dnc(machine_id: str, machine: Machine, program_path: str | Path, *, port: str | None = None,
+                     job: Job | None = None, on_progress: TapeProgress | None = None, log: Any = None) -> DncResult:
+    """Check, frame and send ``program_path`` (:func:`prepare_tape`, then :func:`send_tape`)."""
+    tape = await prepare_tape(machine_id, machine, program_path, log=log)
+    return await send_tape(tape, port=port, job=job, on_progress=on_progress, log=log)
 
 
 async def receive_dnc(

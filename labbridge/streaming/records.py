@@ -1,8 +1,11 @@
 """Job records and their event history in SQLite, so a crash or a lost cable leaves an honest trace.
 
-The file is shared with the web server's own tables (``web_*``); this store owns
-``jobs`` and ``job_events`` only. One connection per store, WAL mode and a busy
-timeout, so the CLI and the server can both write the same file.
+GRBL and DNC jobs alike (the record's ``protocol`` says which). The file
+(:func:`labbridge.config.database_path`) is shared with the web server's own
+tables (``web_*``); this store owns ``jobs`` and ``job_events`` only. One
+connection per store, WAL mode and a busy timeout, so the CLI and the server can
+both write the same file. A database written by an older labbridge gets the
+columns added since (never dropped or renamed).
 """
 
 from __future__ import annotations
@@ -15,12 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labbridge.config import DATA_DIR_ENV, DB_NAME, database_path
 from labbridge.errors import ConfigError
 from labbridge.streaming.job import Job, JobState
-
-DB_NAME = "labbridge.sqlite"
-DATA_DIR_ENV = "LABBRIDGE_DATA_DIR"
-DEFAULT_DATA_DIR = Path("data")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at REAL,
     ended_at REAL,
     estimated_seconds REAL,
-    eta_seconds REAL
+    eta_seconds REAL,
+    protocol TEXT NOT NULL DEFAULT 'grbl'
 );
 CREATE TABLE IF NOT EXISTS job_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -60,17 +61,13 @@ CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, id);
 """
 
 _COLUMNS = tuple(Job.__dataclass_fields__)
-
-
-def default_data_dir() -> Path:
-    """``$LABBRIDGE_DATA_DIR``, else ``./data``: job records, machine locks."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else DEFAULT_DATA_DIR
+#: Columns added after the first release: ``ALTER TABLE`` brings an older database up to date.
+_ADDED_COLUMNS = {"protocol": "TEXT NOT NULL DEFAULT 'grbl'"}
 
 
 def default_db_path() -> Path:
     """``$LABBRIDGE_DATA_DIR/labbridge.sqlite``, else ``./data/labbridge.sqlite``."""
-    return default_data_dir() / DB_NAME
+    return database_path()
 
 
 def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
@@ -95,10 +92,17 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(SCHEMA)
+            self._add_missing_columns()
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"{self.path}: cannot open the job database: {exc} "
                               f"(set {DATA_DIR_ENV} to a writable directory)") from None
         self._lock = threading.RLock()
+
+    def _add_missing_columns(self) -> None:
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, declaration in _ADDED_COLUMNS.items():
+            if name not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
 
     def close(self) -> None:
         with self._lock:

@@ -22,31 +22,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from labbridge.config import WORK_OFFSET_CODES, Machine
+from labbridge.errors import ConnectionLost, GateRejected, InterlockError, LabbridgeError
+from labbridge.model import MachineState, Status
 from labbridge.protocols import grbl as gp
-from labbridge.errors import ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError
-from labbridge.log import get_logger
-from labbridge.model import JobProgress, MachineState, Status
-from labbridge.safety import Report, check_program
-from labbridge.streaming.interlocks import check_interlocks
-from labbridge.streaming.job import ACTIVE_STATES, Job, JobState, new_job_id
-from labbridge.streaming.records import JobStore
-from labbridge.streaming.resume import build_resume
 from labbridge.protocols.grbl_stream import (
     Acked, Alarmed, Completed, ControllerReset, EngineState, Rejected, StreamEngine, StreamLine, program_lines,
 )
+from labbridge.safety import Report, check_program
+from labbridge.streaming.base import JobRunnerBase, ProgressCallback, active_job, read_program
+from labbridge.streaming.interlocks import check_interlocks
+from labbridge.streaming.job import Job, JobState
+from labbridge.streaming.records import JobStore
+from labbridge.streaming.resume import build_resume
 
-__all__ = ["GateRejected", "Job", "JobRunner", "JobState", "JobStore", "InterlockError"]
-
-ProgressCallback = Callable[[Job], Awaitable[None] | None]
-_ACTIVE: dict[str, JobRunner] = {}  # machine id → the runner streaming to it (in this process)
+__all__ = ["GateRejected", "Job", "JobRunner", "JobState", "JobStore", "InterlockError", "active_job"]
 
 
 def _vec(values: Any) -> tuple[float, float, float]:
@@ -54,7 +50,7 @@ def _vec(values: Any) -> tuple[float, float, float]:
     return (v + [0.0, 0.0, 0.0])[:3]  # type: ignore[return-value]
 
 
-class JobRunner:
+class JobRunner(JobRunnerBase):
     """Runs one job at a time on one GRBL machine through its driver (see the module notes).
 
     ``store`` may be None (no record kept; tests and the benchmark). ``mode`` is the
@@ -74,22 +70,13 @@ class JobRunner:
         progress_interval: float = 0.2,
         save_interval: float = 1.0,
     ) -> None:
-        self.driver = driver
-        self.machine_id = machine_id
-        self.machine = machine
-        self.store = store
-        self.user = user
+        super().__init__(driver, machine_id, machine, store, user=user, progress_interval=progress_interval,
+                         save_interval=save_interval)
         self.mode = mode
         self.stop_timeout = stop_timeout
-        self.progress_interval = progress_interval
-        self.save_interval = save_interval
-        self.job: Job | None = None
         self.report: Report | None = None
         self.engine: StreamEngine | None = None
-        self.log = get_logger(machine=machine_id, user=user)
-        self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._on_progress: ProgressCallback | None = None
         self._gate_numbers: list[int] = []
         self._disconnected: str | None = None
         self._cancel_requested = False
@@ -97,18 +84,8 @@ class JobRunner:
         self._idle_after_tail = False
         self._max_planner_free = 0
         self._status_count = 0
-        self._last_progress = 0.0
-        self._last_save = 0.0
 
     # ------------------------------------------------------------------ public API
-
-    @property
-    def state(self) -> MachineState:
-        return self.driver.state
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
 
     async def start(
         self,
@@ -130,52 +107,23 @@ class JobRunner:
             raise InterlockError("busy", f"this runner is already streaming job {self.job.id if self.job else ''}")
         path = Path(program_path)
         self._interlocks(check_mode)
-        try:
-            data = path.read_bytes() if data is None else data
-        except FileNotFoundError:
-            raise ProgramReadError(f"{path}: no such file") from None
-        except OSError as exc:
-            raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        sha = hashlib.sha256(data).hexdigest()
+        data = read_program(path) if data is None else data
         name = program_name or path.name
-        job = Job(new_job_id(), self.machine_id, str(path), name, sha, self.user, JobState.CHECKING,
-                  check_mode=check_mode, from_line=from_line)
-        self.job = job
-        self.log = get_logger(machine=self.machine_id, job=job.id, user=self.user, program_sha256=sha)
-        if self.store is not None:
-            self.store.create(job)
-        self._event("job_created", program=name, path=str(path), check_mode=check_mode, from_line=from_line)
-        _ACTIVE[self.machine_id] = self
+        job = self._create_job(path, data, name, check_mode=check_mode, from_line=from_line)
         try:
             lines, report = await self._gate(data, name, from_line)
-            self._interlocks(check_mode, ignore_self=True)
+            self._interlocks(check_mode)
         except BaseException as exc:
-            _ACTIVE.pop(self.machine_id, None)
+            self._release()
             if job.state == JobState.CHECKING:
                 self._finish(JobState.FAILED, message=str(exc))
             raise
         self.report = report
         self.engine = StreamEngine(lines, self.driver.rx_buffer, self.mode)
-        job.lines_total = len(lines)
-        job.estimated_seconds = report.estimated_seconds
-        job.eta_seconds = report.estimated_seconds
-        job.state = JobState.RUNNING
-        job.started_at = time.time()
-        self._on_progress = on_progress
-        self._save(force=True)
-        self._event("job_started", lines=len(lines), estimated_seconds=round(report.estimated_seconds, 1),
-                    mode=self.mode, rx_buffer=self.driver.rx_buffer)
-        self._publish(force=True)
+        self._begin(len(lines), report.estimated_seconds, on_progress, mode=self.mode,
+                    rx_buffer=self.driver.rx_buffer)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"job-{job.id}")
         return job
-
-    async def wait(self) -> Job:
-        """Return the job once it has ended (completed, failed, cancelled or interrupted)."""
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._task)
-        assert self.job is not None, "start() first"
-        return self.job
 
     async def hold(self) -> None:
         """Feed hold; nothing new is sent until :meth:`resume`."""
@@ -185,11 +133,7 @@ class JobRunner:
         if self.engine is not None:
             self.engine.pause()
         await self.driver.feed_hold()
-        if self.job.state == JobState.RUNNING:
-            self.job.state = JobState.HOLDING
-            self._event("job_held", last_acked_line=self.job.last_acked_line)
-            self._save(force=True)
-            self._publish(force=True)
+        self._set_holding(True, last_acked_line=self.job.last_acked_line)
 
     async def resume(self) -> None:
         """Cycle start after a hold; streaming continues."""
@@ -199,11 +143,7 @@ class JobRunner:
         await self.driver.cycle_start()
         if self.engine is not None:
             self.engine.resume()
-        if self.job.state == JobState.HOLDING:
-            self.job.state = JobState.RUNNING
-            self._event("job_resumed")
-            self._save(force=True)
-            self._publish(force=True)
+        self._set_holding(False)
         self._wake.set()
 
     async def cancel(self) -> Job | None:
@@ -220,13 +160,8 @@ class JobRunner:
 
     # ------------------------------------------------------------------ before streaming
 
-    def _interlocks(self, check_mode: bool, ignore_self: bool = False) -> None:
-        other = _ACTIVE.get(self.machine_id)
-        busy = None
-        if other is not None and not (ignore_self and other is self):
-            busy = f"job {other.job.id if other.job else '?'}"
-        elif getattr(self.driver, "busy_with", None):
-            busy = self.driver.busy_with
+    def _interlocks(self, check_mode: bool) -> None:
+        busy = self._other_runner() or getattr(self.driver, "busy_with", None)
         try:
             check_interlocks(self.machine_id, self.machine, self.state, check_mode=check_mode, busy_with=busy)
         except InterlockError as exc:
@@ -314,8 +249,7 @@ class JobRunner:
             unwatch()
             if isinstance(on_disconnect, list) and self._on_disconnect in on_disconnect:
                 on_disconnect.remove(self._on_disconnect)
-            if _ACTIVE.get(self.machine_id) is self:
-                _ACTIVE.pop(self.machine_id, None)
+            self._release()
             if not job.state.final:
                 self._finish(JobState.FAILED, message="the job ended without a result")
             self._publish(force=True)
@@ -560,39 +494,9 @@ class JobRunner:
         if self.engine is not None:
             job.lines_sent = self.engine.lines_sent
             job.lines_acked = self.engine.acked
-        job.state = state
-        job.message = message
-        job.ended_at = time.time()
-        job.eta_seconds = 0.0 if state == JobState.COMPLETED else None
-        self._save(force=True)
-        level = "info" if state == JobState.COMPLETED else "warning"
-        self._event(f"job_{state.value}", level=level, message=message, lines_acked=job.lines_acked,
-                    lines_sent=job.lines_sent, last_acked_line=job.last_acked_line, error_code=job.error_code,
-                    error_line=job.error_line)
-        self._publish(force=True)
+        super()._finish(state, message=message)
 
     # ------------------------------------------------------------------ records and progress
-
-    def _event(self, event: str, *, level: str = "info", **detail: Any) -> None:
-        job = self.job
-        getattr(self.log, level)(event, **detail)
-        if job is not None and self.store is not None:
-            try:
-                self.store.add_event(job.id, event, **detail)
-            except Exception as exc:  # the record must not stop a running machine
-                self.log.warning("job_event_not_recorded", event_name=event, error=str(exc))
-
-    def _save(self, force: bool = False) -> None:
-        if self.store is None or self.job is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_save < self.save_interval:
-            return
-        self._last_save = now
-        try:
-            self.store.save(self.job)
-        except Exception as exc:
-            self.log.warning("job_not_saved", error=str(exc))
 
     def _eta(self) -> float | None:
         job, report = self.job, self.report
@@ -604,29 +508,6 @@ class JobRunner:
         index = self.engine.acked - 1
         gate_line = self._gate_numbers[index] if 0 <= index < len(self._gate_numbers) else last.number
         return max(0.0, report.estimated_seconds - report.seconds_until(gate_line))
-
-    def _publish(self, force: bool = False) -> None:
-        job = self.job
-        if job is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_progress < self.progress_interval:
-            return
-        self._last_progress = now
-        if not job.state.final:
-            job.eta_seconds = self._eta()
-        with contextlib.suppress(Exception):
-            self.state.update(job=JobProgress(
-                job_id=job.id, program=job.program_name, state=job.state.value, lines_total=job.lines_total,
-                lines_acked=job.lines_acked, line_number=job.last_acked_line, started_at=job.started_at,
-                eta_seconds=job.eta_seconds, message=job.message))
-        if self._on_progress is not None:
-            try:
-                result = self._on_progress(job)
-                if inspect.isawaitable(result):
-                    asyncio.ensure_future(result)
-            except Exception:
-                self.log.exception("job_progress_callback_failed")
 
 
 def _renumber(report: Report, preamble: int, from_line: int) -> Report:
@@ -645,10 +526,3 @@ def _renumber(report: Report, preamble: int, from_line: int) -> Report:
 
 async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
-
-
-def active_job(machine_id: str) -> Job | None:
-    """The job streaming to ``machine_id`` in this process, if any."""
-    runner = _ACTIVE.get(machine_id)
-    return runner.job if runner is not None and runner.job is not None and runner.job.state in ACTIVE_STATES \
-        else None

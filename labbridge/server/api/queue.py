@@ -111,7 +111,7 @@ async def remove(entry_id: int, principal: Principal = require(Action.QUEUE_REMO
 jobs_router = APIRouter(prefix="/api/jobs", tags=["queue"])
 
 
-@jobs_router.get("", summary="Recorded GRBL jobs, newest first (state, lines, errors with their line)")
+@jobs_router.get("", summary="Recorded jobs, GRBL and DNC alike, newest first (state, lines, errors with their line)")
 def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = require(Action.VIEW),
               ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     store = ctx.lab.job_store()
