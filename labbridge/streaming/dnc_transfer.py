@@ -25,6 +25,7 @@ from labbridge.config import DncConnection, Machine
 from labbridge.errors import ConfigError, GateRejected, ProgramReadError
 from labbridge.log import get_logger
 from labbridge.protocols import dnc as dp
+from labbridge.protocols.dnc_pacing import Pacing, char_time, plan_pacing
 from labbridge.safety import Report, check_program
 from labbridge.streaming.base import read_program
 from labbridge.streaming.job import Job, JobState, new_job_id
@@ -67,6 +68,12 @@ class DncResult:
     seconds: float
     pauses: int
     appended_end: bool
+
+
+def tape_pacing(settings: DncConnection) -> Pacing:
+    """Chunk and gap for this line so that at most ``dc3_slack`` characters follow a DC3."""
+    c = char_time(settings.baudrate, settings.bytesize, settings.parity, settings.stopbits)
+    return plan_pacing(c, settings.dc3_slack, settings.dc3_reaction, max_chunk=settings.chunk_size)
 
 
 def dnc_settings(machine_id: str, machine: Machine) -> DncConnection:
@@ -129,8 +136,8 @@ async def send_tape(tape: Tape, *, port: str | None = None, job: Job | None = No
         job = Job(new_job_id(), tape.machine_id, str(tape.path), tape.path.name, tape.sha256,
                   state=JobState.RUNNING, protocol="dnc")
     job.lines_total = len(program.blocks)
-    sender = dp.DncSender(program, chunk_size=settings.chunk_size, dc1_timeout=settings.dc1_timeout,
-                          stall_timeout=settings.stall_timeout, now=time.monotonic())
+    sender = dp.DncSender(program, dc1_timeout=settings.dc1_timeout, stall_timeout=settings.stall_timeout,
+                          now=time.monotonic(), pacing=tape_pacing(settings))
     device = port or settings.port
     link = SerialLink(device, settings)
     pauses = 0

@@ -20,6 +20,7 @@ import serial
 
 from labbridge.config import DncConnection
 from labbridge.protocols import dnc as dp
+from labbridge.protocols.dnc_pacing import char_time
 from labbridge.errors import ConnectionLost, LabbridgeError
 from labbridge.transports import exclusive
 
@@ -91,7 +92,9 @@ class SerialLink:
     def _reader(self, loop: asyncio.AbstractEventLoop) -> None:
         while not self._stop.is_set():
             try:
-                data = self._serial.read(256)
+                # What is there, at once: read(256) would wait up to the port timeout to fill 256 bytes,
+                # and a DC3 waiting 50 ms lets 40 more characters out at 9600 baud.
+                data = self._serial.read(self._serial.in_waiting or 1)
             except Exception as exc:  # the port vanished: report once, then stop
                 if not self._stop.is_set():
                     loop.call_soon_threadsafe(self._queue.put_nowait, exc)
@@ -125,11 +128,18 @@ class SerialLink:
         except (serial.SerialException, OSError) as exc:
             raise DncLinkLost(f"writing to DNC port {self.port} failed: {exc}") from None
 
+    def write_now(self, data: bytes) -> None:
+        """Write a few bytes from the loop itself: a paced sender writes only once the line has drained,
+        so the port takes them at once (a thread hop per chunk would cost more than the chunk's line time)."""
+        try:
+            self._serial.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise DncLinkLost(f"writing to DNC port {self.port} failed: {exc}") from None
+
     def char_seconds(self, count: int) -> float:
         """Time the line needs for ``count`` characters (start, data, parity, stop bits)."""
         s = self.settings
-        bits = 1 + s.bytesize + (0 if s.parity == "N" else 1) + s.stopbits
-        return count * bits / s.baudrate
+        return count * char_time(s.baudrate, s.bytesize, s.parity, s.stopbits)
 
     async def close(self) -> None:
         self._stop.set()
@@ -184,12 +194,18 @@ async def _drip_feed(
     while sender.state not in (dp.SendState.DONE, dp.SendState.ABORTED):
         now = time.monotonic()
         chunk = sender.next_chunk(now)
-        if chunk:
+        if chunk and sender.pacing is not None:
+            link.write_now(chunk)
+        elif chunk:
             await link.write(chunk)
-            wait = link.char_seconds(len(chunk))
+        if chunk:
+            # Paced: the sender says when the next chunk may go; always read the input before it does.
+            wait = sender.time_until_write(time.monotonic()) if sender.pacing else link.char_seconds(len(chunk))
         else:
             left = sender.time_left(now)
             wait = 0.2 if left is None else min(0.2, left + 0.01)
+            if sender.state == dp.SendState.SENDING:
+                wait = min(wait, sender.time_until_write(now))
         data = await link.read(wait)
         handle(sender.receive_data(data, time.monotonic()))
         timed_out = sender.check_timeout(time.monotonic())
