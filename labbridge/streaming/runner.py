@@ -41,6 +41,7 @@ from labbridge.streaming.interlocks import check_interlocks
 from labbridge.streaming.job import Job, JobState
 from labbridge.streaming.records import JobStore
 from labbridge.streaming.resume import build_resume
+from labbridge.streaming.runner_watch import ExecutionWatch
 
 __all__ = ["GateRejected", "Job", "JobRunner", "JobState", "JobStore", "InterlockError", "active_job"]
 
@@ -50,7 +51,7 @@ def _vec(values: Any) -> tuple[float, float, float]:
     return (v + [0.0, 0.0, 0.0])[:3]  # type: ignore[return-value]
 
 
-class JobRunner(JobRunnerBase):
+class JobRunner(ExecutionWatch, JobRunnerBase):
     """Runs one job at a time on one GRBL machine through its driver (see the module notes).
 
     ``store`` may be None (no record kept; tests and the benchmark). ``mode`` is the
@@ -84,6 +85,8 @@ class JobRunner(JobRunnerBase):
         self._idle_after_tail = False
         self._max_planner_free = 0
         self._status_count = 0
+        self._start_watch(None, None)
+        self._watch_from: tuple[Any, Any] = (None, None)
 
     # ------------------------------------------------------------------ public API
 
@@ -120,6 +123,7 @@ class JobRunner(JobRunnerBase):
             raise
         self.report = report
         self.engine = StreamEngine(lines, self.driver.rx_buffer, self.mode)
+        self._start_watch(*self._watch_from)
         self._begin(len(lines), report.estimated_seconds, on_progress, mode=self.mode,
                     rx_buffer=self.driver.rx_buffer)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"job-{job.id}")
@@ -201,6 +205,7 @@ class JobRunner(JobRunnerBase):
             self._event("resume_preamble", from_line=from_line, preamble=plan.preamble, modal=plan.modal)
             if not report.ok:
                 report = _renumber(report, n, from_line)
+        self._watch_from = (offsets or None, start)
         self._event("gate_checked", ok=report.ok, errors=report.error_count, warnings=len(report.warnings),
                     live_offsets={k: list(v) for k, v in offsets.items()}, start=list(start) if start else None)
         if not report.ok:
@@ -224,6 +229,7 @@ class JobRunner(JobRunnerBase):
             on_disconnect.append(self._on_disconnect)
         exclusive = getattr(driver, "exclusive", None)
         guard = exclusive(f"job {job.id}") if exclusive is not None else contextlib.nullcontext()
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(), name=f"heartbeat-{job.id}")
         try:
             async with guard:
                 try:
@@ -245,6 +251,7 @@ class JobRunner(JobRunnerBase):
             if not job.state.final:
                 self._finish(JobState.FAILED, message=f"labbridge stopped the job: {exc}")
         finally:
+            heartbeat.cancel()
             unsubscribe()
             unwatch()
             if isinstance(on_disconnect, list) and self._on_disconnect in on_disconnect:
@@ -264,10 +271,7 @@ class JobRunner(JobRunnerBase):
             if self._cancel_requested:
                 await self._do_cancel()
                 return
-            data = engine.data_to_send()
-            if data:
-                self.driver.write(data)
-                job.lines_sent = engine.lines_sent
+            self._send()
             if engine.state == EngineState.FAILED:
                 await self._do_failure()
                 return
@@ -303,6 +307,7 @@ class JobRunner(JobRunnerBase):
                     event.planner_free is None or event.planner_free >= self._max_planner_free):
                 self._idle_after_tail = True
                 self._wake.set()
+            self._watch_status(event)
             return
         outcomes = engine.receive(event)
         if not outcomes:
@@ -339,14 +344,10 @@ class JobRunner(JobRunnerBase):
         engine, job = self.engine, self.job
         if engine is None or job is None or not engine.sending or self._cancel_requested or self._disconnected:
             return
-        data = engine.data_to_send()
-        if not data:
-            return
         try:
-            self.driver.write(data)
+            self._send()
         except ConnectionLost as exc:
             self._disconnected = self._disconnected or str(exc)
-        job.lines_sent = engine.lines_sent
 
     def _on_state(self, state: MachineState, fields: frozenset[str]) -> None:
         if "connected" in fields and not state.connected and self._disconnected is None:
@@ -482,11 +483,13 @@ class JobRunner(JobRunnerBase):
             return
         job.error_code = job.error_code or "disconnected"
         job.error_message = job.error_message or reason
-        last = job.last_acked_line
+        last, ran = job.last_acked_line, job.executed_line
+        seen = (f"the machine was last seen on line {ran}" if ran else
+                "up to the planner's 15 blocks before it may not have run")
         self._finish(JobState.INTERRUPTED, message=(
             f"connection lost ({reason}); the last line acknowledged was "
-            f"{'line ' + str(last) if last else 'none'}; up to the planner's 15 blocks before it may not have run: "
-            "check the part and resume from an earlier line"))
+            f"{'line ' + str(last) if last else 'none'}; {seen}: check the part and resume from "
+            f"{'line ' + str(ran) if ran else 'an earlier line'}"))
 
     def _finish(self, state: JobState, *, message: str) -> None:
         job = self.job
@@ -494,7 +497,8 @@ class JobRunner(JobRunnerBase):
         if self.engine is not None:
             job.lines_sent = self.engine.lines_sent
             job.lines_acked = self.engine.acked
-        super()._finish(state, message=message)
+        notes = self._watch_notes(state)
+        super()._finish(state, message=message + (f"; {notes}" if notes else ""))
 
     # ------------------------------------------------------------------ records and progress
 
