@@ -325,3 +325,39 @@ def default_data_dir() -> Path:
 def database_path(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The SQLite file inside ``data_dir`` (the default data dir when None)."""
     return Path(data_dir if data_dir is not None else default_data_dir()) / DB_NAME
+
+
+# ---------------------------------------------------------------------------- Modbus drive profiles
+# A ``profile:`` in a machine's Modbus section names a register map kept in config/profiles/*.yaml
+# (spindle drives: Delta GS20, Huanyang...); the machine's own ``map`` entries are laid over it by
+# labbridge.drivers.field_map.effective_map, which also checks every key.
+
+
+def profile_dirs() -> list[Path]:
+    """Where ``profile:`` names are looked up: $LABBRIDGE_PROFILES, ./config/profiles, the install's."""
+    dirs = []
+    if env := os.environ.get("LABBRIDGE_PROFILES"):
+        dirs.append(Path(env))
+    dirs.append(Path("config/profiles"))
+    dirs.append(Path(__file__).resolve().parents[1] / "config" / "profiles")
+    return dirs
+
+
+def available_profiles() -> list[str]:
+    names = {p.stem for d in profile_dirs() if d.is_dir() for p in d.glob("*.yaml")}
+    return sorted(names)
+
+
+def load_profile(name: str) -> dict[str, RegisterField]:
+    for directory in profile_dirs():
+        path = directory / f"{name}.yaml"
+        if path.is_file():
+            break
+    else:
+        known = ", ".join(available_profiles()) or "none found"
+        raise ConfigError(f"Modbus profile {name!r} not found; available: {known} (config/profiles/*.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return {key: RegisterField.model_validate(value) for key, value in (data.get("map") or {}).items()}
+    except (yaml.YAMLError, ValidationError, AttributeError, OSError) as exc:
+        raise ConfigError(f"{path}: invalid profile: {exc}") from None

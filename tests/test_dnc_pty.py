@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from labbridge.config import Machine, load_config
-from labbridge.streaming.dnc_transfer import receive_dnc, stream_dnc
-from labbridge.transports.serial_link import DncAborted, DncLinkLost, DncTimeout
+from labbridge.streaming.dnc_transfer import DncAborted, DncLinkLost, DncTimeout, receive_dnc, stream_dnc
 from labbridge.sim.fanuc.launch import start_fanuc_sim
 from labbridge.errors import GateRejected
 from labbridge.model import Status

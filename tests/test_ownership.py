@@ -107,16 +107,17 @@ def test_second_stream_is_refused_before_touching_the_port(tmp_path: Path) -> No
 
 def test_a_port_held_elsewhere_is_refused_naming_the_holder(tmp_path: Path) -> None:
     sim = Sim(mill())
-    holder = exclusive.serial_for_url(sim.port, baudrate=115200, timeout=0.1)
+    holder = serial.serial_for_url(sim.port, baudrate=115200, timeout=0.1, exclusive=True)
     try:
         with pytest.raises(serial.SerialException) as caught:
-            exclusive.serial_for_url(sim.port, baudrate=115200, timeout=0.1)
+            serial.serial_for_url(sim.port, baudrate=115200, timeout=0.1, exclusive=True)
         assert exclusive.is_lock_failure(caught.value)
         config = write_config(tmp_path, mill())
         program = write_program(tmp_path, "p.nc", long_program(5))
         result = stream(tmp_path, str(program), "-m", "mill-1", "--config", str(config), "--port", sim.port, "--yes")
         assert result.returncode == 3, result.stderr
-        assert f"is already open by pid {os.getpid()}" in result.stderr and "nothing was sent" in result.stderr
+        assert f"is in use by another program (pid {os.getpid()} (" in result.stderr
+        assert "nothing was sent" in result.stderr
     finally:
         holder.close()
         sim.close()

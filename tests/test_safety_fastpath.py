@@ -85,6 +85,7 @@ def render(items) -> bytes:
     return ("\n".join(["G21 G90 M3 S1000 F500"] + out) + "\n").encode()
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=st.lists(MOTION, max_size=40))
 def test_random_programs_agree(items):
@@ -95,6 +96,7 @@ def test_random_programs_agree(items):
     assert_same(*both(render(items), machine))
 
 
+@pytest.mark.slow
 def test_long_program_agrees_across_chunk_boundaries(lab, monkeypatch):
     from bench.check_speed import generate  # the benchmark's own program generator
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,7 @@ WORD = st.tuples(LETTERS, NUMBERS).map(lambda t: t[0] + t[1])
 LINE = st.lists(WORD, max_size=8).map(" ".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(LINE, max_size=30), dialect=st.sampled_from(sorted(MACHINES)))
 def test_random_gcode_never_raises(lines, dialect):
@@ -56,6 +58,7 @@ def test_random_gcode_never_raises(lines, dialect):
 PLANES = {"G17": (0, 1, 2, "IJ"), "G18": (2, 0, 1, "KI"), "G19": (1, 2, 0, "JK")}
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     plane=st.sampled_from(sorted(PLANES)),

@@ -70,6 +70,7 @@ def jobs(tmp_path: Path) -> list:
         return store.list_jobs()
 
 
+@pytest.mark.slow
 def test_stream_completes_with_progress_and_summary(tmp_path: Path, grbl_sim) -> None:
     sim = grbl_sim()
     config = write_config(tmp_path, mill())

@@ -12,7 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from labbridge.config import ModbusConnection, RegisterField, load_profile
+from labbridge.errors import ConfigError
 from labbridge.model import AlarmRecord, MachineState, Status
+from labbridge.protocols.modbus_registers import STOP_ACTIONS
 
 SCALAR_PATHS: dict[str, str] = {
     "spindle.rpm": "spindle_rpm",
@@ -28,8 +31,6 @@ SCALAR_PATHS: dict[str, str] = {
     "firmware": "firmware",
 }
 SPECIAL_PATHS = ("state", "alarm", "door_open", "spindle.direction", "spindle.rotating", "coolant")
-STOP_ACTIONS = ("feed_hold", "spindle_stop")
-"""Map keys that are not state but the registers a stop action writes."""
 _POSITION = re.compile(r"^position\.(machine|work)\.([XYZ])$")
 _INT_FIELDS = {"override_feed", "override_rapid", "override_spindle", "line_number", "substate"}
 
@@ -145,3 +146,18 @@ def _alarms(state: MachineState, value: Any, source: str) -> tuple[AlarmRecord, 
 def apply(state: MachineState, values: dict[str, Any], source: str) -> frozenset[str]:
     """Decode and apply in one ``update`` (one notification per poll)."""
     return state.update(**state_changes(state, values, source))
+
+
+def effective_map(modbus: ModbusConnection, machine_id: str = "") -> dict[str, RegisterField]:
+    """The profile's map overlaid with the machine's own entries; every key checked."""
+    fields: dict[str, RegisterField] = {}
+    if modbus.profile:
+        fields.update(load_profile(modbus.profile))
+    fields.update(modbus.map)
+    for path in fields:
+        try:
+            check_path(path, allow_actions=True)
+        except ValueError as exc:
+            where = f"machines.{machine_id}.connection.modbus.map" if machine_id else "connection.modbus.map"
+            raise ConfigError(f"{where}: {exc}") from None
+    return fields

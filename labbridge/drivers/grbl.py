@@ -1,6 +1,6 @@
-"""GRBL 1.1 driver: a thin asyncio transport over pyserial around the sans-IO protocol core.
+"""GRBL 1.1 driver: the sans-IO protocol core over the one threaded serial link of labbridge.transports.
 
-A reader thread turns serial bytes into parser events on the event loop; every
+The link's reader thread hands serial bytes to the event loop, the parser turns them into events; every
 event goes to the MachineState, to a waiting command and to subscribers (the job
 runner streams with :meth:`GrblDriver.write` and counts ``ok`` itself through
 :meth:`GrblDriver.subscribe`). Works with device paths and pyserial URLs
@@ -16,11 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import threading
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
-
-import serial
 
 from labbridge.config import AXES, Machine
 from labbridge.protocols.grbl_codes import SETTINGS
@@ -44,9 +42,9 @@ from labbridge.protocols.grbl import (
 )
 from labbridge.errors import ConnectionLost, LabbridgeError
 from labbridge.log import get_logger
-from labbridge.transports import exclusive
 from labbridge.model import MachineState
 from labbridge.model import Status as MachineStatus
+from labbridge.transports.serial_link import SerialLink
 
 _STATES = {s.value: s for s in MachineStatus}
 _OVERRIDES = {k for k in REALTIME if k.startswith(("FEED_", "RAPID_", "SPINDLE_"))} | {"FLOOD", "MIST"}
@@ -112,8 +110,7 @@ class GrblDriver:
         self.on_disconnect: list[Callable[[str], Any]] = []
         self.busy_with: str | None = None
         self._subscribers: list[Callable[[Event], Any]] = []
-        self._serial: Any = None
-        self._reader: threading.Thread | None = None
+        self._link: SerialLink | None = None
         self._generation = 0
         self._parser = GrblParser()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,6 +144,34 @@ class GrblDriver:
     def connected(self) -> bool:
         return self.state.connected
 
+    @property
+    def reconnects(self) -> bool:
+        """With ``reconnect`` the driver reopens its own link after a loss (the CLI turns it off)."""
+        return self.reconnect
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Build (``$I``), parameters (``$#``) and the serial link, for the diagnostics page."""
+        build = None
+        if self.version is not None or self.options is not None:
+            build = {
+                "version": self.version.version if self.version else None,
+                "info": self.version.info if self.version else None,
+                "options": self.options.codes if self.options else None,
+                "planner_blocks": self.options.planner_blocks if self.options else None,
+                "rx_buffer": self.options.rx_buffer if self.options else None,
+            }
+        return {
+            "build_info": build,
+            "parameters": {k: list(v) for k, v in self.parameters.items()},
+            "link": {"port": self.port, "baudrate": self.baudrate, "rx_buffer": self.rx_buffer,
+                     "poll_hz": self.poll_hz, "busy_with": self.busy_with},
+        }
+
+    def describe_settings(self) -> dict[str, dict[str, Any]]:
+        """Each ``$n`` with its value, GRBL's name for it and its unit."""
+        return {str(n): {"value": v, "name": SETTINGS.get(n, ("unknown", ""))[0], "unit": SETTINGS.get(n, ("", ""))[1]}
+                for n, v in sorted(self.settings.items())}
+
     def subscribe(self, callback: Callable[[Event], Any]) -> Callable[[], None]:
         """Receive every parsed event (on the event loop); returns a function that unsubscribes."""
         self._subscribers.append(callback)
@@ -159,14 +184,13 @@ class GrblDriver:
 
     def write(self, data: bytes) -> None:
         """Put bytes on the wire as they are (the job runner's streaming path). Raises ConnectionLost."""
-        ser = self._serial
-        if ser is None:
+        link = self._link
+        if link is None:
             raise ConnectionLost(f"{self.machine_id}: not connected to GRBL on {self.port}")
         try:
-            ser.write(data)
-        except (serial.SerialException, OSError) as exc:
-            self._lost(self._generation, f"write failed: {exc}")
-            raise ConnectionLost(f"{self.machine_id}: the serial link to {self.port} failed: {exc}") from exc
+            link.write(data)  # a failure has already reported the link lost (on_lost)
+        except ConnectionLost as exc:
+            raise ConnectionLost(f"{self.machine_id}: {exc}") from None
 
     @contextlib.asynccontextmanager
     async def exclusive(self, owner: str) -> AsyncIterator[None]:
@@ -214,18 +238,15 @@ class GrblDriver:
         self._banner_seen = asyncio.Event()
         self._status_seen = asyncio.Event()
         self._unlock_message = False
-        try:
-            ser = await asyncio.to_thread(self._open_serial)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            if exclusive.is_lock_failure(exc):
-                raise ConnectionLost(f"{self.machine_id}: {exclusive.busy_message(str(self.port))}") from exc
-            raise ConnectionLost(f"{self.machine_id}: cannot open {self.port}: {exc}") from exc
-        self._serial = ser
         self._generation += 1
         generation = self._generation
-        self._reader = threading.Thread(target=self._read_loop, args=(ser, generation), daemon=True,
-                                        name=f"grbl-read-{self.machine_id}")
-        self._reader.start()
+        link = SerialLink(str(self.port), baudrate=self.baudrate, label="GRBL port",
+                          on_data=partial(self._on_data, generation), on_lost=partial(self._lost, generation))
+        try:
+            await link.open()
+        except ConnectionLost as exc:
+            raise ConnectionLost(f"{self.machine_id}: {exc}") from None
+        self._link = link
         try:
             if not await self._wait_event(self._banner_seen, self.banner_timeout):
                 self.log.warning("grbl_no_banner_soft_reset", port=self.port, waited=self.banner_timeout)
@@ -250,19 +271,11 @@ class GrblDriver:
         self.log.info("grbl_connected", port=self.port, firmware=self._firmware_text(), rx_buffer=self.rx_buffer,
                       mismatches=len(self.mismatches))
 
-    def _open_serial(self) -> Any:
-        ser = exclusive.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.1, do_not_open=True)
-        if not str(self.port).startswith("rfc2217://"):  # pyserial's RFC 2217 client has no write timeout
-            ser.write_timeout = 2.0
-        ser.open()
-        return ser
-
     def _close_port(self) -> None:
         self._generation += 1
-        ser, self._serial = self._serial, None
-        if ser is not None:
-            with contextlib.suppress(Exception):
-                ser.close()
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
         if self._poll_task is not None and self._poll_task is not asyncio.current_task():
             self._poll_task.cancel()
             self._poll_task = None
@@ -283,22 +296,7 @@ class GrblDriver:
             return f"Grbl {self.version.version}"
         return f"Grbl {self.banner.version}" if self.banner else "Grbl"
 
-    # ------------------------------------------------------------------ I/O thread → loop
-
-    def _read_loop(self, ser: Any, generation: int) -> None:
-        loop = self._loop
-        assert loop is not None
-        while generation == self._generation:
-            try:
-                data = ser.read(ser.in_waiting or 1)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                if generation == self._generation:
-                    with contextlib.suppress(RuntimeError):
-                        loop.call_soon_threadsafe(self._lost, generation, f"read failed: {exc}")
-                return
-            if data:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._on_data, generation, data)
+    # ------------------------------------------------------------------ link → parser → state
 
     def _on_data(self, generation: int, data: bytes) -> None:
         if generation != self._generation:

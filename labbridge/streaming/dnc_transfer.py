@@ -6,9 +6,11 @@ is only made that way, so no caller can send an unchecked tape); :func:`send_tap
 drip-feeds it and keeps a :class:`~labbridge.streaming.job.Job` current (blocks
 read by the control, the program line of the last one). :func:`stream_dnc` does
 both. The DNC job runner and ``labbridge stream`` use these; ``labbridge
-dnc-receive`` calls :func:`receive_dnc`. Errors are
-:class:`~labbridge.errors.LabbridgeError` subclasses whose message says what
-happened and which block was last sent.
+dnc-receive`` calls :func:`receive_dnc`. Below them, :func:`drip_feed` and
+:func:`punch_in` run the sans-IO tape cores (:mod:`labbridge.protocols.dnc`)
+over the one threaded serial link of :mod:`labbridge.transports.serial_link`.
+Errors are the ``Dnc*`` classes here, whose message says what happened and which
+block was last sent.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from labbridge.config import DncConnection, Machine
-from labbridge.errors import ConfigError, GateRejected, ProgramReadError
+from labbridge.errors import ConfigError, ConnectionLost, GateRejected, LabbridgeError, ProgramReadError
 from labbridge.log import get_logger
 from labbridge.protocols import dnc as dp
 from labbridge.protocols.dnc_pacing import Pacing, char_time, plan_pacing
 from labbridge.safety import Report, check_program
 from labbridge.streaming.base import read_program
 from labbridge.streaming.job import Job, JobState, new_job_id
-from labbridge.transports.serial_link import DncError, SerialLink, drip_feed, punch_in
+from labbridge.transports.serial_link import SerialLink
 
 #: What the job says while the tape goes out (the sender's state in words for the dashboard).
 TAPE_MESSAGES = {
@@ -41,6 +43,22 @@ TAPE_MESSAGES = {
 }
 
 TapeProgress = Callable[[Job], Awaitable[None] | None]
+
+
+class DncError(LabbridgeError):
+    """A drip-feed or punch-out did not complete; the message names the last block."""
+
+
+class DncAborted(DncError):
+    """The control sent NAK or SYN (alarm or reset)."""
+
+
+class DncTimeout(DncError):
+    """The control did not send DC1 in time, or stayed paused (DC3) too long."""
+
+
+class DncLinkLost(ConnectionLost):
+    """The serial port went away mid-transfer (cable pulled, USB adapter reset)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +157,6 @@ async def send_tape(tape: Tape, *, port: str | None = None, job: Job | None = No
     sender = dp.DncSender(program, dc1_timeout=settings.dc1_timeout, stall_timeout=settings.stall_timeout,
                           now=time.monotonic(), pacing=tape_pacing(settings))
     device = port or settings.port
-    link = SerialLink(device, settings)
     pauses = 0
     started = time.monotonic()
 
@@ -165,7 +182,7 @@ async def send_tape(tape: Tape, *, port: str | None = None, job: Job | None = No
             if asyncio.iscoroutine(result):
                 await result
 
-    await link.open()
+    link = await open_link(device, settings)
     try:
         await drip_feed(link, sender, on_event=on_event, on_progress=progress)
     except asyncio.CancelledError:
@@ -173,7 +190,7 @@ async def send_tape(tape: Tape, *, port: str | None = None, job: Job | None = No
         log.warning("dnc_cancelled", where=sender.where())
         raise
     finally:
-        await link.close()
+        await link.aclose()
     result = DncResult(tape.machine_id, device, sender.blocks_sent, sender.offset, time.monotonic() - started,
                        pauses, program.appended_end)
     log.info("dnc_sent", blocks=result.blocks_sent, bytes=result.bytes_sent, pauses=pauses)
@@ -203,14 +220,15 @@ async def receive_dnc(
     settings = dnc_settings(machine_id, machine)
     log = log or get_logger(machine=machine_id)
     device = port or settings.port
-    link = SerialLink(device, settings)
-    await link.open()
+    link = await open_link(device, settings)
     if on_ready is not None:
         on_ready()
     try:
         received = await punch_in(link, start_timeout=start_timeout, idle_timeout=idle_timeout, on_started=on_started)
+    except ConnectionLost as exc:
+        raise DncLinkLost(str(exc)) from None
     finally:
-        await link.close()
+        await link.aclose()
     out = Path(out_path)
     tmp = out.with_name(out.name + ".part")
     try:
@@ -220,3 +238,129 @@ async def receive_dnc(
         raise DncError(f"received {received.blocks} blocks but cannot write {out}: {exc.strerror}") from None
     log.info("dnc_received", path=str(out), blocks=received.blocks)
     return received
+
+
+# ---------------------------------------------------------------------------- the tape over the link
+
+SenderProgress = Callable[[dp.DncSender], Awaitable[None] | None]
+
+
+async def open_link(device: str, settings: DncConnection) -> SerialLink:
+    """The DNC line, opened as the config describes it; raises DncLinkLost naming the port."""
+    link = SerialLink(device, baudrate=settings.baudrate, bytesize=settings.bytesize, parity=settings.parity,
+                      stopbits=settings.stopbits, write_timeout=max(settings.stall_timeout, 1.0), label="DNC port")
+    try:
+        await link.open()
+    except ConnectionLost as exc:
+        raise DncLinkLost(str(exc)) from None
+    return link
+
+
+async def drip_feed(
+    link: SerialLink,
+    sender: dp.DncSender,
+    *,
+    on_event: Callable[[dp.SendEvent], None] | None = None,
+    on_progress: SenderProgress | None = None,
+    grace: float = 0.3,
+) -> None:
+    """Run ``sender`` over ``link`` until the tape is out; raise a DncError on abort or timeout.
+
+    The sender's pacing (:mod:`labbridge.protocols.dnc_pacing`) decides when each chunk
+    may go; the input is read before every write, so at most ``dc3_slack`` characters
+    follow a DC3. ``grace`` seconds after the last byte a NAK is still
+    reported (the control may alarm on the final blocks).
+    """
+    try:
+        await _drip_feed(link, sender, on_event, on_progress, grace)
+    except ConnectionLost as exc:
+        raise DncLinkLost(f"{exc}; {sender.where()}") from None
+
+
+async def _drip_feed(
+    link: SerialLink,
+    sender: dp.DncSender,
+    on_event: Callable[[dp.SendEvent], None] | None,
+    on_progress: SenderProgress | None,
+    grace: float,
+) -> None:
+    last_blocks = -1
+
+    def handle(events: list[dp.SendEvent]) -> None:
+        for event in events:
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, dp.Aborted):
+                raise (DncAborted if event.code in ("NAK", "SYN") else DncTimeout)(event.reason)
+
+    while sender.state not in (dp.SendState.DONE, dp.SendState.ABORTED):
+        now = time.monotonic()
+        chunk = sender.next_chunk(now)
+        if chunk and sender.pacing is not None:
+            # A paced sender writes only once the line has drained: the port takes a few bytes at once, and a
+            # thread hop per chunk would cost more than the chunk's line time. It says when the next may go;
+            # the input is always read before that.
+            link.write(chunk)
+            wait = sender.time_until_write(time.monotonic())
+        elif chunk:
+            await link.send(chunk)
+            wait = link.char_seconds(len(chunk))
+        else:
+            left = sender.time_left(now)
+            wait = 0.2 if left is None else min(0.2, left + 0.01)
+            if sender.state == dp.SendState.SENDING:
+                wait = min(wait, sender.time_until_write(now))
+        data = await link.read(wait)
+        handle(sender.receive_data(data, time.monotonic()))
+        timed_out = sender.check_timeout(time.monotonic())
+        if timed_out is not None:
+            handle([timed_out])
+        if on_progress is not None and sender.blocks_sent != last_blocks:
+            last_blocks = sender.blocks_sent
+            result = on_progress(sender)
+            if asyncio.iscoroutine(result):
+                await result
+    if sender.state == dp.SendState.DONE:
+        if on_event is not None:
+            on_event(dp.Completed())
+        deadline = time.monotonic() + grace
+        while (left := deadline - time.monotonic()) > 0:
+            data = await link.read(left)
+            for event in sender.receive_data(data, time.monotonic()):
+                if isinstance(event, dp.Aborted):
+                    raise DncAborted(event.reason)
+
+
+async def punch_in(
+    link: SerialLink,
+    *,
+    start_timeout: float,
+    idle_timeout: float,
+    on_started: Callable[[], None] | None = None,
+) -> dp.ProgramReceived:
+    """Receive one program the control punches out; raise DncTimeout if it never comes or stalls."""
+    receiver = dp.DncReceiver()
+    started = False
+    deadline = time.monotonic() + start_timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            if not started:
+                raise DncTimeout(
+                    f"nothing received on {link.port} within {start_timeout:g} s: start the punch-out "
+                    "on the control (EDIT mode, PUNCH) after this command is waiting"
+                )
+            raise DncTimeout(
+                f"the control stopped sending for {idle_timeout:g} s after {receiver.bytes_received} bytes "
+                "without the closing %; the program was not saved"
+            )
+        data = await link.read(min(left, 0.2))
+        if data:
+            deadline = time.monotonic() + idle_timeout
+        for event in receiver.receive_data(data):
+            if isinstance(event, dp.ReceiveStarted) and not started:
+                started = True
+                if on_started is not None:
+                    on_started()
+            elif isinstance(event, dp.ProgramReceived):
+                return event

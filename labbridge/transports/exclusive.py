@@ -1,4 +1,4 @@
-"""Serial ports opened by one process only (pyserial ``exclusive=True``: an ``flock`` on the device).
+"""When a serial port is taken: who has it (the link opens devices with pyserial ``exclusive=True``, an ``flock``).
 
 Two senders on one controller interleave their bytes and reset each other; the
 data directory's machine lock refuses a second labbridge, and this refuses
@@ -10,16 +10,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import serial
-
-
-def serial_for_url(port: str, **kwargs: Any) -> Any:
-    """``serial.serial_for_url`` with exclusive access where the platform has it (POSIX device paths)."""
-    if os.name == "posix" and "://" not in port:
-        kwargs.setdefault("exclusive", True)
-    return serial.serial_for_url(port, **kwargs)
 
 
 def is_lock_failure(exc: BaseException) -> bool:
@@ -39,30 +31,29 @@ def holders(port: str) -> list[str]:
     me = os.getpid()
     for proc in Path("/proc").glob("[0-9]*"):
         pid = int(proc.name)
-        if pid == me:
-            continue
         try:
             fds = list((proc / "fd").iterdir())
         except OSError:
             continue
-        for fd in fds:
-            try:
-                if os.readlink(fd) == target:
-                    break
-            except OSError:
-                continue
-        else:
+        if not any(_links_to(fd, target) for fd in fds):
             continue
         try:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             cmd = "?"
-        found.append(f"pid {pid} ({cmd or '?'})")
+        found.append(f"pid {pid} ({'this process' if pid == me else cmd or '?'})")
     return found
+
+
+def _links_to(fd: Path, target: str) -> bool:
+    try:
+        return os.readlink(fd) == target
+    except OSError:
+        return False
 
 
 def busy_message(port: str) -> str:
     """Why an exclusive open failed, naming the holders when they can be seen."""
     who = holders(port)
-    named = "; ".join(who) if who else "another program (it could not be identified)"
-    return f"{port} is already open by {named}: a serial port has one owner; stop it first"
+    named = "; ".join(who) if who else "it could not be identified"
+    return f"it is in use by another program ({named}): a serial port has one owner; stop it first"
