@@ -145,6 +145,9 @@ class Lab:
         return create_driver(machine_id, machine)
 
     async def start(self) -> None:
+        from labbridge.server.recovery import recover_interrupted
+
+        recover_interrupted(self)  # jobs a crash left running become interrupted; machines show them
         for runtime in self.machines.values():
             if runtime.driver is not None:
                 runtime.supervisor = asyncio.get_running_loop().create_task(
@@ -398,8 +401,8 @@ class Lab:
         return runtime.job_task is not None and not runtime.job_task.done()
 
     async def start_job(self, machine_id: str, program_path: Path, program_name: str, user: str,
-                        entry_id: int | None = None) -> str | None:
-        """Start a checked program; raises InterlockError or CommandError when it may not start."""
+                        entry_id: int | None = None, from_line: int | None = None) -> str | None:
+        """Start a checked program (at ``from_line``: resumed); raises InterlockError or CommandError."""
         runtime = self.runtime(machine_id)
         driver = self._connected_driver(runtime)
         if self.job_running(machine_id):
@@ -415,7 +418,8 @@ class Lab:
 
             runner = DncRunner(driver, machine_id, runtime.config, self.job_store(), user=user,
                                port=getattr(driver, "port", None))
-        job = await runner.start(str(program_path), program_name=program_name)
+        job = await runner.start(str(program_path), program_name=program_name,
+                                 **({"from_line": from_line} if from_line else {}))
         runtime.runner = runner
         runtime.queue_entry = entry_id
         runtime.job_task = asyncio.get_running_loop().create_task(

@@ -13,6 +13,7 @@ program) that number decides.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -84,3 +85,33 @@ class ExecutionTracker:
             sent = self.pending.popleft()
             if sent.number is not None:
                 self.executed = sent.number
+
+
+def locate(lines: list[str], machine: Machine, machine_id: str, position: Vec, first: int, last: int, *,
+           work_offsets: dict[str, Vec] | None = None, idle: bool = True) -> int | None:
+    """Where a machine stands in a program after the bridge stopped: the line to resume from, or None.
+
+    The controller ran on with what it had buffered, so the truth lies between the last line
+    the record saw executed (``first``) and the last line sent (``last``). Lines are searched
+    from ``last`` backwards; a machine idle at the end of the last line sent ran everything:
+    resume after it. On a line's path but not at its end: resume that line.
+    """
+    interp = Interpreter(machine, work_offsets=work_offsets, machine_id=machine_id)
+    paths: dict[int, list[Motion]] = {}
+    for number, text in enumerate(lines[:last], 1):
+        result = interp.execute(text, number)
+        if number >= first and result.motions:
+            paths[number] = list(result.motions)
+    for number in sorted(paths, reverse=True):
+        motions = paths[number]
+        if not any(distance_to_motion(m, position) <= TOLERANCE for m in motions):
+            continue
+        at_end = distance_to_motion_end(motions[-1], position) <= TOLERANCE
+        if at_end and idle and number == max(paths):
+            return last + 1 if last < len(lines) else None
+        return number + 1 if at_end and idle else number
+    return None
+
+
+def distance_to_motion_end(m: Motion, p: Vec) -> float:
+    return math.dist(m.end, p)

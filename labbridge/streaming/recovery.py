@@ -20,7 +20,11 @@ import os
 import socket
 import time
 from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
 
+from labbridge.errors import LabbridgeError
+from labbridge.model import MachineState, Status
+from labbridge.protocols.grbl import Error as GrblError
 from labbridge.streaming.job import ACTIVE_STATES, Job, JobState
 from labbridge.streaming.records import JobStore
 
@@ -122,3 +126,57 @@ def last_interruption(store: JobStore, machine: str) -> Job | None:
 def acknowledge(store: JobStore, job: Job, user: str | None, action: str) -> None:
     """An operator has seen the interruption (and stopped the spindle, resumed, or dismissed it)."""
     store.add_event(job.id, ACKNOWLEDGED, user=user, action=action)
+
+
+# ---------------------------------------------------------------------------- the machine after an interruption
+
+
+def machine_report(state: MachineState) -> str:
+    """The machine as it is now, in words: state, spindle, coolant, whether it knows its position."""
+    parts = [state.state.value if state.state is not None else "unknown state"]
+    direction, rpm = state.spindle_direction, state.spindle_rpm
+    if direction in ("cw", "ccw"):
+        parts.append(f"spindle ON ({direction.upper()}{f', {rpm:g} rpm' if rpm else ''})")
+    elif direction == "off":
+        parts.append("spindle off")
+    else:
+        parts.append("spindle: not reported yet")
+    coolant = state.coolant
+    parts.append(f"coolant {coolant.upper()}" if coolant not in (None, "off") else
+                 "coolant off" if coolant == "off" else "coolant: not reported yet")
+    if state.homed is False:
+        parts.append("position lost (not homed)")
+    return ", ".join(parts)
+
+
+def may_be_running(state: MachineState) -> bool:
+    """Spindle or coolant on, or not reported: worth offering to stop them."""
+    return state.spindle_direction not in ("off",) or state.coolant not in ("off",)
+
+
+@runtime_checkable
+class SendsLines(Protocol):
+    async def mdi(self, line: str) -> list[Any]: ...
+
+    async def soft_reset(self, wait: bool = True) -> None: ...
+
+
+async def stop_spindle_and_coolant(driver: Any, machine_id: str) -> str:
+    """Stop the spindle and the coolant the safe way for the machine's state; says what was done.
+
+    Idle: ``M5 M9``. Hold (stopped) or Door: a soft reset — GRBL stops spindle and coolant and, at rest,
+    keeps its position. Alarm: GRBL has already stopped them; a soft reset makes sure. Moving: refused
+    (hold it first: stopping the spindle under a moving tool breaks it).
+    """
+    if not isinstance(driver, SendsLines):
+        raise LabbridgeError(f"{machine_id}: stop the spindle and coolant at the control's panel")
+    state: MachineState = driver.state  # type: ignore[attr-defined]
+    if state.state in (Status.RUN, Status.JOG, Status.HOME) or (state.state == Status.HOLD and state.substate):
+        raise LabbridgeError(f"{machine_id} is moving ({state.state.value}): hold it first, then stop the spindle")
+    if state.state == Status.IDLE:
+        events = await driver.mdi("M5 M9")
+        if events and isinstance(events[-1], GrblError):
+            raise LabbridgeError(f"{machine_id}: the controller refused M5 M9: {events[-1].message}")
+        return "spindle and coolant stopped (M5 M9)"
+    await driver.soft_reset()
+    return "spindle and coolant stopped (soft reset; the position is kept at rest)"

@@ -7,6 +7,7 @@ import { setMachines, state } from "./store.js";
 import { connect } from "./ws.js";
 import { openAudit } from "./views/audit.js";
 import { initDiagnostics, openDiagnostics } from "./views/diagnostics.js";
+import { initInterruptions } from "./views/interruptions.js";
 import { buildCards, initMachines } from "./views/machines.js";
 import { initNotices } from "./views/notices.js";
 import { initPrograms } from "./views/programs.js";
@@ -55,6 +56,7 @@ async function init() {
   initSignIn(start);
   initNotices();
   initMachines();
+  initInterruptions();
   initPrograms();
   initQueue();
   initDiagnostics();
