@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from labbridge.cli.common import ConfigOption, fail, load_lab
+from labbridge.config import DATA_DIR_ENV, DEFAULT_DATA_DIR
 
 HostOption = Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this computer only).")]
 PortOption = Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one).", min=0, max=65535)]
@@ -93,8 +94,9 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         host: HostOption = "127.0.0.1",
         port: PortOption = 8000,
         demo: Annotated[bool, typer.Option("--demo", help="Back every machine with its simulator.")] = False,
-        data_dir: Annotated[Path, typer.Option("--data-dir", help="Where users, programs, jobs and the audit "
-                                               "log are kept (SQLite).")] = Path("data"),
+        data_dir: Annotated[Path, typer.Option("--data-dir", envvar=DATA_DIR_ENV, help="Where users, programs, "
+                                               "jobs and the audit log are kept (SQLite); labbridge stream records "
+                                               "its jobs in the same place.")] = DEFAULT_DATA_DIR,
         max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001)] = 10.0,
         cors_origin: Annotated[list[str], typer.Option("--cors-origin", help="Allow cross-origin API calls "
                                                        "from this origin (repeatable; closed by default).")] = [],

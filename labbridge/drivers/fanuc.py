@@ -23,7 +23,7 @@ class FanucDriver:
     def __init__(self, machine_id: str, machine: Machine, port: str | None = None) -> None:
         self.machine_id = machine_id
         self.config = machine
-        self.port = port  # DNC port override, used by stream()
+        self.port = port  # DNC port override (see dnc_port)
         self.state = MachineState(machine_id)
         self.log = get_logger(machine=machine_id).bind(driver="fanuc")
         self._links: dict[str, tuple[bool, str | None]] = {}
@@ -37,6 +37,11 @@ class FanucDriver:
             from labbridge.drivers.sources.opcua import OpcUaSource
 
             self.sources.append(OpcUaSource(machine_id, conn.opcua, self.state, on_link=self._on_link))
+
+    def dnc_port(self) -> str | None:
+        """Where the job runner sends tapes: the override given at construction, else connection.dnc.port."""
+        dnc = self.config.connection.dnc
+        return self.port or (dnc.port if dnc is not None else None)
 
     @property
     def reconnects(self) -> bool:

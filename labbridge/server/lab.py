@@ -417,7 +417,7 @@ class Lab:
             from labbridge.streaming.dnc_runner import DncRunner
 
             runner = DncRunner(driver, machine_id, runtime.config, self.job_store(), user=user,
-                               port=getattr(driver, "port", None))
+                               port=driver.dnc_port())
         job = await runner.start(str(program_path), program_name=program_name,
                                  **({"from_line": from_line} if from_line else {}))
         runtime.runner = runner
