@@ -269,7 +269,10 @@ class GrblDriver:
         """No banner (a board that does not reset on open): a GRBL that answers ``?`` is not reset, so that a
         machine left running — spindle on after a crash — is reported as it is, not silently changed."""
         self.write(REALTIME["STATUS"])
-        return await self._wait_event(self._status_seen, 1.0)
+        alive = await self._wait_event(self._status_seen, 1.0)
+        if alive:
+            self.log.warning("grbl_no_banner_answers_status", port=self.port)
+        return alive
 
     def _close_port(self) -> None:
         self._generation += 1
