@@ -53,7 +53,10 @@ class DncConnection(Strict):
     tv_check: bool = False
     dc1_timeout: float = Field(30.0, gt=0, description="seconds to wait for the control's first DC1")
     stall_timeout: float = Field(60.0, gt=0, description="seconds a DC3 pause may last")
-    chunk_size: int = Field(16, gt=0)
+    chunk_size: int = Field(16, gt=0, description="most characters per write (DC3 pacing may write fewer)")
+    dc3_slack: int = Field(10, ge=1, description="characters the control still accepts after it sends DC3")
+    dc3_reaction: float = Field(0.01, gt=0, description="seconds labbridge may take to notice a DC3 (USB "
+                                "adapter latency included); with dc3_slack it sizes each write")
 
 
 class RegisterField(Strict):

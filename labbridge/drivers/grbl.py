@@ -242,7 +242,7 @@ class GrblDriver:
             raise ConnectionLost(f"{self.machine_id}: {exc}") from None
         self._link = link
         try:
-            if not await self._wait_event(self._banner_seen, self.banner_timeout):
+            if not await self._wait_event(self._banner_seen, self.banner_timeout) and not await self._alive():
                 self.log.warning("grbl_no_banner_soft_reset", port=self.port, waited=self.banner_timeout)
                 self.write(REALTIME["RESET"])
                 if not await self._wait_event(self._banner_seen, self.banner_timeout):
@@ -264,6 +264,15 @@ class GrblDriver:
             raise
         self.log.info("grbl_connected", port=self.port, firmware=self._firmware_text(), rx_buffer=self.rx_buffer,
                       mismatches=len(self.mismatches))
+
+    async def _alive(self) -> bool:
+        """No banner (a board that does not reset on open): a GRBL that answers ``?`` is not reset, so that a
+        machine left running — spindle on after a crash — is reported as it is, not silently changed."""
+        self.write(REALTIME["STATUS"])
+        alive = await self._wait_event(self._status_seen, 1.0)
+        if alive:
+            self.log.warning("grbl_no_banner_answers_status", port=self.port)
+        return alive
 
     def _close_port(self) -> None:
         self._generation += 1

@@ -195,3 +195,40 @@ def motion_hits_box(m: Motion, lo: Vec, hi: Vec) -> bool:
         pts = arc_points(m, tol)
         return any(segment_hits_box(pts[i], pts[i + 1], grown_lo, grown_hi) for i in range(len(pts) - 1))
     return segment_hits_box(m.start, m.end, lo, hi)
+
+
+def distance_to_motion(m: Motion, p: Vec) -> float:
+    """How far ``p`` lies from a motion's path (a segment, or a helical arc); where a machine could be on it."""
+    if m.kind == "arc" and m.center is not None:
+        return _distance_to_arc(m, p)
+    a, b = m.start, m.end
+    d = (b[0] - a[0], b[1] - a[1], b[2] - a[2])
+    length2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+    t = 0.0
+    if length2 > 1e-18:
+        t = ((p[0] - a[0]) * d[0] + (p[1] - a[1]) * d[1] + (p[2] - a[2]) * d[2]) / length2
+        t = min(1.0, max(0.0, t))
+    return math.dist(p, (a[0] + t * d[0], a[1] + t * d[1], a[2] + t * d[2]))
+
+
+def _distance_to_arc(m: Motion, p: Vec) -> float:
+    assert m.center is not None
+    a, b, n = m.plane
+    c = m.center
+    sweep = m.sweep
+    start_angle = math.atan2(m.start[b] - c[b], m.start[a] - c[a])
+    angle = math.atan2(p[b] - c[b], p[a] - c[a])
+    travelled = ((angle - start_angle) if sweep > 0 else (start_angle - angle)) % TWO_PI
+    ends = min(math.dist(p, m.start), math.dist(p, m.end))
+    if travelled > abs(sweep) and abs(sweep) < TWO_PI:
+        return ends  # beyond the arc's ends: the nearest end point
+    turns = max(1, int(abs(sweep) // TWO_PI) + 1)
+    radial = abs(math.hypot(p[a] - c[a], p[b] - c[b]) - m.radius)
+    best = ends
+    for k in range(turns):  # a helix of several turns passes this angle once per turn
+        fraction = (travelled + k * TWO_PI) / abs(sweep) if sweep else 0.0
+        if fraction > 1.0:
+            break
+        along = m.start[n] + (m.end[n] - m.start[n]) * fraction
+        best = min(best, math.hypot(radial, p[n] - along))
+    return best

@@ -13,7 +13,6 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 from labbridge.config import Machine
@@ -21,6 +20,7 @@ from labbridge.errors import ProgramReadError
 from labbridge.safety.checks import MotionChecker
 from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.estimate import CompiledEstimator, Estimator
+from labbridge.safety.source import ProgramSource
 
 try:  # the C fast path; labbridge works without it, only slower
     from labbridge.safety import _fastcheck
@@ -253,6 +253,10 @@ class ProgramChecker:
                 self.to_fast()
                 pos = eol.end()
             pending = buf[pos:]
+            if len(pending) > MAX_LINE_BYTES and number == 0:
+                self.unreadable(1, f"no line end in the first {MAX_LINE_BYTES // 1024} KiB: this is binary "
+                                "data, not a G-code text file (reading stopped)")
+                return
             if len(pending) > MAX_LINE_BYTES:
                 number += 1
                 self.unreadable(number, f"line is longer than {MAX_LINE_BYTES // 1024} KiB: this is not a G-code "
@@ -311,19 +315,10 @@ def check_program(
     if isinstance(source, bytes):
         return check_stream(io.BytesIO(source), mid, machine, program_name or "<program>", work_offsets, start)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        name = program_name or str(source)
-        try:
-            with path.open("rb") as fh:
-                return check_stream(fh, mid, machine, name, work_offsets, start)  # type: ignore[arg-type]
-        except FileNotFoundError:
-            raise ProgramReadError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise ProgramReadError(f"{path}: is a directory, not a program file") from None
-        except PermissionError:
-            raise ProgramReadError(f"{path}: permission denied") from None
-        except OSError as exc:
-            raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        # Opened without blocking and read with a size limit: a FIFO or /dev/zero never hangs the gate.
+        with ProgramSource(source) as stream:
+            return check_stream(stream, mid, machine, program_name or str(source),  # type: ignore[arg-type]
+                                work_offsets, start)
     pc = ProgramChecker(mid, machine, program_name or "<program>", work_offsets, start, fast=False)
     for number, text in enumerate(source, 1):
         pc.line(number, text.rstrip("\r\n"))  # one line each: split them with lexer.split_lines

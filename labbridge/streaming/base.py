@@ -26,6 +26,7 @@ from labbridge.log import get_logger
 from labbridge.model import JobProgress, MachineState
 from labbridge.streaming.job import ACTIVE_STATES, Job, JobState, new_job_id
 from labbridge.streaming.records import JobStore
+from labbridge.streaming.recovery import process_owner
 
 ProgressCallback = Callable[[Job], Awaitable[None] | None]
 _ACTIVE: dict[str, JobRunnerBase] = {}  # machine id → the runner whose job is going on it (in this process)
@@ -102,7 +103,7 @@ class JobRunnerBase:
         """Record a new job (state ``checking``) and claim the machine for it in this process."""
         sha = hashlib.sha256(data).hexdigest()
         job = Job(new_job_id(), self.machine_id, str(path), name, sha, self.user, JobState.CHECKING,
-                  check_mode=check_mode, from_line=from_line, protocol=self.protocol)
+                  check_mode=check_mode, from_line=from_line, protocol=self.protocol, owner=process_owner())
         self.job = job
         self.log = get_logger(machine=self.machine_id, job=job.id, user=self.user, program_sha256=sha)
         if self.store is not None:

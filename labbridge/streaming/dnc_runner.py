@@ -47,7 +47,8 @@ class DncRunner(JobRunnerBase):
         return self._own_state if self._own_state is not None else self.driver.state
 
     async def start(self, program_path: str | Path, *, check_mode: bool = False, from_line: int | None = None,
-                    on_progress: ProgressCallback | None = None, program_name: str | None = None) -> Job:
+                    on_progress: ProgressCallback | None = None, program_name: str | None = None,
+                    data: bytes | None = None) -> Job:
         """Check and frame the program, then start sending; returns the job once the tape may go out.
 
         Raises InterlockError (another job runs; nothing recorded), GateRejected (recorded as
@@ -63,7 +64,7 @@ class DncRunner(JobRunnerBase):
         if busy is not None:
             raise InterlockError("busy", f"{self.machine_id} is busy with {busy}; wait for it to end or cancel it")
         path = Path(program_path)
-        data = read_program(path)
+        data = read_program(path) if data is None else data
         name = program_name or path.name
         job = self._create_job(path, data, name)
         try:

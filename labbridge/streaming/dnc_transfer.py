@@ -27,6 +27,7 @@ from labbridge.config import DncConnection, Machine
 from labbridge.errors import ConfigError, ConnectionLost, GateRejected, LabbridgeError, ProgramReadError
 from labbridge.log import get_logger
 from labbridge.protocols import dnc as dp
+from labbridge.protocols.dnc_pacing import Pacing, char_time, plan_pacing
 from labbridge.safety import Report, check_program
 from labbridge.streaming.base import read_program
 from labbridge.streaming.job import Job, JobState, new_job_id
@@ -86,6 +87,12 @@ class DncResult:
     seconds: float
     pauses: int
     appended_end: bool
+
+
+def tape_pacing(settings: DncConnection) -> Pacing:
+    """Chunk and gap for this line so that at most ``dc3_slack`` characters follow a DC3."""
+    c = char_time(settings.baudrate, settings.bytesize, settings.parity, settings.stopbits)
+    return plan_pacing(c, settings.dc3_slack, settings.dc3_reaction, max_chunk=settings.chunk_size)
 
 
 def dnc_settings(machine_id: str, machine: Machine) -> DncConnection:
@@ -148,8 +155,8 @@ async def send_tape(tape: Tape, *, port: str | None = None, job: Job | None = No
         job = Job(new_job_id(), tape.machine_id, str(tape.path), tape.path.name, tape.sha256,
                   state=JobState.RUNNING, protocol="dnc")
     job.lines_total = len(program.blocks)
-    sender = dp.DncSender(program, chunk_size=settings.chunk_size, dc1_timeout=settings.dc1_timeout,
-                          stall_timeout=settings.stall_timeout, now=time.monotonic())
+    sender = dp.DncSender(program, dc1_timeout=settings.dc1_timeout, stall_timeout=settings.stall_timeout,
+                          now=time.monotonic(), pacing=tape_pacing(settings))
     device = port or settings.port
     pauses = 0
     started = time.monotonic()
@@ -260,8 +267,9 @@ async def drip_feed(
 ) -> None:
     """Run ``sender`` over ``link`` until the tape is out; raise a DncError on abort or timeout.
 
-    After each chunk the line time is waited and the input is read, so a DC3 is
-    seen within one chunk. ``grace`` seconds after the last byte a NAK is still
+    The sender's pacing (:mod:`labbridge.protocols.dnc_pacing`) decides when each chunk
+    may go; the input is read before every write, so at most ``dc3_slack`` characters
+    follow a DC3. ``grace`` seconds after the last byte a NAK is still
     reported (the control may alarm on the final blocks).
     """
     try:
@@ -289,12 +297,20 @@ async def _drip_feed(
     while sender.state not in (dp.SendState.DONE, dp.SendState.ABORTED):
         now = time.monotonic()
         chunk = sender.next_chunk(now)
-        if chunk:
+        if chunk and sender.pacing is not None:
+            # A paced sender writes only once the line has drained: the port takes a few bytes at once, and a
+            # thread hop per chunk would cost more than the chunk's line time. It says when the next may go;
+            # the input is always read before that.
+            link.write(chunk)
+            wait = sender.time_until_write(time.monotonic())
+        elif chunk:
             await link.send(chunk)
             wait = link.char_seconds(len(chunk))
         else:
             left = sender.time_left(now)
             wait = 0.2 if left is None else min(0.2, left + 0.01)
+            if sender.state == dp.SendState.SENDING:
+                wait = min(wait, sender.time_until_write(now))
         data = await link.read(wait)
         handle(sender.receive_data(data, time.monotonic()))
         timed_out = sender.check_timeout(time.monotonic())

@@ -76,6 +76,10 @@ class Job:
     estimated_seconds: float | None = None
     eta_seconds: float | None = None
     protocol: str = "grbl"  # "grbl": streamed line by line; "dnc": sent as a tape
+    last_sent_line: int | None = None  # program line of the last line written to the controller
+    executed_line: int | None = None  # program line the machine really reached (its position, or Ln:)
+    owner: str | None = None  # the process running the job: "pid:start-ticks@host" (see streaming.recovery)
+    updated_at: float | None = None  # last time the record was written (a heartbeat while the job runs)
 
     @property
     def job_id(self) -> str:

@@ -47,7 +47,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     ended_at REAL,
     estimated_seconds REAL,
     eta_seconds REAL,
-    protocol TEXT NOT NULL DEFAULT 'grbl'
+    protocol TEXT NOT NULL DEFAULT 'grbl',
+    last_sent_line INTEGER,
+    executed_line INTEGER,
+    owner TEXT,
+    updated_at REAL
 );
 CREATE TABLE IF NOT EXISTS job_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -62,7 +66,8 @@ CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, id);
 
 _COLUMNS = tuple(Job.__dataclass_fields__)
 #: Columns added after the first release: ``ALTER TABLE`` brings an older database up to date.
-_ADDED_COLUMNS = {"protocol": "TEXT NOT NULL DEFAULT 'grbl'"}
+_ADDED_COLUMNS = {"protocol": "TEXT NOT NULL DEFAULT 'grbl'", "last_sent_line": "INTEGER",
+                  "executed_line": "INTEGER", "owner": "TEXT", "updated_at": "REAL"}
 
 
 def default_db_path() -> Path:
@@ -128,6 +133,7 @@ class JobStore:
         return values
 
     def create(self, job: Job) -> Job:
+        job.updated_at = time.time()
         marks = ",".join("?" for _ in _COLUMNS)
         with self._lock:
             self._db.execute(f"INSERT INTO jobs({','.join(_COLUMNS)}) VALUES ({marks})", self._values(job))
@@ -135,6 +141,7 @@ class JobStore:
 
     def save(self, job: Job) -> None:
         """Write every field of ``job`` (the runner calls this on each state change and now and then)."""
+        job.updated_at = time.time()
         sets = ",".join(f"{c}=?" for c in _COLUMNS if c != "id")
         values = [v for c, v in zip(_COLUMNS, self._values(job)) if c != "id"]
         with self._lock:

@@ -42,6 +42,7 @@ from labbridge.streaming.job import Job, JobState
 from labbridge.streaming.records import JobStore
 from labbridge.streaming.resume import build_resume
 from labbridge.safety.lexer import split_lines
+from labbridge.streaming.runner_watch import ExecutionWatch
 
 __all__ = ["GateRejected", "Job", "JobRunner", "JobState", "JobStore", "InterlockError", "active_job"]
 
@@ -51,7 +52,7 @@ def _vec(values: Any) -> tuple[float, float, float]:
     return (v + [0.0, 0.0, 0.0])[:3]  # type: ignore[return-value]
 
 
-class JobRunner(JobRunnerBase):
+class JobRunner(ExecutionWatch, JobRunnerBase):
     """Runs one job at a time on one GRBL machine through its driver (see the module notes).
 
     ``store`` may be None (no record kept; tests and the benchmark). ``mode`` is the
@@ -85,6 +86,8 @@ class JobRunner(JobRunnerBase):
         self._idle_after_tail = False
         self._max_planner_free = 0
         self._status_count = 0
+        self._start_watch(None, None)
+        self._watch_from: tuple[Any, Any] = (None, None)
 
     # ------------------------------------------------------------------ public API
 
@@ -96,17 +99,19 @@ class JobRunner(JobRunnerBase):
         from_line: int | None = None,
         on_progress: ProgressCallback | None = None,
         program_name: str | None = None,
+        data: bytes | None = None,
     ) -> Job:
         """Check, then start streaming; returns the job once the first bytes may go out.
 
         Raises InterlockError (nothing created or sent), GateRejected (job recorded as
-        failed, nothing sent), ProgramReadError, ResumeError.
+        failed, nothing sent), ProgramReadError, ResumeError. ``data``: the program's bytes when the
+        caller has read them already (a pipe cannot be read twice); else the file is read here.
         """
         if self.running:
             raise InterlockError("busy", f"this runner is already streaming job {self.job.id if self.job else ''}")
         path = Path(program_path)
         self._interlocks(check_mode)
-        data = read_program(path)
+        data = read_program(path) if data is None else data
         name = program_name or path.name
         job = self._create_job(path, data, name, check_mode=check_mode, from_line=from_line)
         try:
@@ -119,6 +124,7 @@ class JobRunner(JobRunnerBase):
             raise
         self.report = report
         self.engine = StreamEngine(lines, self.driver.rx_buffer, self.mode)
+        self._start_watch(*self._watch_from)
         self._begin(len(lines), report.estimated_seconds, on_progress, mode=self.mode,
                     rx_buffer=self.driver.rx_buffer)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"job-{job.id}")
@@ -200,6 +206,7 @@ class JobRunner(JobRunnerBase):
             self._event("resume_preamble", from_line=from_line, preamble=plan.preamble, modal=plan.modal)
             if not report.ok:
                 report = _renumber(report, n, from_line)
+        self._watch_from = (offsets or None, start)
         self._event("gate_checked", ok=report.ok, errors=report.error_count, warnings=len(report.warnings),
                     live_offsets={k: list(v) for k, v in offsets.items()}, start=list(start) if start else None)
         if not report.ok:
@@ -223,6 +230,7 @@ class JobRunner(JobRunnerBase):
             on_disconnect.append(self._on_disconnect)
         exclusive = getattr(driver, "exclusive", None)
         guard = exclusive(f"job {job.id}") if exclusive is not None else contextlib.nullcontext()
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(), name=f"heartbeat-{job.id}")
         try:
             async with guard:
                 try:
@@ -244,6 +252,7 @@ class JobRunner(JobRunnerBase):
             if not job.state.final:
                 self._finish(JobState.FAILED, message=f"labbridge stopped the job: {exc}")
         finally:
+            heartbeat.cancel()
             unsubscribe()
             unwatch()
             if isinstance(on_disconnect, list) and self._on_disconnect in on_disconnect:
@@ -263,10 +272,7 @@ class JobRunner(JobRunnerBase):
             if self._cancel_requested:
                 await self._do_cancel()
                 return
-            data = engine.data_to_send()
-            if data:
-                self.driver.write(data)
-                job.lines_sent = engine.lines_sent
+            self._send()
             if engine.state == EngineState.FAILED:
                 await self._do_failure()
                 return
@@ -302,6 +308,7 @@ class JobRunner(JobRunnerBase):
                     event.planner_free is None or event.planner_free >= self._max_planner_free):
                 self._idle_after_tail = True
                 self._wake.set()
+            self._watch_status(event)
             return
         outcomes = engine.receive(event)
         if not outcomes:
@@ -338,14 +345,10 @@ class JobRunner(JobRunnerBase):
         engine, job = self.engine, self.job
         if engine is None or job is None or not engine.sending or self._cancel_requested or self._disconnected:
             return
-        data = engine.data_to_send()
-        if not data:
-            return
         try:
-            self.driver.write(data)
+            self._send()
         except ConnectionLost as exc:
             self._disconnected = self._disconnected or str(exc)
-        job.lines_sent = engine.lines_sent
 
     def _on_state(self, state: MachineState, fields: frozenset[str]) -> None:
         if "connected" in fields and not state.connected and self._disconnected is None:
@@ -481,11 +484,13 @@ class JobRunner(JobRunnerBase):
             return
         job.error_code = job.error_code or "disconnected"
         job.error_message = job.error_message or reason
-        last = job.last_acked_line
+        last, ran = job.last_acked_line, job.executed_line
+        seen = (f"the machine was last seen on line {ran}" if ran else
+                "up to the planner's 15 blocks before it may not have run")
         self._finish(JobState.INTERRUPTED, message=(
             f"connection lost ({reason}); the last line acknowledged was "
-            f"{'line ' + str(last) if last else 'none'}; up to the planner's 15 blocks before it may not have run: "
-            "check the part and resume from an earlier line"))
+            f"{'line ' + str(last) if last else 'none'}; {seen}: check the part and resume from "
+            f"{'line ' + str(ran) if ran else 'an earlier line'}"))
 
     def _finish(self, state: JobState, *, message: str) -> None:
         job = self.job
@@ -493,7 +498,8 @@ class JobRunner(JobRunnerBase):
         if self.engine is not None:
             job.lines_sent = self.engine.lines_sent
             job.lines_acked = self.engine.acked
-        super()._finish(state, message=message)
+        notes = self._watch_notes(state)
+        super()._finish(state, message=message + (f"; {notes}" if notes else ""))
 
     # ------------------------------------------------------------------ records and progress
 

@@ -28,6 +28,8 @@ from typing import Any
 import serial
 
 from labbridge.errors import ConnectionLost
+from labbridge.protocols.dnc_pacing import char_time
+from labbridge.transports import exclusive
 
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 _READ_ERRORS = (serial.SerialException, OSError, TypeError, AttributeError)  # the last two: closed under us
@@ -104,8 +106,10 @@ class SerialLink:
         try:
             ser.open()
         except (serial.SerialException, OSError, ValueError) as exc:
-            busy = "is it in use by another program? " if "lock" in str(exc).lower() else ""
-            raise ConnectionLost(f"cannot open {self.label} {self.port}: {exc}; {busy}check the cable/adapter "
+            if exclusive.is_lock_failure(exc):  # name who has it: a port has one owner
+                raise ConnectionLost(f"cannot open {self.label} {self.port}: {exclusive.busy_message(self.port)}") \
+                    from None
+            raise ConnectionLost(f"cannot open {self.label} {self.port}: {exc}; check the cable/adapter "
                                  "and the port in the config") from None
         return ser
 
@@ -207,5 +211,4 @@ class SerialLink:
 
     def char_seconds(self, count: int) -> float:
         """Time the line needs for ``count`` characters (start, data, parity, stop bits)."""
-        bits = 1 + self.bytesize + (0 if self.parity == "N" else 1) + self.stopbits
-        return count * bits / self.baudrate
+        return count * char_time(self.baudrate, self.bytesize, self.parity, self.stopbits)

@@ -8,6 +8,7 @@ import { connect } from "./ws.js";
 import { openAudit } from "./views/audit.js";
 import { initDiagnostics, openDiagnostics } from "./views/diagnostics.js";
 import { initFleet } from "./views/fleet.js";
+import { initInterruptions } from "./views/interruptions.js";
 import { buildCards, initMachines } from "./views/machines.js";
 import { initNotices } from "./views/notices.js";
 import { initPrograms } from "./views/programs.js";
@@ -56,6 +57,7 @@ async function init() {
   initSignIn(start);
   initNotices();
   initMachines();
+  initInterruptions();
   initPrograms();
   initQueue();
   initDiagnostics();
