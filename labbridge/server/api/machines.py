@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from labbridge.durable import StorageFull
 from labbridge.errors import InterlockError, LabbridgeError
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
@@ -21,6 +22,7 @@ CAPABILITIES = ("feed_hold", "cycle_start", "home", "unlock", "soft_reset", "jog
 
 
 class JogRequest(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # NaN and Infinity are refused (422), never sent
     x: float | None = None
     y: float | None = None
     z: float | None = None
@@ -66,6 +68,8 @@ async def run_command(ctx: Context, principal: Principal, machine: str, action: 
     except InterlockError as exc:
         ctx.audit(principal, machine, action, "refused", f"{exc.interlock}: {exc} {detail}".strip())
         raise HTTPException(409, str(exc)) from None
+    except StorageFull:
+        raise  # answered 507 (the command was not carried out: its record could not be kept)
     except (CommandError, LabbridgeError) as exc:
         ctx.audit(principal, machine, action, "failed", f"{exc} {detail}".strip())
         raise HTTPException(409, str(exc)) from None

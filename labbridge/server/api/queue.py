@@ -41,8 +41,8 @@ def _announce(ctx: Context, machine: str) -> None:
     ctx.hub.broadcast({"type": "queue", "machine": machine, "time": time.time()})
 
 
-@router.get("", summary="Queued and running programs (add all=true for finished ones too)")
-def list_queue(machine: str | None = None, all: bool = False, _: Principal = require(Action.VIEW),
+@router.get("", summary="Queued and running programs (add all=true for finished ones too; not for viewers)")
+def list_queue(machine: str | None = None, all: bool = False, _: Principal = require(Action.RECORDS),
                ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     return ctx.store.list_queue(machine, include_done=all)
 
@@ -111,8 +111,8 @@ async def remove(entry_id: int, principal: Principal = require(Action.QUEUE_REMO
 jobs_router = APIRouter(prefix="/api/jobs", tags=["queue"])
 
 
-@jobs_router.get("", summary="Recorded GRBL jobs, newest first (state, lines, errors with their line)")
-def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = require(Action.VIEW),
+@jobs_router.get("", summary="Recorded jobs, newest first (state, lines, errors with their line; not for viewers)")
+def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = require(Action.RECORDS),
               ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     store = ctx.lab.job_store()
     if store is None:
