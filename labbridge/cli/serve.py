@@ -87,7 +87,9 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
         if cert is None:
             out.write("labbridge: without --tls, passwords and tokens cross the network in clear text\n")
     out.flush()
-    protocol, _guard = guarded_protocol(GuardLimits(max_connections=fd_headroom(exposure.max_connections)))
+    protocol, _guard = guarded_protocol(GuardLimits(
+        head_timeout=exposure.read_timeout, body_idle=exposure.read_timeout,
+        max_connections=fd_headroom(exposure.max_connections)))
     server = uvicorn.Server(uvicorn.Config(
         # State messages are a few hundred bytes: compressing each one for every client costs more CPU
         # (and fan-out latency) than the bandwidth it saves on the lab's network.
@@ -112,6 +114,7 @@ class Exposure:
     trusted_proxies: tuple[str, ...] = ()
     max_connections: int = 1000
     idle_minutes: float | None = None
+    read_timeout: float = 10.0
 
 
 def _certificate(exposure: Exposure, data_dir: Path, host: str) -> Any:
@@ -164,11 +167,13 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
                                                      "most (half-open ones are closed first when full).")] = 1000,
         idle_minutes: Annotated[Optional[float], typer.Option("--idle-minutes", min=1, help="Sign out tokens "
                                                               "unused this long (default 120).")] = None,
+        read_timeout: Annotated[float, typer.Option("--read-timeout", min=0.5, max=300, help="Seconds a client "
+                                                    "may take to send a request head, or pause in a body.")] = 10.0,
     ) -> None:
         """Serve the dashboard, REST API (docs at /docs) and live websocket on one port."""
         run_server(config, host, port, demo, data_dir, max_upload_mb, list(cors_origin), list(ws_origin),
                    reset_admin, log_level, poll_hz,
-                   Exposure(tls, certfile, keyfile, tuple(trusted_proxy), max_connections, idle_minutes))
+                   Exposure(tls, certfile, keyfile, tuple(trusted_proxy), max_connections, idle_minutes, read_timeout))
 
     @app.command("demo")
     def demo_cmd(

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from labbridge.server import storage as server_storage
+from labbridge.server import storage as server_storage, validation
 from labbridge.server.api import share as api_share
 from labbridge.server.limits import BodyLimit
 
@@ -132,6 +132,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(api_share.router)
     server_storage.install(app, context)
+    validation.install(app)
     app.include_router(api_queue.jobs_router)
 
     @app.get("/api/health", tags=["server"], summary="Liveness (no details without a token)")

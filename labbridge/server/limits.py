@@ -22,6 +22,9 @@ DEFAULT_BODY = 64 * 1024
 MULTIPART_SLACK = 64 * 1024
 WS_MESSAGE_MAX = 64 * 1024
 WS_FIRST_MESSAGE_MAX = 4 * 1024
+DRAIN_MAX = 1024 * 1024
+"""A refused body up to this size is read and dropped before the answer, so that closing the connection with
+unread bytes (a TCP reset) cannot destroy the 413 before the client reads it; bigger ones are not read at all."""
 
 
 def body_limit(path: str, method: str, max_upload: int) -> int:
@@ -59,6 +62,8 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
+            if length.isdigit() and int(length) <= DRAIN_MAX:
+                await _drain(receive)
             response = JSONResponse({"detail": message}, status_code=413, headers={"Connection": "close"})
             await response(scope, receive, send)
             return
@@ -74,6 +79,14 @@ class BodyLimit:
             return msg
 
         await self.app(scope, limited, send)
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop a (small) refused body."""
+    while True:
+        msg = await receive()
+        if msg["type"] != "http.request" or not msg.get("more_body"):
+            return
 
 
 class TokenBucket:
