@@ -27,10 +27,28 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def _audit_refusal(request: Request, errors: list[dict[str, Any]]) -> None:
+    """A refused command is audited like any other refusal (with its caller, if the token is good)."""
+    from labbridge.server.api.deps import bearer_token
+    from labbridge.server.auth import AuthError
+
+    ctx = request.app.state.ctx
+    try:
+        who: Any = ctx.auth.authenticate(bearer_token(request), touch=False)
+    except AuthError:
+        who = None
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
+    ctx.audit(who, request.path_params.get("machine"), f"{request.method} {request.url.path}"[:80], "refused",
+              f"{where}: {first.get('msg', 'invalid')} (got {first.get('input')!r})"[:300])
+
+
 def install(app: FastAPI) -> None:
-    async def invalid(_request: Request, exc: Exception) -> JSONResponse:
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = json_safe(jsonable_encoder(exc.errors(), custom_encoder={float: lambda f: json_safe(f)}))
+        if request.method != "GET" and request.url.path.startswith("/api/") and request.url.path != "/api/auth/login":
+            _audit_refusal(request, errors)
         return JSONResponse({"detail": errors}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, invalid)

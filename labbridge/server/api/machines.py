@@ -209,4 +209,4 @@ async def write_setting(machine: str, key: str, body: SettingValue, p: Principal
             raise CommandError(f"{machine} is moving or running a job; change settings when it is idle")
         return await ctx.lab.write_setting(machine, key, body.value)
 
-    return await run_command(ctx, p, machine, "settings.write", call, f"{key}={body.value}")
+    return await run_command(ctx, p, machine, "settings.write", call, f"{key!r} = {body.value!r}")  # exactly as sent
