@@ -10,7 +10,9 @@ starves everyone else of sign-in. This is uvicorn's h11 protocol with three rule
   average at least ``body_min_rate`` bytes/s after a grace period;
 - at most ``max_connections`` connections (``max_per_client`` from one address).
   When full, the oldest connection that has never completed a request is closed to
-  make room, so a flood of half-open connections cannot keep a real one out.
+  make room (else the oldest keep-alive connection waiting idle for its next
+  request, which its client simply reopens), so a flood of half-open connections
+  cannot keep a real one, such as an operator's HOLD, out.
 
 A timed-out head is answered ``408`` and closed; a connection refused for the limit
 is closed at once.
@@ -39,7 +41,7 @@ class GuardLimits:
     body_grace: float = 30.0
     body_min_rate: float = 16 * 1024.0
     max_connections: int = 1000
-    max_per_client: int = 200
+    max_per_client: int = 500
 
 
 def fd_headroom(wanted: int) -> int:
@@ -55,6 +57,7 @@ class _Entry:
     client: str
     opened: float
     served: bool = False  # completed at least one request head (or upgraded to a websocket)
+    idle: bool = True  # waiting for a request head (a keep-alive connection between requests)
 
 
 class ConnectionGuard:
@@ -88,19 +91,27 @@ class ConnectionGuard:
         return True
 
     def _evict(self, candidates: list[Any]) -> bool:
-        for transport in candidates:  # oldest first (dicts keep insertion order)
-            entry = self.entries.get(transport)
-            if entry is not None and not entry.served:
-                del self.entries[transport]
-                transport.close()
-                self.evicted += 1
-                return True
+        for wanted in (lambda e: not e.served, lambda e: e.idle):
+            for transport in candidates:  # oldest first (dicts keep insertion order)
+                entry = self.entries.get(transport)
+                if entry is not None and wanted(entry):
+                    del self.entries[transport]
+                    transport.close()
+                    self.evicted += 1
+                    return True
         return False
 
-    def served(self, transport: Any) -> None:
+    def served(self, transport: Any, idle: bool = False) -> None:
         entry = self.entries.get(transport)
         if entry is not None:
             entry.served = True
+            entry.idle = idle
+
+    def waiting(self, transport: Any) -> None:
+        """The connection waits for its next request head (evictable once it has been served)."""
+        entry = self.entries.get(transport)
+        if entry is not None:
+            entry.idle = True
 
     def closed(self, transport: Any) -> None:
         self.entries.pop(transport, None)
@@ -167,6 +178,7 @@ class GuardedH11Protocol(H11Protocol):
         if state is h11.IDLE:
             if self._phase != "head":  # a head deadline is fixed: partial data does not extend it
                 self._phase = "head"
+                self.guard.waiting(self.transport)
                 self._arm(limits.head_timeout)
         elif state is h11.SEND_BODY:
             if self._phase != "body":
