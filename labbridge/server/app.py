@@ -30,10 +30,12 @@ from labbridge.server.limits import BodyLimit
 
 from labbridge.log import get_logger
 from labbridge.server.api import auth as api_auth, machines as api_machines, programs as api_programs, queue as api_queue, ws as api_ws
+from labbridge.server.api import commands as api_commands
 from labbridge.server.api.deps import Context, ServerSettings, require
 from labbridge.server.auth import Action, Auth, Principal
 from labbridge.server.hub import Hub
 from labbridge.server.lab import Lab
+from labbridge.server.schemas import Health, ServerStats
 from labbridge.server.store import Store
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -134,12 +136,13 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     server_storage.install(app, context)
     validation.install(app)
     app.include_router(api_queue.jobs_router)
+    app.include_router(api_commands.router)
 
-    @app.get("/api/health", tags=["server"], summary="Liveness (no details without a token)")
+    @app.get("/api/health", tags=["server"], response_model=Health, summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:
         return {"ok": True}
 
-    @app.get("/api/server/stats", tags=["server"], summary="Websocket clients and how far behind each is")
+    @app.get("/api/server/stats", tags=["server"], response_model=ServerStats, summary="Websocket clients and how far behind each is")
     def server_stats(_: Principal = require(Action.DIAGNOSTICS)) -> dict[str, Any]:
         return {"hub": context.hub.stats()}
 

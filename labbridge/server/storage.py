@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from labbridge.durable import StorageFull, StorageStatus
 from labbridge.server.api.deps import Context, get_ctx, require
 from labbridge.server.auth import PERMISSIONS, Action, Principal
+from labbridge.server.schemas import StorageState
 
 STORAGE_ROLES = frozenset(role.value for role, actions in PERMISSIONS.items() if Action.STORAGE in actions)
 
@@ -61,7 +62,8 @@ def watch(ctx: Context) -> None:
 def install(app: FastAPI, ctx: Context) -> None:
     """The status route and the 507 answer for records that cannot wait."""
 
-    @app.get("/api/server/storage", tags=["server"], summary="Can the data directory take writes? (storage full)")
+    @app.get("/api/server/storage", tags=["server"], response_model=StorageState,
+             summary="Can the data directory take writes? (storage full)")
     def storage_status(_: Principal = require(Action.STORAGE), context: Context = Depends(get_ctx)) -> dict[str, Any]:
         return status(context)
 

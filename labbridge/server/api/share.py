@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from labbridge.server.api.deps import Context, get_ctx, require
 from labbridge.server.auth import Action, Principal, Scope
+from labbridge.server.schemas import ShareInfo, ShareLink, TokenRevoked
 
 router = APIRouter(prefix="/api/share", tags=["share links"])
 
@@ -58,7 +59,7 @@ def base_url(request: Request, ctx: Context, given: str | None) -> str:
     return f"{scheme}://{host}{f':{port}' if port else ''}"
 
 
-@router.post("", status_code=201, summary="Make a view-only share link (QR code included)")
+@router.post("", status_code=201, response_model=ShareLink, summary="Make a view-only share link (QR code included)")
 def create_share(body: NewShare, request: Request, principal: Principal = require(Action.SHARE),
                  ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     token, info = ctx.auth.issue(SHARE_PREFIX + body.label, body.hours * 3600, Scope.SHARE, label=body.label)
@@ -70,7 +71,7 @@ def create_share(body: NewShare, request: Request, principal: Principal = requir
             "note": "anyone with this link sees the machines' live state until it expires or is revoked"}
 
 
-@router.get("", summary="Share links that still work")
+@router.get("", response_model=list[ShareInfo], summary="Share links that still work")
 def list_shares(_: Principal = require(Action.SHARE), ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     now = time.time()
     return [{k: t[k] for k in ("id", "label", "created_at", "expires_at", "last_used")}
@@ -78,7 +79,7 @@ def list_shares(_: Principal = require(Action.SHARE), ctx: Context = Depends(get
             and t["revoked_at"] is None and t["expires_at"] > now]
 
 
-@router.delete("/{token_id}", summary="Revoke a share link (its viewers are disconnected)")
+@router.delete("/{token_id}", response_model=TokenRevoked, summary="Revoke a share link (its viewers are disconnected)")
 async def revoke_share(token_id: str, principal: Principal = require(Action.SHARE),
                        ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     row = ctx.store.token(token_id)
