@@ -294,7 +294,7 @@ def test_every_view_shows_words_not_catalog_keys(browser: Any, server: ServerPro
     keys = json.loads((ROOT / "labbridge/server/static/locales/en.json").read_text(encoding="utf-8"))
     groups = "|".join(sorted({k.split(".")[0] for k in keys}))
     looks_like_key = re.compile(rf"^({groups})\.[A-Za-z_]+$")  # what t() returns for a key with no message
-    page = sign_in(browser, server, "admin", server.password)
+    page = sign_in(browser, server, "admin", ADMIN_PASSWORD)
     assert page.evaluate("document.documentElement.lang") == "en"
     texts_js = """() => {
         const out = [];
