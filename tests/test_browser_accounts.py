@@ -65,7 +65,9 @@ def browser(server: ServerProcess) -> Iterator[Any]:
 
 
 def open_page(browser: Any, url: str, **context_kw: Any) -> Any:
-    page = browser.new_context(**context_kw).new_page()
+    # wait_for_function evaluates its predicate with eval, which the dashboard's CSP forbids (the dashboard test
+    # suite checks the app under its CSP without this bypass)
+    page = browser.new_context(bypass_csp=True, **context_kw).new_page()
     page.set_default_timeout(30_000)
     page.goto(url)
     return page

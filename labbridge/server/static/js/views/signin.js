@@ -26,8 +26,8 @@ async function signIn(ev, onSignedIn) {
     const r = await api("POST", "/api/auth/login", { username: form.username.value, password: form.password.value });
     const typed = form.password.value;
     form.password.value = "";
+    setToken(r.token);  // with a one-time password this token may only choose the new password
     if (r.must_change_password) { chooseFirstPassword(form.username.value, typed, onSignedIn); return; }
-    setToken(r.token);
     await onSignedIn();
   } catch (e) {
     $("#login-error").textContent = e.message;
