@@ -102,8 +102,7 @@ class Api:
 @contextmanager
 def running_app(tmp: Path, config: LabConfig | None = None, with_users: bool = True, **kw: Any) -> Iterator[Api]:
     s = settings(tmp, config, **kw)
-    ctx = build_context(s)
-    ctx.auth.hasher = FAST_HASHER  # keep the suite fast; production uses argon2's defaults
+    ctx = build_context(s, hasher=FAST_HASHER)  # keep the suite fast; production uses argon2's defaults
     app = create_app(s, ctx)
     with TestClient(app) as client:
         api = Api(client, ctx)

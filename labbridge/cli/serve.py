@@ -74,14 +74,14 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
     url = f"{'https' if cert else 'http'}://{shown_host}:{bound_port}/"
     out = sys.stdout
     out.write(f"labbridge: dashboard at {url}  (API docs at {url}docs)\n")
+    if cert is not None:
+        made = "made now, kept in" if cert.created else "from"
+        out.write(f"labbridge: TLS certificate {made} {cert.certfile}; SHA-256 fingerprint {cert.fingerprint}\n")
     out.write(f"labbridge: data in {data_dir.resolve()}; machines: {', '.join(lab.machines)}"
               f"{' (simulated)' if demo else ''}\n")
     if ctx.admin_password is not None:
         out.write(f"labbridge: sign in as 'admin' with the one-time password: {ctx.admin_password}\n")
         out.write("labbridge: (it is shown only now and works once: you choose a new password at that sign-in)\n")
-    if cert is not None:
-        made = "made now, kept in" if cert.created else "from"
-        out.write(f"labbridge: TLS certificate {made} {cert.certfile}; SHA-256 fingerprint {cert.fingerprint}\n")
     if host in ("0.0.0.0", "::"):
         out.write("labbridge: listening on every network interface; anyone on the network can reach the sign-in page\n")
         if cert is None:

@@ -75,9 +75,10 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def build_context(settings: ServerSettings) -> Context:
+def build_context(settings: ServerSettings, hasher: Any = None) -> Context:
+    """Everything the app serves; ``hasher`` replaces argon2's default cost (tests use a cheap one)."""
     store = Store(settings.data_dir)
-    auth = Auth(store, idle_timeout=settings.token_idle_timeout)
+    auth = Auth(store, hasher=hasher, idle_timeout=settings.token_idle_timeout)
     admin_password = auth.ensure_admin(reset=settings.reset_admin)
     lab = Lab(settings.config, store, simulators=settings.simulators, data_dir=settings.data_dir,
               sim_options=settings.sim_options, poll_hz=settings.poll_hz)
