@@ -39,6 +39,7 @@ connection_factory: type[sqlite3.Connection] = sqlite3.Connection
 
 MAX_PENDING = 50_000
 RETRY_MIN, RETRY_MAX = 0.5, 5.0
+WRITER_IDLE = 10.0  # seconds the writer thread waits for more before it ends
 
 # SQLite primary result codes that mean "storage cannot take this write now" (sqlite3.h).
 _STORAGE_CODES = {5: "the database is locked by another process", 6: "the database table is locked",
@@ -109,6 +110,7 @@ class Database:
         self._status = StorageStatus(path=str(self.path))
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
         self._closed = False
         self._retry_at = 0.0
         self._retry_delay = RETRY_MIN
@@ -291,25 +293,32 @@ class Database:
 
     # the writer thread ---------------------------------------------------------
     def _start_writer(self) -> None:
-        self._wake.set()
-        if self._writer is not None and self._writer.is_alive():
-            return
-        self._writer = threading.Thread(target=self._write_loop, name=f"records-{self.path.name}", daemon=True)
-        self._writer.start()
+        with self._writer_lock:
+            self._wake.set()
+            if self._writer is not None and self._writer.is_alive():
+                return
+            self._writer = threading.Thread(target=self._write_loop, name=f"records-{self.path.name}", daemon=True)
+            self._writer.start()
 
     def _write_loop(self) -> None:
+        """Land kept writes as they come; retry with back-off while storage refuses; end after a quiet spell."""
+        quiet_since = time.monotonic()
         while not self._closed:
             self._wake.wait(timeout=1.0)
             self._wake.clear()
-            if self._closed:
-                return
-            with self._lock:
-                if self._closed:
+            if self._has_pending():
+                with self._lock:
+                    if self._closed:
+                        return
+                    self._flush_locked()
+                quiet_since = time.monotonic()
+                if self._has_pending():
+                    time.sleep(max(0.0, min(self._retry_at - time.monotonic(), RETRY_MAX)))
+                continue
+            with self._writer_lock:  # decide to end under the lock _start_writer takes, so no write is stranded
+                if time.monotonic() - quiet_since > WRITER_IDLE and not self._has_pending():
+                    self._writer = None
                     return
-                self._flush_locked()
-            if not self._has_pending():
-                return
-            time.sleep(max(0.0, min(self._retry_at - time.monotonic(), RETRY_MAX)))
 
     def close(self) -> None:
         """Land what can be landed, say what could not, and close."""
