@@ -36,6 +36,7 @@ bench: venv
 	$(BIN)/python bench/fleet_scale.py
 	$(BIN)/python bench/eta_accuracy.py
 	$(BIN)/python bench/degenerate_programs.py
+	$(BIN)/python bench/hold_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

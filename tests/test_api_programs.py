@@ -34,9 +34,9 @@ def test_upload_stores_by_content_hash(api: Api) -> None:
     assert info["size"] == len(GOOD) and info["lines"] == 6 and info["name"] == "square.nc"
     again = upload(api, GOOD.encode(), "copy.nc").json()
     assert again["hash"] == info["hash"]
-    got = api.call("viewer", "GET", f"/api/programs/{info['hash']}").json()
+    got = api.call("trainer", "GET", f"/api/programs/{info['hash']}").json()
     assert got["text"] == GOOD
-    names = [p["name"] for p in api.call("viewer", "GET", "/api/programs").json()]
+    names = [p["name"] for p in api.call("trainer", "GET", "/api/programs").json()]
     assert {"square.nc", "copy.nc"} <= set(names)
 
 
@@ -147,7 +147,7 @@ def test_queue_entry_points_at_checked_bytes(api: Api) -> None:
     assert check is not None and check["id"] == entry["check_id"] and check["ok"]
     path = api.ctx.store.program_file(h)
     assert path.read_bytes() == GOOD.encode()
-    listed = api.call("viewer", "GET", "/api/queue?machine=mill-1").json()
+    listed = api.call("trainer", "GET", "/api/queue?machine=mill-1").json()
     assert any(e["id"] == entry["id"] and e["note"] == "Ana, 2nd year" for e in listed)
     # the machine is not reachable: starting is refused with the reason, and the entry stays queued
     r = api.call("operator", "POST", f"/api/queue/{entry['id']}/start")

@@ -84,7 +84,7 @@ def test_replies_hold_to_their_models(api: Api) -> None:
     bare = api.call("trainer", "POST", f"/api/programs/{digest}/check",
                     json={"machine": "mill-1", "preview": False}).json()
     assert "preview" not in bare
-    program = api.call("viewer", "GET", f"/api/programs/{digest}").json()
+    program = api.call("trainer", "GET", f"/api/programs/{digest}").json()  # viewers: live state only
     assert "upload_id" not in program and program["text"] == GOOD
     entry = api.call("trainer", "POST", "/api/queue", json={"program": digest, "machine": "mill-1"}).json()
     started = api.call("operator", "POST", f"/api/queue/{entry['id']}/start")

@@ -17,12 +17,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from labbridge.server import storage as server_storage, validation
+from labbridge.server.api import share as api_share
+from labbridge.server.limits import BodyLimit
 
 from labbridge.log import get_logger
 from labbridge.server.api import auth as api_auth, machines as api_machines, programs as api_programs, queue as api_queue, ws as api_ws
@@ -36,8 +40,6 @@ from labbridge.server.store import Store
 
 STATIC_DIR = Path(__file__).parent / "static"
 SWAGGER_DIR = STATIC_DIR / "node_modules" / "swagger-ui-dist"
-UPLOAD_PREFIX = "/api/programs"
-MULTIPART_SLACK = 64 * 1024
 
 log = get_logger()
 
@@ -45,39 +47,6 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'"
 )
-
-
-class UploadLimit:
-    """Refuse request bodies over the upload limit on the program routes, before they are stored."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit + MULTIPART_SLACK
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(UPLOAD_PREFIX) or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        limit_mb = (self.limit - MULTIPART_SLACK) / (1024 * 1024)
-        message = f"the upload is larger than the {limit_mb:.1f} MB limit; split the program"
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            response = JSONResponse({"detail": message}, status_code=413)
-            await response(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise HTTPException(413, message)
-            return msg
-
-        await self.app(scope, limited, send)
 
 
 class SecurityHeaders:
@@ -106,9 +75,10 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def build_context(settings: ServerSettings) -> Context:
+def build_context(settings: ServerSettings, hasher: Any = None) -> Context:
+    """Everything the app serves; ``hasher`` replaces argon2's default cost (tests use a cheap one)."""
     store = Store(settings.data_dir)
-    auth = Auth(store)
+    auth = Auth(store, hasher=hasher, idle_timeout=settings.token_idle_timeout)
     admin_password = auth.ensure_admin(reset=settings.reset_admin)
     lab = Lab(settings.config, store, simulators=settings.simulators, data_dir=settings.data_dir,
               sim_options=settings.sim_options, poll_hz=settings.poll_hz)
@@ -136,6 +106,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
                                        message="the server stopped while this job ran")
         await context.lab.prepare()
         context.hub.start(context.lab.states())
+        server_storage.watch(context)
         await context.lab.start()
         for service in context.services:
             await service.start()
@@ -166,6 +137,9 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     app.state.ctx = context
     for module in (api_auth, api_machines, api_programs, api_queue, api_ws):
         app.include_router(module.router)
+    app.include_router(api_share.router)
+    server_storage.install(app, context)
+    validation.install(app)
     app.include_router(api_queue.jobs_router)
     app.include_router(api_commands.router)
     for service in context.services:
@@ -194,7 +168,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         app.mount("/swagger", StaticFiles(directory=SWAGGER_DIR), name="swagger")
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
 
-    app.add_middleware(UploadLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, max_upload=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

@@ -205,6 +205,7 @@ class Me(BaseModel):
     role: str
     token_id: str
     permissions: list[str]
+    scope: str = Field("full", description="full; password (may only change it); share (a view-only link)")
 
 
 class UserInfo(BaseModel):
@@ -212,6 +213,7 @@ class UserInfo(BaseModel):
     role: str
     disabled: bool
     created_at: float
+    must_change_password: bool = False
 
 
 class TokenInfo(BaseModel):
@@ -221,6 +223,8 @@ class TokenInfo(BaseModel):
     expires_at: float
     revoked_at: float | None
     last_used: float | None
+    scope: str = "full"
+    label: str = ""
 
 
 class LoggedOut(BaseModel):
@@ -248,6 +252,7 @@ class AuditEntry(BaseModel):
     action: str
     outcome: str
     detail: str
+    count: int = Field(1, description="repeats folded into this row (failed sign-ins: one row per source and minute)")
 
 
 class Health(BaseModel):
@@ -256,3 +261,38 @@ class Health(BaseModel):
 
 class ServerStats(Open):
     hub: dict[str, Any] = Field(description="websocket clients and how far behind each is")
+
+
+# share links and storage (issue #13) ---------------------------------------------------------------
+
+
+class ShareLink(BaseModel):
+    """A new view-only link: the URL (token in its fragment) and its QR code, shown once."""
+
+    id: str
+    label: str
+    url: str
+    expires_at: float
+    qr_svg: str = Field(description="the URL as a QR code, an SVG data: URI (drawn on the server, no internet)")
+    note: str
+
+
+class ShareInfo(BaseModel):
+    id: str
+    label: str
+    created_at: float
+    expires_at: float
+    last_used: float | None
+
+
+class StorageState(BaseModel):
+    """Whether the data directory takes writes; records wait in memory while it does not."""
+
+    ok: bool
+    full: bool
+    problem: str | None
+    since: float | None
+    pending: int = Field(description="records kept in memory, to be written when space returns")
+    dropped: int = Field(description="audit records given up because memory filled (a long outage)")
+    data_dir: str
+    message: str | None

@@ -90,8 +90,8 @@ async def upload_text(body: PastedProgram, principal: Principal = require(Action
     return _store(ctx, principal, body.text.encode("utf-8"), _safe_name(body.name))
 
 
-@router.get("", response_model=list[ProgramInfo], summary="Recently uploaded programs")
-def list_programs(_: Principal = require(Action.VIEW), ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
+@router.get("", response_model=list[ProgramInfo], summary="Recently uploaded programs (not for viewers)")
+def list_programs(_: Principal = require(Action.RECORDS), ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     return ctx.store.list_programs()
 
 
@@ -103,8 +103,8 @@ def _program(ctx: Context, digest: str) -> tuple[dict[str, Any], str]:
     return info, data.decode("utf-8")
 
 
-@router.get("/{digest}", response_model=ProgramText, response_model_exclude_unset=True, summary="A program's text and details")
-def get_program(digest: str, _: Principal = require(Action.VIEW), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+@router.get("/{digest}", response_model=ProgramText, response_model_exclude_unset=True, summary="A program's text and details (not for viewers)")
+def get_program(digest: str, _: Principal = require(Action.RECORDS), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     info, text = _program(ctx, digest)
     return {**info, "text": text}
 

@@ -15,9 +15,12 @@ import { initPrograms } from "./views/programs.js";
 import { initQueue, openQueue, refreshQueue } from "./views/queue.js";
 import { initSignIn, signedOut } from "./views/signin.js";
 import { initUsers, openUsers } from "./views/users.js";
+import { initFirstPassword } from "./views/firstpassword.js";
+import { initShare, openShare, takeShareToken } from "./views/share.js";
+import { checkStorage, initStorage } from "./views/storage.js";
 
 const DEFAULT_VIEW = "machines";
-const OPEN = { queue: openQueue, diagnostics: openDiagnostics, users: openUsers, audit: openAudit };
+const OPEN = { queue: openQueue, diagnostics: openDiagnostics, users: openUsers, audit: openAudit, share: openShare };
 
 function route() {
   if (!state.me) { showView("login"); return; }
@@ -42,6 +45,7 @@ async function start() {
   setMachines(await api("GET", "/api/machines"));
   connect();
   await refreshQueue();
+  checkStorage();
   route();
 }
 
@@ -63,7 +67,11 @@ async function init() {
   initDiagnostics();
   initFleet();
   initUsers();
+  initFirstPassword();
+  initShare();
+  initStorage();
   window.addEventListener("hashchange", route);
+  takeShareToken();  // a class's share link: watch without a password
   if (getToken()) start().catch(() => signedOut());
   else showView("login");
 }
