@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tracemalloc
-from array import array
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,8 @@ LATHE = LAB.machines["lathe-1"]
 PRE = "G21 G90 G54\nM3 S9000\nG0 X0 Y0 Z5\nG1 Z-1 F300\n"
 
 
-def arrays(tp):  # type: ignore[no-untyped-def]
-    pos, lines = array("f"), array("I")
-    pos.frombytes(tp.positions)
-    lines.frombytes(tp.lines)
-    pts = [tuple(pos[3 * i:3 * i + 3]) for i in range(len(lines))]
-    return pts, list(lines), list(tp.kinds)
+def tp_arrays(tp):  # type: ignore[no-untyped-def]
+    return tp.unpack()
 
 
 def build(text: str, machine=MILL, machine_id: str = "mill-1", **kw):  # type: ignore[no-untyped-def]
@@ -34,7 +29,7 @@ def build(text: str, machine=MILL, machine_id: str = "mill-1", **kw):  # type: i
 
 def both(text: str, **kw):  # type: ignore[no-untyped-def]
     c, py = build(text, **kw), build(text, pure=True, **kw)
-    assert arrays(c) == arrays(py)
+    assert tp_arrays(c) == tp_arrays(py)
     assert c.stats == py.stats
     return c
 
@@ -42,7 +37,7 @@ def both(text: str, **kw):  # type: ignore[no-untyped-def]
 def test_collinear_moves_merge_and_turns_stay() -> None:
     steps = "".join(f"G1 X{i * 0.1:.1f}\n" for i in range(1, 501))  # 500 collinear moves along X
     tp = both(PRE + steps + "G1 Y20\nG0 Z5\nM30\n")
-    pts, lines, kinds = arrays(tp)
+    pts, lines, kinds = tp_arrays(tp)
     cuts = [i for i, k in enumerate(kinds) if k == CUT]
     # the 500-move line is one segment: its end is X50 and it maps to the last line of the run
     x50 = [i for i in cuts if abs(pts[i][0] - (-240 + 50)) < 1e-3 and abs(pts[i][1] - (-150)) < 1e-3]
@@ -56,7 +51,7 @@ def test_clockwise_arc_is_not_mirrored() -> None:
     text = "G21 G90 G54\nM3 S9000\nG0 X10 Y10 Z5\nG2 X20 Y10 I5 J0 F300\nM30\n"
     report = check_text(text, MILL, machine_id="mill-1").to_json()
     tp = both(text, bounds=report["bounds"])
-    pts, _, kinds = arrays(tp)
+    pts, _, kinds = tp_arrays(tp)
     arc_ys = [p[1] for p, k in zip(pts, kinds) if k == CUT]
     tol = tp.header["tolerance"]  # chord ends lie on the arc; the chords within tol of it
     assert max(arc_ys) == pytest.approx(-150 + 15, abs=tol) and min(arc_ys) == pytest.approx(-150 + 10, abs=1e-3)
@@ -71,7 +66,7 @@ def test_violations_are_flagged_and_kept_exactly() -> None:
     report = check_text(text, MILL, machine_id="mill-1").to_json()
     bad = {d["line"] for d in report["diagnostics"] if d["severity"] == "error"}
     tp = both(text, bounds=report["bounds"])
-    _, lines, kinds = arrays(tp)
+    _, lines, kinds = tp_arrays(tp)
     flagged_lines = {ln for ln, k in zip(lines, kinds) if k == FLAGGED}
     assert flagged_lines == bad and len(bad) > 100  # every flagged move kept, none merged away
     assert set(tp.header["flagged_lines"]) == bad
@@ -80,7 +75,7 @@ def test_violations_are_flagged_and_kept_exactly() -> None:
 def test_lathe_shows_diameters_in_xz() -> None:
     text = "G21 G18 G90 G54\nM3 S800\nG0 X40 Z2\nG1 Z-30 F100\nG1 X50\nG0 X60 Z2\nM30\n"
     tp = both(text, machine=LATHE, machine_id="lathe-1")
-    pts, _, _ = arrays(tp)
+    pts, _, _ = tp_arrays(tp)
     assert tp.header["lathe"] and tp.header["diameter"]
     assert max(p[0] for p in pts[1:]) == pytest.approx(60.0)  # X as the control shows it: a diameter
     assert {p[1] for p in pts} == {0.0}
@@ -89,7 +84,7 @@ def test_lathe_shows_diameters_in_xz() -> None:
 def test_budget_is_kept_by_removing_overdraw_then_coarsening() -> None:
     loop = "G1 X10 Y0\nG1 X10 Y10\nG1 X0 Y10\nG1 X0 Y0\n"
     tp = both(PRE + loop * 200 + "G0 Z5\nM30\n", max_vertices=64)
-    _, lines, _ = arrays(tp)
+    _, lines, _ = tp_arrays(tp)
     assert tp.vertices < 64 and not tp.header["truncated"]
     assert tp.stats["overdraw_removed"] == 1
     assert tp.header["tolerance"] == pytest.approx(tp.stats["tolerance"])
@@ -129,10 +124,10 @@ coord = st.floats(-60, 60, allow_nan=False).map(lambda v: round(v, 3))
 @given(st.lists(st.tuples(words, coord, coord, coord, st.floats(1, 30).map(lambda v: round(v, 2))),
                 min_size=1, max_size=60), st.sampled_from([32, 1000]))
 def test_c_and_python_builders_agree(moves: list[tuple[str, float, float, float, float]], budget: int) -> None:
-    body, at = "", (0.0, 0.0)
+    body, visited = "", {(0.0, 0.0)}
     for g, x, y, z, r in moves:
-        if g in ("G2", "G3") and (x, y) == at:
-            g = "G1"  # an R arc back to its start is the gate's own open question (a full circle)
+        if g in ("G2", "G3") and (x, y) in visited:
+            g = "G1"  # an R arc back to where it starts is the gate's own open question (a full circle)
         body += f"{g} X{x} Y{y} Z{z / 10:.3f}" + (f" R{r}" if g in ("G2", "G3") else "") + " F400\n"
-        at = (x, y)
+        visited.add((x, y))
     both(PRE + body + "M30\n", max_vertices=budget)

@@ -262,6 +262,13 @@ class Toolpath:
     def vertices(self) -> int:
         return len(self.kinds)
 
+    def unpack(self) -> tuple[list[tuple[float, ...]], list[int], list[int]]:
+        """Points, lines and kinds as Python lists (for tests and tools; the browser reads the arrays)."""
+        pos, lines = array("f"), array("I")
+        pos.frombytes(self.positions)
+        lines.frombytes(self.lines)
+        return [tuple(pos[3 * i:3 * i + 3]) for i in range(len(lines))], list(lines), list(self.kinds)
+
     def encode(self) -> bytes:
         n = self.vertices
         header = dict(self.header, vertices=n, layout={

@@ -265,7 +265,7 @@ class Store:
             data = self.program_bytes(digest)
             if data is None:
                 raise KeyError(digest)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")  # two threads may write it at once
             tmp.write_bytes(data)
             tmp.replace(path)
         return path

@@ -13,6 +13,7 @@ from labbridge.log import get_logger
 from labbridge.server.auth import Action, Auth, AuthError, Principal
 from labbridge.server.hub import Hub
 from labbridge.server.lab import Lab, SimulatorFactory
+from labbridge.server.previews import PreviewService
 from labbridge.server.store import Store
 
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
@@ -48,6 +49,7 @@ class Context:
     lab: Lab
     hub: Hub
     admin_password: str | None = None
+    previews: PreviewService = field(default_factory=PreviewService)
 
     def audit(self, who: Principal | str | None, machine: str | None, action: str, outcome: str,
               detail: str = "") -> None:
