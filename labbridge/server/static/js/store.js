@@ -13,6 +13,7 @@ export const state = {
   queue: [],         // queue entries from /api/queue
   program: null,     // {hash, name, text}: the program last checked
   check: null,       // the last check result
+  toolpath: null,    // its decoded compact toolpath (js/preview/toolpath.js)
 };
 
 const listeners = new Map();
