@@ -16,12 +16,12 @@ export const COLORS = {
 const PICK_PIXELS = 8;
 
 const VERTEX = `
-in float aLine;
+in uint aLine;  // three.js binds a Uint32Array as an integer attribute
 in float aKind;
 flat out float vLine;
 flat out float vKind;
 void main() {
-  vLine = aLine;
+  vLine = float(aLine);  // exact below 2^24 lines
   vKind = aKind;
   gl_Position = projectionMatrix * modelViewMatrix * vec4(position, 1.0);
 }`;
@@ -33,12 +33,13 @@ flat in float vKind;
 uniform float uDone;
 uniform float uSelected;
 uniform vec3 uRapid, uCut, uFlagged, uDoneColor, uSelectedColor;
+out vec4 fragColor;
 void main() {
   if (vKind < 0.5) discard;
   vec3 c = vKind < 1.5 ? uRapid : (vKind < 2.5 ? uCut : uFlagged);
   if (vKind > 1.5 && vKind < 2.5 && vLine <= uDone) c = uDoneColor;
   if (vLine == uSelected) c = uSelectedColor;
-  gl_FragColor = vec4(c, 1.0);
+  fragColor = vec4(c, 1.0);
 }`;
 
 function color(hex) { return new THREE.Color(hex); }
