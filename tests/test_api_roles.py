@@ -35,6 +35,7 @@ EXPECTED: dict[str, set[str]] = {
     "settings.write": {"technician", "admin"},
     "users": {"admin"},
     "audit": {"technician", "admin"},
+    "dry_run": {"trainer", "operator", "admin"},  # issue #12: "a trainer or operator can start a dry run"
 }
 
 
@@ -84,6 +85,8 @@ def calls(api: Api) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("users", "GET", "/api/users", {}),
         ("users", "POST", "/api/users", {"json": {"username": "new-{role}", "password": "longenough1", "role": "viewer"}}),
         ("audit", "GET", "/api/audit", {}),
+        ("dry_run", "POST", f"/api/queue/{entry()}/dry-run", {"json": {"speed": 16}}),
+        ("view", "GET", f"/api/programs/{api.program}/toolpath?machine=mill-1", {}),
     ]
 
 

@@ -26,11 +26,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labbridge.log import get_logger
 from labbridge.server.api import auth as api_auth, machines as api_machines, programs as api_programs, queue as api_queue, ws as api_ws
+from labbridge.server.api import dry_run as api_dry_run
 from labbridge.server.api.deps import Context, ServerSettings, require
 from labbridge.server.auth import Action, Auth, Principal
 from labbridge.server.hub import Hub
 from labbridge.server.lab import Lab
 from labbridge.server.store import Store
+from labbridge.server.twins import DryRuns
 
 STATIC_DIR = Path(__file__).parent / "static"
 SWAGGER_DIR = STATIC_DIR / "node_modules" / "swagger-ui-dist"
@@ -112,6 +114,7 @@ def build_context(settings: ServerSettings) -> Context:
               sim_options=settings.sim_options, poll_hz=settings.poll_hz)
     hub = Hub(max_rate=settings.ws_max_rate, heartbeat=settings.ws_heartbeat)
     ctx = Context(settings, store, auth, lab, hub, admin_password)
+    ctx.dry_runs = DryRuns(lab, store, hub, settings.twins, settings.sim_options)
 
     def job_finished(machine: str, entry_id: int | None, outcome: str, message: str) -> None:
         hub.broadcast({"type": "job", "machine": machine, "entry": entry_id, "outcome": outcome,
@@ -146,6 +149,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
             yield
         finally:
             await context.hub.stop()
+            await context.dry_runs.stop()
             await context.lab.stop()
             context.store.close()
 
@@ -161,6 +165,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     for module in (api_auth, api_machines, api_programs, api_queue, api_ws):
         app.include_router(module.router)
     app.include_router(api_queue.jobs_router)
+    app.include_router(api_dry_run.router)
 
     @app.get("/api/health", tags=["server"], summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:

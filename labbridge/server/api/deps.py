@@ -35,6 +35,7 @@ class ServerSettings:
     reset_admin: bool = False
     poll_hz: float | None = None
     freeze_gc: bool = False
+    twins: SimulatorFactory | None = None  # given by the CLI in every mode: digital twins for dry runs
 
     @property
     def demo(self) -> bool:
@@ -50,6 +51,7 @@ class Context:
     hub: Hub
     admin_password: str | None = None
     previews: PreviewService = field(default_factory=PreviewService)
+    dry_runs: Any = None  # labbridge.server.twins.DryRuns
 
     def audit(self, who: Principal | str | None, machine: str | None, action: str, outcome: str,
               detail: str = "") -> None:
@@ -119,6 +121,7 @@ _DESCRIPTIONS = {
     Action.SETTINGS_WRITE: "change controller settings",
     Action.USERS: "manage users",
     Action.AUDIT: "read the audit log",
+    Action.DRY_RUN: "start dry runs",
 }
 
 
