@@ -102,6 +102,7 @@ class DryRun:
     speed: int
     user: str
     program: str
+    hash: str
     estimated_seconds: float | None
     record: int
     handle: Any = None
@@ -117,7 +118,7 @@ class DryRun:
         job = st.job if st is not None else None
         return {
             "machine": self.machine, "entry": self.entry_id, "speed": self.speed, "label": LABEL,
-            "program": self.program, "state": "finished" if self.result else "running",
+            "program": self.program, "hash": self.hash, "state": "finished" if self.result else "running",
             "twin_state": st.state.value if st is not None else "starting",
             "position": st.position_machine if st is not None else None,
             "line": (job.line_number if job else None), "lines_acked": job.lines_acked if job else 0,
@@ -152,7 +153,7 @@ class DryRuns:
         current = self.runs.get(machine)
         if current is not None and current.result is None:
             raise DryRunError(f"{machine}: a dry run of entry #{current.entry_id} is still going; wait or cancel it")
-        run = DryRun(machine, entry["id"], speed, user, entry["name"], estimated_seconds,
+        run = DryRun(machine, entry["id"], speed, user, entry["name"], entry["hash"], estimated_seconds,
                      self.records.add(entry["id"], machine, speed, user))
         self.runs[machine] = run
         run.task = asyncio.get_running_loop().create_task(self._run(run, path), name=f"dry-run-{machine}")

@@ -8,6 +8,7 @@ import { connect } from "./ws.js";
 import { openAudit } from "./views/audit.js";
 import { initDiagnostics, openDiagnostics } from "./views/diagnostics.js";
 import { buildCards, initMachines } from "./views/machines.js";
+import { initMachinePaths } from "./views/machine_path.js";
 import { initNotices } from "./views/notices.js";
 import { initPrograms } from "./views/programs.js";
 import { initQueue, openQueue, refreshQueue } from "./views/queue.js";
@@ -55,6 +56,7 @@ async function init() {
   initSignIn(start);
   initNotices();
   initMachines();
+  initMachinePaths();
   initPrograms();
   initQueue();
   initDiagnostics();

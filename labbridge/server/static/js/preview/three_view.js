@@ -42,7 +42,8 @@ void main() {
   fragColor = vec4(c, 1.0);
 }`;
 
-function color(hex) { return new THREE.Color(hex); }
+// The shader writes these as they are: sRGB values, the same the flat views and the legend use.
+function color(hex) { return new THREE.Color().setHex(hex, THREE.LinearSRGBColorSpace); }
 
 function pathObject(tp) {
   const geometry = new THREE.BufferGeometry();
@@ -275,6 +276,7 @@ class ToolpathView {
     this.scene.traverse((o) => { if (o.geometry) o.geometry.dispose(); if (o.material) o.material.dispose(); });
     this.renderer.dispose();
     this.canvas.remove();
+    if (this.container.toolpathView === this) delete this.container.toolpathView;
   }
 }
 
@@ -293,5 +295,7 @@ export function canDraw3d() {
 
 /** Mount a 3D view of `toolpath` (from fetchToolpath) in `container`; see the module notes for the view's API. */
 export function mountToolpath(container, toolpath, options = {}) {
-  return new ToolpathView(container, toolpath, options);
+  const view = new ToolpathView(container, toolpath, options);
+  container.toolpathView = view;  // for whoever holds only the element (tests, the benchmark)
+  return view;
 }
