@@ -288,9 +288,18 @@ function segDist2(x, y, ax, ay, bx, by) {
   return ex * ex + ey * ey;
 }
 
-/** Whether this browser can draw the 3D view (WebGL 2). */
+let webgl2 = null;
+
+/** Whether this browser can draw the 3D view (WebGL 2); asked once, as each probe costs a GL context. */
 export function canDraw3d() {
-  try { return !!document.createElement("canvas").getContext("webgl2"); } catch (_) { return false; }
+  if (webgl2 === null) {
+    try {
+      const gl = document.createElement("canvas").getContext("webgl2");
+      webgl2 = !!gl;
+      if (gl) gl.getExtension("WEBGL_lose_context")?.loseContext();  // give the probe's context back now
+    } catch (_) { webgl2 = false; }
+  }
+  return webgl2;
 }
 
 /** Mount a 3D view of `toolpath` (from fetchToolpath) in `container`; see the module notes for the view's API. */
