@@ -25,6 +25,7 @@
 #define MAX_PENDING 128
 #define MAX_ARC_STEPS 100000
 #define MAX_COARSEN 24
+#define TURN_EPS 1e-9
 
 typedef struct {
     PyObject_HEAD
@@ -38,6 +39,7 @@ typedef struct {
     double pend[MAX_PENDING][3];
     uint32_t pend_line[MAX_PENDING];
     int np, run_kind;
+    int dir[3];  /* sign of the last move along each axis: a point where one turns back is an extreme, kept */
     long long points_in;
     /* overdraw removal, switched on when merging alone cannot keep the budget: a segment whose two ends
        fall in the same grid cells as one already kept is drawn over it, so it is skipped (a jump) */
@@ -235,9 +237,20 @@ static int flush(Toolpath *t) {
 static int emit(Toolpath *t, const double p[3], uint32_t line, int k) {
     if (k == TP_JUMP || k == TP_FLAGGED) {
         if (flush(t) < 0) return -1;
+        if (k == TP_JUMP) memset(t->dir, 0, sizeof t->dir);
         return store(t, p, line, k);
     }
     if (t->np > 0 && k != t->run_kind && flush(t) < 0) return -1;
+    const double *from = t->np > 0 ? t->pend[t->np - 1] : t->anchor;
+    int turns = 0;
+    for (int i = 0; i < 3; i++) {
+        double d = p[i] - from[i];
+        int sign = d > TURN_EPS ? 1 : (d < -TURN_EPS ? -1 : 0);
+        if (sign == 0) continue;
+        if (t->dir[i] != 0 && sign != t->dir[i]) turns = 1;
+        t->dir[i] = sign;
+    }
+    if (turns && flush(t) < 0) return -1;
     if (t->np == 0) {
         t->run_kind = k;
         memcpy(t->pend[0], p, 3 * sizeof(double));
@@ -264,6 +277,9 @@ static int point(Toolpath *t, const double internal[3], uint32_t line, int kind)
     return emit(t, p, line, kind);
 }
 
+static int arc(Toolpath *t, int kind, const double s[3], const double e[3], const double *c, int a, int b, int n,
+               double sweep, double radius, uint32_t line);
+
 static int motion(Toolpath *t, int kind, const double s[3], const double e[3], const double *c, int a, int b,
                   int n, double sweep, double radius, uint32_t line) {
     double sd[3] = {s[0] * t->xscale, s[1], s[2]};
@@ -275,29 +291,52 @@ static int motion(Toolpath *t, int kind, const double s[3], const double e[3], c
         if (dx * dx + dy * dy + dz * dz > 1e-12 && point(t, s, line, TP_JUMP) < 0) return -1;
     }
     if (c == NULL) return point(t, e, line, kind);
+    return arc(t, kind, s, e, c, a, b, n, sweep, radius, line);
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double u = *(const double *)x, v = *(const double *)y;
+    return (u > v) - (u < v);
+}
+
+/* geometry.arc_points: equal chords within the tolerance plus the points where the arc crosses an axis
+   direction (its true extremes), in order of travel; the end point exact. */
+static int arc(Toolpath *t, int kind, const double s[3], const double e[3], const double *c, int a, int b, int n,
+               double sweep, double radius, uint32_t line) {
     double r = radius > 1e-9 ? radius : 1e-9;
     double tol = t->tol / (t->xscale > 1.0 ? t->xscale : 1.0);
-    long steps;
-    if (tol >= r) steps = 4;
-    else {
-        double theta = 2.0 * acos(1.0 - tol / r);
-        double want = ceil(fabs(sweep) / theta);
-        steps = want > MAX_ARC_STEPS ? MAX_ARC_STEPS : (long)want;
-        if (steps < 2) steps = 2;
-    }
-    if (steps > MAX_ARC_STEPS) steps = MAX_ARC_STEPS;
+    double theta = tol < r ? 2.0 * acos(1.0 - tol / r) : M_PI / 2.0;
+    double want = ceil(fabs(sweep) / theta);
+    long steps = want > MAX_ARC_STEPS ? MAX_ARC_STEPS : (want < 2 ? 2 : (long)want);
     double start_angle = atan2(s[b] - c[b], s[a] - c[a]);
-    for (long i = 1; i <= steps; i++) {
-        if (i == steps) return point(t, e, line, kind);
-        double f = (double)i / (double)steps;
-        double angle = start_angle + sweep * f;
-        double p[3] = {0.0, 0.0, 0.0};
-        p[a] = c[a] + r * cos(angle);
-        p[b] = c[b] + r * sin(angle);
-        p[n] = s[n] + (e[n] - s[n]) * f;
+    double extra[4];
+    int nextra = 0, full = fabs(sweep) >= 2.0 * M_PI - 1e-12;
+    for (int k = 0; k < 4; k++) {
+        double delta = fmod(sweep > 0 ? k * (M_PI / 2.0) - start_angle : start_angle - k * (M_PI / 2.0), 2.0 * M_PI);
+        if (delta < 0) delta += 2.0 * M_PI;
+        if (!(full || delta <= fabs(sweep))) continue;
+        double f = sweep != 0.0 ? (delta / fabs(sweep) < 1.0 ? delta / fabs(sweep) : 1.0) : 0.0;
+        if (f > 0.0 && f < 1.0) extra[nextra++] = f;
+    }
+    qsort(extra, (size_t)nextra, sizeof(double), cmp_double);
+    double ra = s[a] - c[a], rb = s[b] - c[b], linear = e[n] - s[n];
+    long i = 1;
+    int x = 0;
+    double last = 0.0;
+    while (i < steps || x < nextra) {
+        double f;
+        double fi = i < steps ? (double)i / (double)steps : 2.0;
+        if (x < nextra && extra[x] <= fi) f = extra[x++];
+        else { f = fi; i++; }
+        if (f == last) continue;  /* a set: a cardinal point that falls on a chord end is one point */
+        last = f;
+        double co = cos(sweep * f), si = sin(sweep * f), p[3] = {0.0, 0.0, 0.0};
+        p[a] = c[a] + ra * co - rb * si;
+        p[b] = c[b] + ra * si + rb * co;
+        p[n] = s[n] + linear * f;
         if (point(t, p, line, kind) < 0) return -1;
     }
-    return 0;
+    return point(t, e, line, kind);
 }
 
 int tp_motion(PyObject *sink, int kind, const double s[3], const double e[3], const double *center, int a, int b,

@@ -12,7 +12,9 @@ work and machine zero, bounds, the flagged lines, array layout), then the arrays
 ``positions`` float32 x,y,z per vertex (display coordinates: a lathe's X is a
 diameter), ``lines`` uint32 (the program line that reached the vertex) and
 ``kinds`` uint8 (the segment ending at the vertex: 0 jump, 1 rapid, 2 cut,
-3 flagged). The path is one continuous polyline; a jump is not drawn.
+3 flagged). The path is one continuous polyline; a jump is not drawn. Every point where the
+path turns back along an axis is kept, so the drawing reaches exactly the
+bounds the gate reports (arcs are cut through their extremes, geometry.arc_points).
 
 Memory stays bounded whatever the program: the builder holds at most
 ``max_vertices`` (doubling its tolerance and merging again when full), and the
@@ -48,6 +50,7 @@ MAX_VERTICES = 400_000  # ~6.8 MB on the wire: the issue's budget is < 8 MB for 
 MAX_PENDING = 128
 MAX_ARC_STEPS = 100_000
 MAX_COARSEN = 24
+TURN_EPS = 1e-9
 _AXES = "XYZ"
 
 
@@ -72,6 +75,7 @@ class PyToolpath:
         self.pend: list[tuple[float, float, float]] = []
         self.pend_line: list[int] = []
         self.run_kind = RAPID
+        self.dir = [0, 0, 0]  # sign of the last move along each axis: where one turns back is an extreme, kept
         self.points_in = 0
         self.dedupe = False
         self.skipping = False
@@ -157,9 +161,23 @@ class PyToolpath:
     def _emit(self, p: tuple[float, float, float], line: int, k: int) -> None:
         if k in (JUMP, FLAGGED):
             self._flush()
+            if k == JUMP:
+                self.dir = [0, 0, 0]
             self._store(p, line, k)
             return
         if self.pend and k != self.run_kind:
+            self._flush()
+        came_from = self.pend[-1] if self.pend else self.anchor
+        turns = False
+        for i in range(3):
+            d = p[i] - came_from[i]
+            sign = 1 if d > TURN_EPS else (-1 if d < -TURN_EPS else 0)
+            if sign == 0:
+                continue
+            if self.dir[i] != 0 and sign != self.dir[i]:
+                turns = True
+            self.dir[i] = sign
+        if turns:
             self._flush()
         if not self.pend:
             self.run_kind = k

@@ -62,6 +62,12 @@ def validate_program(data: bytes, name: str, limit: int) -> str:
     return text
 
 
+def count_lines(text: str) -> int:
+    """How many lines GRBL reads (ends at CR, LF or CR LF, as lexer.split_lines), without splitting the text."""
+    ends = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return ends + (1 if text and text[-1] not in "\r\n" else 0)
+
+
 def _safe_name(name: str | None) -> str:
     base = (name or "program.nc").replace("\\", "/").rsplit("/", 1)[-1].strip()
     return base[:200] or "program.nc"
@@ -73,7 +79,7 @@ def _store(ctx: Context, principal: Principal, data: bytes, name: str) -> dict[s
     except HTTPException as exc:
         ctx.audit(principal, None, "program.upload", "refused", f"{name}: {exc.detail}")
         raise
-    info = ctx.store.add_program(data, name, principal.username, text.count("\n") + (not text.endswith("\n")))
+    info = ctx.store.add_program(data, name, principal.username, count_lines(text))
     ctx.audit(principal, None, "program.upload", "ok", f"{name} sha256:{info['hash'][:12]} {len(data)} bytes")
     return info
 
