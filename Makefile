@@ -33,6 +33,7 @@ bench: venv
 	$(BIN)/python bench/ws_fanout.py
 	$(BIN)/python bench/poll_load.py
 	$(BIN)/python bench/dnc_speed.py
+	$(BIN)/python bench/preview_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
