@@ -135,11 +135,13 @@ def check_and_store(ctx: Context, principal: Principal, digest: str, machine_id:
 
     The program is read from its stored file as a stream, so a large upload is never held twice.
     """
-    from labbridge.safety import check_program
+    from labbridge.safety import check_stream
+    from labbridge.safety.toolpath import SmallReads
 
     info, path = _program_file(ctx, digest)
     machine = ctx.lab.runtime(machine_id).config
-    report = check_program(path, machine, machine_id=machine_id, program_name=info["name"])
+    with path.open("rb") as fh:  # small reads: the event loop gets the GIL back every few milliseconds
+        report = check_stream(SmallReads(fh), machine_id, machine, info["name"])
     report_json = report.to_json()
     check_id = ctx.store.add_check(digest, machine_id, bool(report.ok), report_json, principal.username)
     result: dict[str, Any] = {"check_id": check_id, "hash": digest, "machine": machine_id, "report": report_json}

@@ -14,6 +14,8 @@ export const COLORS = {
   selected: 0xa000ff, envelope: 0x22aa77, keepOut: 0xee8800, tool: 0x222222, axis: 0x555555,
 };
 const PICK_PIXELS = 8;
+const LOD_VERTICES = 8000;  // while the view turns, a path this long is drawn from a sample of its vertices
+const SETTLE_MS = 250;     // full detail again this long after the last turn
 
 const VERTEX = `
 in float aLine;
@@ -44,6 +46,23 @@ void main() {
 
 // The shader writes these as they are: sRGB values, the same the flat views and the legend use.
 function color(hex) { return new THREE.Color().setHex(hex, THREE.LinearSRGBColorSpace); }
+
+/** Every n-th vertex of a long path (and every jump and flagged vertex), to draw while the view moves. */
+function sampled(tp) {
+  const stride = Math.ceil(tp.count / LOD_VERTICES);
+  const keep = [];
+  for (let i = 0; i < tp.count; i++) {
+    if (i % stride === 0 || i === tp.count - 1 || tp.kinds[i] === 0 || tp.kinds[i] === 3) keep.push(i);
+  }
+  const positions = new Float32Array(keep.length * 3), lines = new Uint32Array(keep.length);
+  const kinds = new Uint8Array(keep.length);
+  keep.forEach((i, j) => {
+    positions.set(tp.positions.subarray(3 * i, 3 * i + 3), 3 * j);
+    lines[j] = tp.lines[i];
+    kinds[j] = tp.kinds[i];
+  });
+  return { header: tp.header, count: keep.length, positions, lines, kinds };
+}
 
 function pathObject(tp) {
   const geometry = new THREE.BufferGeometry();
@@ -144,10 +163,19 @@ class ToolpathView {
     this.size = Math.max(...all[1].map((v, k) => v - all[0][k]), 1);
     this.path = pathObject(tp);
     this.scene.add(this.path, machineObjects(tp.header, all));
+    if (tp.count > LOD_VERTICES) {  // software rendering cannot turn 50k segments smoothly: a sample while moving
+      const coarse = pathObject(sampled(tp));
+      coarse.material.dispose();
+      coarse.material = this.path.material;  // the same colours, progress and selection
+      coarse.visible = false;
+      this.coarse = coarse;
+      this.scene.add(coarse);
+    }
+    this.interactUntil = 0;
     this.tool = toolObject(this.size, this.lathe);
     this.scene.add(this.tool);
     this.camera = new THREE.PerspectiveCamera(40, 1, this.size / 1000, this.size * 20);
-    this.controls = new OrbitPanZoom(this.camera, this.canvas, () => this.requestRender());
+    this.controls = new OrbitPanZoom(this.camera, this.canvas, () => this.interact());
     this.canvas.addEventListener("click", (e) => this.click(e));
     this.motion = null;
     this.resizeObserver = new ResizeObserver(() => this.resize());
@@ -181,6 +209,14 @@ class ToolpathView {
     this.requestRender();
   }
 
+  /** The view is being turned: draw the sampled path until it settles, then the whole path once. */
+  interact() {
+    this.interactUntil = performance.now() + SETTLE_MS;
+    clearTimeout(this.settle);
+    this.settle = setTimeout(() => this.requestRender(), SETTLE_MS + 10);
+    this.requestRender();
+  }
+
   requestRender() {
     if (this.pending) return;
     this.pending = requestAnimationFrame((now) => this.draw(now));
@@ -189,6 +225,11 @@ class ToolpathView {
   draw(now) {
     this.pending = null;
     if (this.motion) this.stepTool(now);
+    if (this.coarse) {
+      const moving = performance.now() < this.interactUntil;
+      this.coarse.visible = moving;
+      this.path.visible = !moving;
+    }
     this.renderer.render(this.scene, this.camera);
     this.frames += 1;
     if (this.motion) this.requestRender();
@@ -273,6 +314,7 @@ class ToolpathView {
 
   dispose() {
     if (this.pending) cancelAnimationFrame(this.pending);
+    clearTimeout(this.settle);
     this.resizeObserver.disconnect();
     this.controls.dispose();
     this.scene.traverse((o) => { if (o.geometry) o.geometry.dispose(); if (o.material) o.material.dispose(); });
