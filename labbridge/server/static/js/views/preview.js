@@ -36,8 +36,8 @@ function drawSegments(ctx, tp, ai, bi, X, Y, highlight) {
   ctx.setLineDash([]);
   if (highlight === null || highlight === undefined) return;
   ctx.beginPath(); ctx.strokeStyle = "#a0f"; ctx.lineWidth = 3;
-  for (let i = 1; i < count; i++) {
-    if (kinds[i] === JUMP || lines[i] !== highlight) continue;
+  for (let i = 1; i < count; i++) {  // a flagged segment stays red (drawn above), the rest turn purple
+    if (kinds[i] === JUMP || kinds[i] === FLAGGED || lines[i] !== highlight) continue;
     ctx.moveTo(X(p[3 * (i - 1) + ai]), Y(p[3 * (i - 1) + bi]));
     ctx.lineTo(X(p[3 * i + ai]), Y(p[3 * i + bi]));
   }
