@@ -177,6 +177,7 @@ def test_program_leaving_envelope_is_shown_on_its_line_and_in_red(browser: Any, 
     diag.click()
     page.wait_for_selector("#listing li#L4.error.current")
     assert page.text_content("#listing li#L4").strip() == "G1 X-120 Y10 F300"
+    page.wait_for_selector("#view-xy[data-bad]")  # the toolpath arrives after the report
     assert int(page.get_attribute("#view-xy", "data-bad")) >= 1
     red = page.evaluate("""() => {
         const c = document.querySelector('#view-xy');

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from labbridge.safety.preview import build_preview
+from labbridge.safety.toolpath import build_toolpath
 from labbridge.safety.program import _fastcheck, check_stream
 
 from .conftest import make_machine
@@ -76,9 +76,8 @@ def test_golden_report_is_the_same_on_the_fast_path(path):
 def test_preview_draws_exactly_the_bounds_the_gate_checked(path):
     machine = machine_for(path)
     got = report(path, fast=False)
-    text = path.read_bytes().decode("utf-8")
-    preview = build_preview(text, machine, got)
-    points = [p for seg in preview["segments"] for p in seg["points"]]
+    preview = build_toolpath(path, "golden", machine, got["bounds"])
+    points = preview.unpack()[0]
     if got["bounds"] is None:
         assert not points
         return

@@ -61,7 +61,8 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
     settings = ServerSettings(
         config=lab, data_dir=data_dir, simulators=_simulators() if demo else None, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         cors_origins=cors_origins, ws_origins=ws_origins, reset_admin=reset_admin, poll_hz=poll_hz,
-        freeze_gc=True, trusted_proxies=list(exposure.trusted_proxies), tls=cert is not None,
+        freeze_gc=True, twins=_simulators(),  # dry runs rehearse on a simulator in every mode; machines stay real
+        trusted_proxies=list(exposure.trusted_proxies), tls=cert is not None,
         token_idle_timeout=exposure.idle_minutes * 60 if exposure.idle_minutes else None,
     )
     sock = _bind(host, port)

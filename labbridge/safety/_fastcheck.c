@@ -27,6 +27,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_toolpath.h"
+
+#define HALF_WINDOW 8
+#define WINDOW (2 * HALF_WINDOW)
+#define MIN_LENGTH 1e-6
 #define MAX_BOXES 32
 #define TWO_PI (2.0 * M_PI)
 #define ARC_EPS 5e-7
@@ -453,6 +458,7 @@ typedef struct {
     /* bounds of fast-path motions */
     double lo[3], hi[3];
     int have_bounds;
+    PyObject *sink; /* a Toolpath that also receives every motion (the dashboard's preview), or NULL */
 } FastPath;
 
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kw) {
@@ -488,6 +494,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kw) {
 
 static void FastPath_dealloc(FastPath *self) {
     Py_XDECREF(self->est);
+    Py_XDECREF(self->sink);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -496,6 +503,15 @@ static PyObject *FastPath_sync(FastPath *self, PyObject *args) {
                           &self->offset[1], &self->offset[2], &self->unit_scale, &self->absolute, &self->motion,
                           &self->plane, &self->per_minute, &self->feed, &self->spindle_on, &self->enabled))
         return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *FastPath_set_sink(FastPath *self, PyObject *sink) {
+    if (sink != Py_None && !PyObject_TypeCheck(sink, &ToolpathType)) {
+        PyErr_SetString(PyExc_TypeError, "the sink must be a Toolpath or None");
+        return NULL;
+    }
+    Py_XSETREF(self->sink, sink == Py_None ? NULL : Py_NewRef(sink));
     Py_RETURN_NONE;
 }
 
@@ -701,6 +717,9 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
     int kind = motion == MOTION_RAPID ? 0 : (arc ? 2 : 1);
     if (est_add(self->est, kind, self->pos, target, feed, center, a, b, n, sweep, radius, 0.0, line_no) < 0)
         return -1;
+    if (self->sink != NULL &&
+        tp_motion(self->sink, kind, self->pos, target, arc ? center : NULL, a, b, n, sweep, radius, line_no) < 0)
+        return -1;
     memcpy(self->pos, target, sizeof target);
     self->motion = motion;
     self->feed = feed;
@@ -745,6 +764,7 @@ static PyObject *FastPath_run(FastPath *self, PyObject *args) {
 
 static PyMethodDef FastPath_methods[] = {
     {"sync", (PyCFunction)FastPath_sync, METH_VARARGS, "Load the modal state Python's interpreter holds."},
+    {"set_sink", (PyCFunction)FastPath_set_sink, METH_O, "Also hand every motion to this Toolpath (None: stop)."},
     {"state", (PyCFunction)FastPath_state, METH_NOARGS, "(position, motion, feed) after fast lines."},
     {"bounds", (PyCFunction)FastPath_bounds, METH_NOARGS, "Bounds of the motions the fast path ran, or None."},
     {"run", (PyCFunction)FastPath_run, METH_VARARGS,
@@ -766,13 +786,16 @@ static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_fastcheck",
                                        "Fast path of the labbridge safety gate.", -1, NULL};
 
 PyMODINIT_FUNC PyInit__fastcheck(void) {
-    if (PyType_Ready(&EstimatorType) < 0 || PyType_Ready(&FastPathType) < 0) return NULL;
+    if (PyType_Ready(&EstimatorType) < 0 || PyType_Ready(&FastPathType) < 0 || PyType_Ready(&ToolpathType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     Py_INCREF(&EstimatorType);
     PyModule_AddObject(m, "Estimator", (PyObject *)&EstimatorType);
     Py_INCREF(&FastPathType);
     PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType);
+    Py_INCREF(&ToolpathType);
+    PyModule_AddObject(m, "Toolpath", (PyObject *)&ToolpathType);
     static const struct { const char *name; long value; } constants[] = {
         {"MOTION_RAPID", MOTION_RAPID}, {"MOTION_LINEAR", MOTION_LINEAR}, {"MOTION_ARC_CW", MOTION_ARC_CW},
         {"MOTION_ARC_CCW", MOTION_ARC_CCW}, {"PLANE_XY", PLANE_XY}, {"PLANE_ZX", PLANE_ZX}, {"PLANE_YZ", PLANE_YZ}};

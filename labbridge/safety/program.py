@@ -13,7 +13,8 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from labbridge.config import Machine
 from labbridge.errors import ProgramReadError
@@ -130,6 +131,13 @@ class ProgramChecker:
         self._spindle_on = False
         self.unreadable_lines = 0
         self.interpreted_lines = 0  # lines the Python interpreter read (the rest went through the C fast path)
+        self.sink: Any = None  # the dashboard's toolpath builder, when one is attached
+
+    def attach_sink(self, sink: Any) -> None:
+        """Also hand every motion to ``sink`` (labbridge.safety.toolpath.Sink), flagged if its line has an error."""
+        self.sink = sink
+        if self.fast is not None:
+            self.fast.set_sink(sink.native)
 
     def add(self, diagnostic: Diagnostic) -> None:
         report = self.report
@@ -181,6 +189,8 @@ class ProgramChecker:
             self.ended_at = number
         for d in diags:
             self.add(d)
+        if self.sink is not None and result.motions:
+            self.sink.motions(result.motions, any(d.severity == "error" for d in diags))
 
     # -- the C fast path shares the modal state with the interpreter --------------------------------
     def to_fast(self) -> None:

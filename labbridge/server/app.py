@@ -31,12 +31,14 @@ from labbridge.server.limits import BodyLimit
 from labbridge.log import get_logger
 from labbridge.server.api import auth as api_auth, machines as api_machines, programs as api_programs, queue as api_queue, ws as api_ws
 from labbridge.server.api import commands as api_commands
+from labbridge.server.api import dry_run as api_dry_run
 from labbridge.server.api.deps import Context, ServerSettings, require
 from labbridge.server.auth import Action, Auth, Principal
 from labbridge.server.hub import Hub
 from labbridge.server.lab import Lab
 from labbridge.server.schemas import Health, ServerStats
 from labbridge.server.store import Store
+from labbridge.server.twins import DryRuns
 
 STATIC_DIR = Path(__file__).parent / "static"
 SWAGGER_DIR = STATIC_DIR / "node_modules" / "swagger-ui-dist"
@@ -84,6 +86,7 @@ def build_context(settings: ServerSettings, hasher: Any = None) -> Context:
               sim_options=settings.sim_options, poll_hz=settings.poll_hz)
     hub = Hub(max_rate=settings.ws_max_rate, heartbeat=settings.ws_heartbeat)
     ctx = Context(settings, store, auth, lab, hub, admin_password)
+    ctx.dry_runs = DryRuns(lab, store, hub, settings.twins, settings.sim_options)
 
     def job_finished(machine: str, entry_id: int | None, outcome: str, message: str) -> None:
         hub.broadcast({"type": "job", "machine": machine, "entry": entry_id, "outcome": outcome,
@@ -123,6 +126,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
             for service in reversed(context.services):
                 await service.stop()
             await context.hub.stop()
+            await context.dry_runs.stop()
             await context.lab.stop()
             context.store.close()
 
@@ -145,6 +149,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     for service in context.services:
         if getattr(service, "router", None) is not None:
             app.include_router(service.router)
+    app.include_router(api_dry_run.router)
 
     @app.get("/api/health", tags=["server"], response_model=Health, summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:

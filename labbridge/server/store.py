@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -365,7 +366,7 @@ class Store:
             data = self.program_bytes(digest)
             if data is None:
                 raise KeyError(digest)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")  # two threads may write it at once
             try:
                 tmp.write_bytes(data)
                 tmp.replace(path)

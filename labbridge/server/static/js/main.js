@@ -10,6 +10,7 @@ import { initDiagnostics, openDiagnostics } from "./views/diagnostics.js";
 import { initFleet } from "./views/fleet.js";
 import { initInterruptions } from "./views/interruptions.js";
 import { buildCards, initMachines } from "./views/machines.js";
+import { initMachinePaths } from "./views/machine_path.js";
 import { initNotices } from "./views/notices.js";
 import { initPrograms } from "./views/programs.js";
 import { initQueue, openQueue, refreshQueue } from "./views/queue.js";
@@ -62,6 +63,7 @@ async function init() {
   initNotices();
   initMachines();
   initInterruptions();
+  initMachinePaths();
   initPrograms();
   initQueue();
   initDiagnostics();
