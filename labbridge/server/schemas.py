@@ -162,6 +162,24 @@ class CheckResult(BaseModel):
 
 
 # queue and jobs ----------------------------------------------------------------------------------------
+class Rehearsal(BaseModel):
+    """A dry run of a queued program on the machine's digital twin (nothing moved)."""
+
+    id: int
+    entry_id: int
+    machine: str
+    speed: int
+    started_by: str
+    started_at: float
+    finished_at: float | None
+    outcome: str = Field(description="running, completed, failed, cancelled or interrupted")
+    simulated_seconds: float | None
+    estimated_seconds: float | None
+    alarms: list[Any]
+    job_id: str | None
+    message: str
+
+
 class QueueEntry(BaseModel):
     """A checked program waiting for (or run on) a machine."""
 
@@ -179,6 +197,7 @@ class QueueEntry(BaseModel):
     finished_at: float | None
     job_id: str | None
     message: str
+    rehearsal: Rehearsal | None = Field(None, description="the newest dry run of this entry on the machine's twin")
 
 
 class Removed(BaseModel):
