@@ -36,16 +36,18 @@ from labbridge.cli.check import format_duration, human_report
 from labbridge.cli.common import (
     EXIT_CONTROLLER, EXIT_OK, EXIT_PROGRAM_ERRORS, EXIT_USAGE, ConfigOption, MachineOption, fail, load_machine,
 )
+from labbridge.cli.language import LangOption
 from labbridge.config import Machine
 from labbridge.errors import (
     ConfigError, ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError,
 )
+from labbridge.i18n import N_, _
 from labbridge.safety import Report, check_program
 
 PortOption = Annotated[
     str | None,
-    typer.Option("--port", help="Serial device or pyserial URL (socket://host:port); overrides the config's port.",
-                 show_default=False),
+    typer.Option("--port", help=N_("Serial device or pyserial URL (socket://host:port); overrides the config's "
+                                   "port."), show_default=False),
 ]
 
 
@@ -57,7 +59,7 @@ def _user() -> str:
 
 
 def _eta_text(seconds: float | None) -> str:
-    return "ETA —" if seconds is None else f"ETA {format_duration(seconds)}"
+    return _("ETA {duration}").format(duration="—" if seconds is None else format_duration(seconds))
 
 
 def _progress(console: Console) -> Progress:
@@ -72,14 +74,18 @@ def _confirm(machine_id: str, machine: Machine, program: Path, report: Report, p
     if yes:
         return
     if not sys.stdin.isatty():
-        fail("no terminal to confirm on: pass --yes to stream without asking", EXIT_USAGE)
-    motion = "in check mode (GRBL parses every line, nothing moves)" if check_mode else "— the machine will move"
-    if home and not check_mode:
-        motion += ", homing first if it is not homed"
-    question = (f"Stream {program} ({report.lines} lines, about {format_duration(report.estimated_seconds)}) to "
-                f"{machine_id} ({machine.name}) on {port or 'the configured port'} {motion}?")
+        fail(_("no terminal to confirm on: pass --yes to stream without asking"), EXIT_USAGE)
+    if check_mode:
+        motion = _("in check mode (GRBL parses every line, nothing moves)")
+    elif home:
+        motion = _("— the machine will move, homing first if it is not homed")
+    else:
+        motion = _("— the machine will move")
+    question = _("Stream {program} ({lines} lines, about {duration}) to {machine} ({name}) on {port} {motion}?").format(
+        program=program, lines=report.lines, duration=format_duration(report.estimated_seconds), machine=machine_id,
+        name=machine.name, port=port or _("the configured port"), motion=motion)
     if not typer.confirm(question, default=False):
-        fail("not confirmed; nothing was sent", EXIT_USAGE)
+        fail(_("not confirmed; nothing was sent"), EXIT_USAGE)
 
 
 # ---------------------------------------------------------------------------- GRBL
@@ -102,16 +108,17 @@ async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: s
         try:
             await asyncio.wait_for(driver.connect(), 30.0)
         except asyncio.TimeoutError:
-            fail(f"{machine_id}: no answer from the controller on {driver.port} within 30 s; nothing was sent",
-                 EXIT_CONTROLLER)
+            fail(_("{machine}: no answer from the controller on {port} within 30 s; nothing was sent").format(
+                machine=machine_id, port=driver.port), EXIT_CONTROLLER)
         except LabbridgeError as exc:
-            fail(f"{exc}; nothing was sent", EXIT_CONTROLLER)
+            fail(_("{error}; nothing was sent").format(error=exc), EXIT_CONTROLLER)
         if home and not check_mode and driver.state.homed is not True:
-            console.print(f"{machine_id}: homing ($H)…")
+            console.print(_("{machine}: homing ($H)…").format(machine=machine_id), markup=False)
             try:
                 await driver.home()
             except LabbridgeError as exc:
-                fail(f"{machine_id}: homing failed: {exc}; nothing was sent", EXIT_CONTROLLER)
+                fail(_("{machine}: homing failed: {error}; nothing was sent").format(machine=machine_id, error=exc),
+                     EXIT_CONTROLLER)
         runner = JobRunner(driver, machine_id, machine, store, user=_user())
         loop = asyncio.get_running_loop()
         cancelled = asyncio.Event()
@@ -119,7 +126,7 @@ async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: s
         def on_sigint() -> None:
             if not cancelled.is_set():
                 cancelled.set()
-                console.print("[bold]cancelling: feed hold, then reset…")
+                console.print(_("cancelling: feed hold, then reset…"), style="bold", markup=False)
                 loop.create_task(runner.cancel())
 
         with _progress(console) as bar:
@@ -135,7 +142,8 @@ async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: s
                 console.print(human_report(exc.report))
                 fail(str(exc), EXIT_PROGRAM_ERRORS)
             except InterlockError as exc:
-                fail(f"refused by the '{exc.interlock}' interlock: {exc}; nothing was sent", EXIT_CONTROLLER)
+                fail(_("refused by the '{interlock}' interlock: {error}; nothing was sent").format(
+                    interlock=exc.interlock, error=exc), EXIT_CONTROLLER)
             except ProgramReadError as exc:
                 fail(str(exc), EXIT_USAGE)
             with _sigint(loop, on_sigint):
@@ -145,10 +153,11 @@ async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: s
         await driver.close()
         store.close()
     took = (job.ended_at or time.time()) - (job.started_at or time.time())
-    summary = (f"{machine_id}: {job.program_name}: {job.state.value}: {job.lines_acked}/{job.lines_total} lines "
-               f"acknowledged in {format_duration(took)} (job {job.id})")
+    summary = _("{machine}: {program}: {state}: {acked}/{total} lines acknowledged in {duration} (job {job})").format(
+        machine=machine_id, program=job.program_name, state=job.state.value, acked=job.lines_acked,
+        total=job.lines_total, duration=format_duration(took), job=job.id)
     if job.state == JobState.COMPLETED:
-        typer.echo(summary + (" in check mode" if check_mode else ""))
+        typer.echo(summary + (" " + _("in check mode") if check_mode else ""))
         return EXIT_OK
     typer.echo(summary)
     fail(f"{machine_id}: {job.message}", EXIT_CONTROLLER)
@@ -180,8 +189,8 @@ async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: st
     try:
         from labbridge.streaming import dnc_transfer as dnc_job
     except ImportError:
-        fail(f"DNC streaming for {machine.controller} machines is not available in this build; nothing was sent",
-             EXIT_USAGE)
+        fail(_("DNC streaming for {controller} machines is not available in this build; nothing was sent").format(
+            controller=machine.controller), EXIT_USAGE)
     from labbridge.streaming.job import Job, JobState, new_job_id
     from labbridge.streaming.records import JobStore
 
@@ -216,8 +225,10 @@ async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: st
                 job.state = JobState.INTERRUPTED if lost else JobState.FAILED
                 job.error_code = "disconnected" if lost else type(exc).__name__
                 job.error_message = job.message = str(exc)
-                where = f" after line {job.last_acked_line}" if job.last_acked_line else ""
-                fail(f"{machine_id}: {exc}{where}", EXIT_CONTROLLER)
+                if job.last_acked_line:
+                    fail(_("{machine}: {error} after line {line}").format(
+                        machine=machine_id, error=exc, line=job.last_acked_line), EXIT_CONTROLLER)
+                fail(f"{machine_id}: {exc}", EXIT_CONTROLLER)
         job.state, job.message = JobState.COMPLETED, f"all {job.lines_acked} blocks read by the control"
     finally:
         job.ended_at = time.time()
@@ -226,7 +237,8 @@ async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: st
         store.save(job)
         store.add_event(job.id, f"job_{job.state.value}", message=job.message)
         store.close()
-    typer.echo(f"{machine_id}: {program.name}: completed: {job.lines_acked} blocks sent by DNC (job {job.id})")
+    typer.echo(_("{machine}: {program}: completed: {blocks} blocks sent by DNC (job {job})").format(
+        machine=machine_id, program=program.name, blocks=job.lines_acked, job=job.id))
     return EXIT_OK
 
 
@@ -234,26 +246,31 @@ async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: st
 
 
 def register(app: typer.Typer, sim_app: typer.Typer) -> None:
-    @app.command("stream")
+    @app.command("stream", help=N_("Check PROGRAM, then stream it to a machine with progress; exit 0 when every "
+                                   "line was accepted."))
     def stream(
-        program: Annotated[Path, typer.Argument(help="G-code program file to run.", show_default=False)],
+        program: Annotated[Path, typer.Argument(help=N_("G-code program file to run."), show_default=False)],
         machine: MachineOption,
         config: ConfigOption = None,
         port: PortOption = None,
-        check_mode: Annotated[bool, typer.Option("--check-mode", help="Stream in GRBL's check mode ($C): every "
-                                                 "line parsed, nothing moves; check mode is left afterwards.")] = False,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-        home: Annotated[bool, typer.Option("--home", help="GRBL: run the homing cycle ($H) first if the machine "
-                                           "is not homed (the machine moves to its switches).")] = False,
+        check_mode: Annotated[bool, typer.Option("--check-mode", help=N_(
+            "Stream in GRBL's check mode ($C): every line parsed, nothing moves; check mode is left afterwards."))
+        ] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help=N_("Do not ask for confirmation."))] = False,
+        home: Annotated[bool, typer.Option("--home", help=N_(
+            "GRBL: run the homing cycle ($H) first if the machine is not homed (the machine moves to its switches)."))
+        ] = False,
+        lang: LangOption = None,
     ) -> None:
-        """Check PROGRAM, then stream it to a machine with progress; exit 0 when every line was accepted."""
         machine_id, machine_cfg = load_machine(config, machine)
         console = Console(stderr=True)
         grbl = machine_cfg.controller == "grbl"
         if check_mode and not grbl:
-            fail(f"--check-mode is GRBL's $C; {machine_id} is a {machine_cfg.controller} machine", EXIT_USAGE)
+            fail(_("--check-mode is GRBL's $C; {machine} is a {controller} machine").format(
+                machine=machine_id, controller=machine_cfg.controller), EXIT_USAGE)
         if grbl and port is None and machine_cfg.connection.serial is None:
-            fail(f"{machine_id} has no connection.serial in the config; pass --port DEVICE", EXIT_USAGE)
+            fail(_("{machine} has no connection.serial in the config; pass --port DEVICE").format(machine=machine_id),
+                 EXIT_USAGE)
         try:
             report = check_program(program, machine_cfg, machine_id=machine_id, program_name=str(program))
         except ProgramReadError as exc:
@@ -264,7 +281,8 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         device = port or (machine_cfg.connection.serial.port if grbl and machine_cfg.connection.serial else
                           machine_cfg.connection.dnc.port if machine_cfg.connection.dnc else None)
         if home and not grbl:
-            fail(f"--home is GRBL's $H; home {machine_id} ({machine_cfg.controller}) at its control", EXIT_USAGE)
+            fail(_("--home is GRBL's $H; home {machine} ({controller}) at its control").format(
+                machine=machine_id, controller=machine_cfg.controller), EXIT_USAGE)
         _confirm(machine_id, machine_cfg, program, report, device, check_mode, yes, home)
         if grbl:
             code = asyncio.run(_stream_grbl(machine_id, machine_cfg, program, port, check_mode, console, home))

@@ -26,6 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labbridge.log import get_logger
 from labbridge.server.api import auth as api_auth, machines as api_machines, programs as api_programs, queue as api_queue, ws as api_ws
+from labbridge.server import language
+from labbridge.server.api import classes as api_classes
 from labbridge.server.api.deps import Context, ServerSettings, require
 from labbridge.server.auth import Action, Auth, Principal
 from labbridge.server.hub import Hub
@@ -135,6 +137,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         await context.lab.prepare()
         context.hub.start(context.lab.states())
         await context.lab.start()
+        await app.state.classes.start()
         if settings.freeze_gc:
             # Everything loaded so far lives as long as the server: move it out of the collector's sight so
             # that full collections stay short and do not stall the websocket fan-out (the CLI's choice;
@@ -145,6 +148,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.classes.stop()
             await context.hub.stop()
             await context.lab.stop()
             context.store.close()
@@ -161,6 +165,8 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     for module in (api_auth, api_machines, api_programs, api_queue, api_ws):
         app.include_router(module.router)
     app.include_router(api_queue.jobs_router)
+    api_classes.install(app, context)
+    language.install(app, context)
 
     @app.get("/api/health", tags=["server"], summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:
@@ -189,6 +195,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(language.LanguageMiddleware)
     app.add_middleware(SecurityHeaders)
     return app
 

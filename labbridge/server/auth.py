@@ -51,16 +51,18 @@ class Action(str, Enum):
     SETTINGS_WRITE = "settings.write"
     USERS = "users"
     AUDIT = "audit"
+    CLASS_MANAGE = "class.manage"  # open and close classes, see their submissions, approve into the queue
 
 
 _STOP = {Action.VIEW, Action.HOLD, Action.CANCEL}
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.VIEW}),
     Role.TRAINER: frozenset(_STOP | {Action.PROGRAM_UPLOAD, Action.PROGRAM_CHECK, Action.QUEUE_SUBMIT,
-                                     Action.QUEUE_REMOVE}),
+                                     Action.QUEUE_REMOVE, Action.CLASS_MANAGE}),
     Role.OPERATOR: frozenset(_STOP | {Action.PROGRAM_UPLOAD, Action.PROGRAM_CHECK, Action.QUEUE_SUBMIT,
                                       Action.QUEUE_REMOVE, Action.JOB_START, Action.JOB_RESUME, Action.HOME,
-                                      Action.UNLOCK, Action.JOG, Action.OVERRIDE, Action.RESET}),
+                                      Action.UNLOCK, Action.JOG, Action.OVERRIDE, Action.RESET,
+                                      Action.CLASS_MANAGE}),
     Role.TECHNICIAN: frozenset(_STOP | {Action.DIAGNOSTICS, Action.SETTINGS_READ, Action.SETTINGS_WRITE,
                                         Action.AUDIT}),
     Role.ADMIN: frozenset(Action),

@@ -352,3 +352,18 @@ class Store:
             "SELECT time, code, message, source FROM web_alarm_log WHERE machine=? ORDER BY id DESC LIMIT ?",
             (machine, limit),
         )
+
+    # tables of other server modules (classes, preferences) in the same file ------------------
+    def ensure_tables(self, schema: str) -> None:
+        """Create a module's own tables (``CREATE TABLE IF NOT EXISTS ...``) in this database."""
+        with self._lock:
+            self._db.executescript(schema)
+
+    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        return self._exec(sql, args)
+
+    def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        return self._all(sql, args)
+
+    def row(self, sql: str, args: tuple[Any, ...] = ()) -> dict[str, Any] | None:
+        return self._one(sql, args)

@@ -34,6 +34,7 @@ class ServerSettings:
     reset_admin: bool = False
     poll_hz: float | None = None
     freeze_gc: bool = False
+    class_retention_days: float = 30.0  # a class's submissions (minors' data) are deleted this long after it ends
 
     @property
     def demo(self) -> bool:
@@ -117,6 +118,7 @@ _DESCRIPTIONS = {
     Action.SETTINGS_WRITE: "change controller settings",
     Action.USERS: "manage users",
     Action.AUDIT: "read the audit log",
+    Action.CLASS_MANAGE: "run classes",
 }
 
 
