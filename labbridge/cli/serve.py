@@ -42,7 +42,7 @@ def _simulators() -> object:
 
 def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: Path, max_upload_mb: float,
                cors_origins: list[str], ws_origins: list[str], reset_admin: bool, log_level: str,
-               poll_hz: float | None = None) -> None:
+               poll_hz: float | None = None, class_retention_days: float = 30.0) -> None:
     """Build the app, print where it is and the one-time admin password, serve until Ctrl-C."""
     import uvicorn
 
@@ -55,7 +55,7 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
     settings = ServerSettings(
         config=lab, data_dir=data_dir, simulators=_simulators() if demo else None, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         cors_origins=cors_origins, ws_origins=ws_origins, reset_admin=reset_admin, poll_hz=poll_hz,
-        freeze_gc=True,
+        freeze_gc=True, class_retention_days=class_retention_days,
     )
     sock = _bind(host, port)
     try:
@@ -105,10 +105,13 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option("--log-level")] = "info",
         poll_hz: Annotated[Optional[float], typer.Option("--poll-hz", min=0.5, max=10.0, help="GRBL status "
                                                           "polls per second (driver default if unset).")] = None,
+        class_retention_days: Annotated[float, typer.Option(
+            "--class-retention-days", min=0.0, envvar="LABBRIDGE_CLASS_RETENTION_DAYS",
+            help="Days a class's submissions (students' programs and names) are kept after the class ends.")] = 30.0,
     ) -> None:
         """Serve the dashboard, REST API (docs at /docs) and live websocket on one port."""
         run_server(config, host, port, demo, data_dir, max_upload_mb, list(cors_origin), list(ws_origin),
-                   reset_admin, log_level, poll_hz)
+                   reset_admin, log_level, poll_hz, class_retention_days)
 
     @app.command("demo")
     def demo_cmd(

@@ -18,6 +18,7 @@ from enum import Enum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from labbridge.i18n import _
 from labbridge.server.store import Store, User, sha256
 
 
@@ -123,9 +124,8 @@ class LoginLimiter:
                 q = self._recent(key, now)
                 if len(q) >= self.attempts:
                     wait = q[0] + self.window - now
-                    raise AuthError(
-                        f"too many failed sign-ins; wait {wait:.0f} s and try again", status=429, retry_after=wait
-                    )
+                    raise AuthError(_("too many failed sign-ins; wait {seconds} s and try again").format(
+                        seconds=f"{wait:.0f}"), status=429, retry_after=wait)
 
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
@@ -198,7 +198,7 @@ class Auth:
                 ok = False
         if not ok or found is None:
             self.limiter.failed(*keys)
-            raise AuthError("wrong user name or password")
+            raise AuthError(_("wrong user name or password"))
         user = found[0]
         self.limiter.succeeded(keys[1])
         if self.hasher.check_needs_rehash(found[1]):
@@ -211,17 +211,17 @@ class Auth:
     def authenticate(self, token: str | None) -> Principal:
         """The principal behind a bearer token; raises AuthError(401) if missing, unknown, expired or revoked."""
         if not token:
-            raise AuthError("sign in first (no token given)")
+            raise AuthError(_("sign in first (no token given)"))
         row = self.store.token_by_hash(sha256(token.encode()))
         if row is None:
-            raise AuthError("unknown token; sign in again")
+            raise AuthError(_("unknown token; sign in again"))
         if row["revoked_at"] is not None:
-            raise AuthError("this token was revoked; sign in again")
+            raise AuthError(_("this token was revoked; sign in again"))
         if row["expires_at"] < time.time():
-            raise AuthError("this token has expired; sign in again")
+            raise AuthError(_("this token has expired; sign in again"))
         found = self.store.get_user(row["username"])
         if found is None or found[0].disabled:
-            raise AuthError("this user no longer exists or is disabled")
+            raise AuthError(_("this user no longer exists or is disabled"))
         return Principal(found[0].username, found[0].role, row["id"])
 
 

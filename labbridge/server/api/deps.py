@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 
 from labbridge.config import LabConfig
+from labbridge.i18n import N_, _
 from labbridge.log import get_logger
 from labbridge.server.auth import Action, Auth, AuthError, Principal
 from labbridge.server.hub import Hub
@@ -90,42 +91,42 @@ def require(action: Action) -> Any:
                 entry = ctx.store.queue_entry(int(entry_id))
                 machine = entry["machine"] if entry else None
             ctx.audit(principal, machine, action.value, "denied", f"role {principal.role}")
-            raise HTTPException(
-                403, f"your role ({principal.role}) may not {describe(action)}; ask someone with the right role"
-            )
+            raise HTTPException(403, _("your role ({role}) may not {action}; ask someone with the right role")
+                                .format(role=principal.role, action=describe(action)))
         return principal
 
     return Depends(check)
 
 
 _DESCRIPTIONS = {
-    Action.VIEW: "view the lab",
-    Action.PROGRAM_UPLOAD: "upload programs",
-    Action.PROGRAM_CHECK: "check programs",
-    Action.QUEUE_SUBMIT: "submit programs to the queue",
-    Action.QUEUE_REMOVE: "remove queued programs",
-    Action.JOB_START: "start jobs (starting motion needs an operator)",
-    Action.JOB_RESUME: "resume motion (needs an operator)",
-    Action.HOLD: "hold",
-    Action.CANCEL: "cancel",
-    Action.HOME: "home machines",
-    Action.UNLOCK: "unlock machines",
-    Action.JOG: "jog machines",
-    Action.OVERRIDE: "change overrides",
-    Action.RESET: "reset controllers",
-    Action.DIAGNOSTICS: "read diagnostics",
-    Action.SETTINGS_READ: "read controller settings",
-    Action.SETTINGS_WRITE: "change controller settings",
-    Action.USERS: "manage users",
-    Action.AUDIT: "read the audit log",
-    Action.CLASS_MANAGE: "run classes",
+    Action.VIEW: N_("view the lab"),
+    Action.PROGRAM_UPLOAD: N_("upload programs"),
+    Action.PROGRAM_CHECK: N_("check programs"),
+    Action.QUEUE_SUBMIT: N_("submit programs to the queue"),
+    Action.QUEUE_REMOVE: N_("remove queued programs"),
+    Action.JOB_START: N_("start jobs (starting motion needs an operator)"),
+    Action.JOB_RESUME: N_("resume motion (needs an operator)"),
+    Action.HOLD: N_("hold"),
+    Action.CANCEL: N_("cancel"),
+    Action.HOME: N_("home machines"),
+    Action.UNLOCK: N_("unlock machines"),
+    Action.JOG: N_("jog machines"),
+    Action.OVERRIDE: N_("change overrides"),
+    Action.RESET: N_("reset controllers"),
+    Action.DIAGNOSTICS: N_("read diagnostics"),
+    Action.SETTINGS_READ: N_("read controller settings"),
+    Action.SETTINGS_WRITE: N_("change controller settings"),
+    Action.USERS: N_("manage users"),
+    Action.AUDIT: N_("read the audit log"),
+    Action.CLASS_MANAGE: N_("run classes"),
 }
 
 
 def describe(action: Action) -> str:
-    return _DESCRIPTIONS.get(action, action.value)
+    return _(_DESCRIPTIONS[action]) if action in _DESCRIPTIONS else action.value
 
 
 def known_machine(ctx: Context, machine: str) -> None:
     if machine not in ctx.lab.machines:
-        raise HTTPException(404, f"no machine {machine!r}; the lab has: {', '.join(ctx.lab.machines)}")
+        raise HTTPException(404, _("no machine {machine}; the lab has: {machines}").format(
+            machine=repr(machine), machines=", ".join(ctx.lab.machines)))
