@@ -284,3 +284,31 @@ def test_user_changes_own_password(browser: Any, server: ServerProcess) -> None:
     page.fill("#login-form input[name=password]", "pat-new-password")
     page.click("#login-form button[type=submit]")
     page.wait_for_selector('.card[data-machine="mill-1"]')
+
+
+def test_every_view_shows_words_not_catalog_keys(browser: Any, server: ServerProcess) -> None:
+    """The ES modules load, and every text they put on the page came through the English catalog."""
+    import json
+    import re
+
+    keys = json.loads((ROOT / "labbridge/server/static/locales/en.json").read_text(encoding="utf-8"))
+    groups = "|".join(sorted({k.split(".")[0] for k in keys}))
+    looks_like_key = re.compile(rf"^({groups})\.[A-Za-z_]+$")  # what t() returns for a key with no message
+    page = sign_in(browser, server, "admin", server.password)
+    assert page.evaluate("document.documentElement.lang") == "en"
+    texts_js = """() => {
+        const out = [];
+        const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        while (walk.nextNode()) out.push(walk.currentNode.textContent.trim());
+        for (const el of document.querySelectorAll('[title], [placeholder]'))
+            out.push(el.getAttribute('title') || '', el.getAttribute('placeholder') || '');
+        return out;
+    }"""
+    for view in ("machines", "programs", "queue", "diagnostics", "users", "audit"):
+        page.click(f"#nav a[data-view={view}]")
+        page.wait_for_selector(f"#view-{view}:not([hidden])")
+        page.wait_for_timeout(300)
+        raw = sorted(text for text in page.evaluate(texts_js) if looks_like_key.match(text))
+        assert not raw, f"{view}: keys shown instead of words: {raw}"
+    assert page.text_content("#nav a[data-view=machines]") == "Machines"
+    assert not page.errors, page.errors
