@@ -39,7 +39,7 @@ clean:
 
 # Translations (Babel). `make messages` extracts the messages marked in the code into the template and merges
 # them into each language's catalog (then translate the new entries); `make catalogs` compiles the catalogs
-# that ship in the package. The toolkit catalog holds the CLI toolkit's own words and is written by hand.
+# that ship in the package.
 LOCALE := labbridge/locale
 
 messages: venv
@@ -49,4 +49,3 @@ messages: venv
 
 catalogs: venv
 	$(BIN)/pybabel --quiet compile -d $(LOCALE) -D labbridge
-	$(BIN)/pybabel --quiet compile -d $(LOCALE) -D toolkit

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from labbridge.cli.common import EXIT_OK, EXIT_PROGRAM_ERRORS, ConfigOption, MachineOption, fail, load_machine
-from labbridge.cli.language import LangOption
+from labbridge.cli.language import LangOption, LocalizedCommand
 from labbridge.errors import ProgramReadError
 from labbridge.i18n import N_, _, ngettext
 from labbridge.safety import Report, check_program
@@ -55,7 +55,7 @@ def human_report(report: Report) -> str:
 
 
 def register(app: typer.Typer, sim_app: typer.Typer) -> None:
-    @app.command("check", help=N_("Check PROGRAM against a machine's envelope, limits and controller dialect."))
+    @app.command("check", cls=LocalizedCommand, help=N_("Check PROGRAM against a machine's envelope, limits and controller dialect."))
     def check(
         program: Annotated[Path, typer.Argument(help=N_("G-code program file to check."), show_default=False)],
         machine: MachineOption,

@@ -1,4 +1,4 @@
-"""The CLI's language: chosen before any text is printed, help texts included.
+"""The CLI's language: chosen before any text is printed, help texts and usage errors included.
 
 ``--lang {en,lt,lv,et,de}`` beats ``LABBRIDGE_LANG`` beats the POSIX locale
 (``LC_ALL``/``LC_MESSAGES``/``LANG``). The choice is made by scanning the command
@@ -6,38 +6,37 @@ line before the toolkit parses it, because ``--help`` and usage errors are
 printed while parsing.
 
 Help texts are written with ``N_()`` where commands are defined (at import, in
-English) and translated here when the command tree is built. Usage errors and the
-help page's own words ("Usage:", "Options", "Missing option …") come from the CLI
-toolkit (click, through typer), which looks them up with the standard ``gettext``
-function it imported; a second catalog, ``toolkit``, carries those of its messages
-a student meets, and is handed to the toolkit's modules here.
+English) and translated here when the command tree is built. The CLI toolkit
+(typer, with its own copy of click) writes its words in English: the help page's
+panel titles are typer's module constants and are set here from our catalog;
+``LocalizedCommand`` (the class of ``check`` and ``stream``) says "Usage:" and
+"--help" in the chosen language; and :func:`usage_message` rewords the usage
+errors a student meets (a missing option or argument, an unknown option, an option
+without its value, extra arguments) from the error's own fields.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from labbridge import i18n
-from labbridge.i18n import N_
+from labbridge.i18n import N_, _
 
-TOOLKIT_DOMAIN = "toolkit"
-TOOLKIT_MODULES = (
-    "click.core", "click.exceptions", "click.types", "click.parser", "click.decorators", "click.formatting",
-    "click.termui", "typer.core", "typer.main", "typer.rich_utils",
-)
 RICH_CONSTANTS = {
-    "DEFAULT_STRING": "[default: {}]",
-    "ENVVAR_STRING": "[env var: {}]",
-    "REQUIRED_LONG_STRING": "[required]",
-    "ARGUMENTS_PANEL_TITLE": "Arguments",
-    "OPTIONS_PANEL_TITLE": "Options",
-    "COMMANDS_PANEL_TITLE": "Commands",
-    "ERRORS_PANEL_TITLE": "Error",
-    "ABORTED_TEXT": "Aborted.",
+    "DEFAULT_STRING": N_("[default: {}]"),
+    "ENVVAR_STRING": N_("[env var: {}]"),
+    "REQUIRED_LONG_STRING": N_("[required]"),
+    "ARGUMENTS_PANEL_TITLE": N_("Arguments"),
+    "OPTIONS_PANEL_TITLE": N_("Options"),
+    "COMMANDS_PANEL_TITLE": N_("Commands"),
+    "ERRORS_PANEL_TITLE": N_("Error"),
+    "ABORTED_TEXT": N_("Aborted."),
 }
 """typer's help-page words, computed once when its module is imported: set again in the chosen language."""
 
@@ -81,22 +80,57 @@ def choose(argv: Sequence[str]) -> str:
             raise LanguageChoiceError(i18n._("{env}={value}: choose one of {choices}").format(
                 env=i18n.LANG_ENV, value=exc, choices=", ".join(i18n.LANGUAGES))) from None
     i18n.set_process_language(lang)
-    localize_toolkit(lang)
+    localize_toolkit()
     return lang
 
 
-def localize_toolkit(lang: str) -> None:
-    """Give the CLI toolkit's modules the ``toolkit`` catalog of ``lang`` for their own messages."""
-    catalog = i18n.translations(lang, TOOLKIT_DOMAIN)
-    for name in TOOLKIT_MODULES:
-        module = importlib.import_module(name)
-        if hasattr(module, "_"):
-            module._ = catalog.gettext  # type: ignore[attr-defined]
-        if hasattr(module, "ngettext"):
-            module.ngettext = catalog.ngettext  # type: ignore[attr-defined]
+def localize_toolkit() -> None:
+    """Put the help page's panel titles and markers of the CLI toolkit into the current language."""
     rich_utils = importlib.import_module("typer.rich_utils")
     for attr, msgid in RICH_CONSTANTS.items():
-        setattr(rich_utils, attr, catalog.gettext(msgid))
+        setattr(rich_utils, attr, _(msgid))
+
+
+class LocalizedCommand(TyperCommand):
+    """A command whose usage line and --help option speak the chosen language."""
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), prefix=_("Usage:") + " ")
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.help = _("Show this message and exit.")
+        return option
+
+
+_REQUIRES_VALUE = re.compile(r"^Option '(?P<name>[^']+)' requires (?:an argument|\d+ arguments)\.$")
+_EXTRA_ARGS = re.compile(r"^Got unexpected extra argument(?:s|\(s\))? \((?P<args>.*)\)$")
+
+
+def usage_message(exc: Any) -> str:
+    """A usage error in the current language, rebuilt from its fields (the toolkit's English if unknown)."""
+    kind = type(exc).__name__
+    if kind == "MissingParameter":
+        param = getattr(exc, "param", None)
+        name = param.get_error_hint() if param is not None else ""
+        what = getattr(exc, "param_type", None) or (param.param_type_name if param is not None else "parameter")
+        if what == "option":
+            return _("Missing option {name}.").format(name=name)
+        if what == "argument":
+            return _("Missing argument {name}.").format(name=name)
+        return _("Missing parameter {name}.").format(name=name)
+    if kind == "NoSuchOption" and getattr(exc, "option_name", None):
+        text = _("No such option: {name}").format(name=exc.option_name)
+        if getattr(exc, "possibilities", None):
+            text += " " + _("(possible options: {options})").format(options=", ".join(sorted(exc.possibilities)))
+        return text
+    message = str(getattr(exc, "message", "") or "")
+    if (match := _REQUIRES_VALUE.match(message)) is not None:
+        return _("Option {name} needs a value.").format(name=repr(match["name"]))
+    if (match := _EXTRA_ARGS.match(message)) is not None:
+        return _("Unexpected extra arguments: {args}").format(args=match["args"])
+    return str(exc.format_message())
 
 
 def localize_help(command: Any) -> None:

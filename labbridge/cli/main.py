@@ -79,7 +79,7 @@ def _toolkit_error(exc: Exception) -> None:
     if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
         command = ctx.command_path if ctx is not None else "labbridge"
         hint = _("(see '{command} --help')").format(command=command)
-        fail(f"{exc.format_message()} {hint}", int(exc.exit_code))
+        fail(f"{language.usage_message(exc)} {hint}", int(exc.exit_code))
     raise exc
 
 

@@ -36,7 +36,7 @@ from labbridge.cli.check import format_duration, human_report
 from labbridge.cli.common import (
     EXIT_CONTROLLER, EXIT_OK, EXIT_PROGRAM_ERRORS, EXIT_USAGE, ConfigOption, MachineOption, fail, load_machine,
 )
-from labbridge.cli.language import LangOption
+from labbridge.cli.language import LangOption, LocalizedCommand
 from labbridge.config import Machine
 from labbridge.errors import (
     ConfigError, ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError,
@@ -246,7 +246,7 @@ async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: st
 
 
 def register(app: typer.Typer, sim_app: typer.Typer) -> None:
-    @app.command("stream", help=N_("Check PROGRAM, then stream it to a machine with progress; exit 0 when every "
+    @app.command("stream", cls=LocalizedCommand, help=N_("Check PROGRAM, then stream it to a machine with progress; exit 0 when every "
                                    "line was accepted."))
     def stream(
         program: Annotated[Path, typer.Argument(help=N_("G-code program file to run."), show_default=False)],

@@ -22,6 +22,7 @@ function handle(socket, msg) {
     case "ping": socket.send(JSON.stringify({ type: "pong" })); break;
     case "error": publish("live-error", msg); break;
     case "result": publish("result", msg); break;
+    case "class": publish("class", msg); break;
     default: break;
   }
 }

@@ -61,16 +61,20 @@ function drawView(canvas, p, ai, bi, highlight, aName, bName) {
   canvas.dataset.bad = p.segments.filter((s) => s.bad).length;
 }
 
-/** Draw the last check's preview; highlight is a program line to draw thicker. */
-export function drawPreview(highlight) {
-  const p = state.check && state.check.preview;
+/** Draw preview p into a top (xy) and a front (xz) canvas; highlight is a program line to draw thicker. */
+export function drawToolpath(xy, xz, p, highlight) {
   if (!p) return;
   if (p.lathe) {
-    drawView($("#view-xy"), p, 2, 0, highlight, "Z", t("preview.x_diameter"));   // lathe: Z across, X up
-    $("#view-xz").parentElement.hidden = true;
+    drawView(xy, p, 2, 0, highlight, "Z", t("preview.x_diameter"));   // lathe: Z across, X up
+    xz.parentElement.hidden = true;
   } else {
-    $("#view-xz").parentElement.hidden = false;
-    drawView($("#view-xy"), p, 0, 1, highlight, "X", "Y");
-    drawView($("#view-xz"), p, 0, 2, highlight, "X", "Z");
+    xz.parentElement.hidden = false;
+    drawView(xy, p, 0, 1, highlight, "X", "Y");
+    drawView(xz, p, 0, 2, highlight, "X", "Z");
   }
+}
+
+/** Draw the last check's preview; highlight is a program line to draw thicker. */
+export function drawPreview(highlight) {
+  drawToolpath($("#view-xy"), $("#view-xz"), state.check && state.check.preview, highlight);
 }
