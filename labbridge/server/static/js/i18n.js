@@ -74,7 +74,7 @@ export function translatePage(root = document) {
       if (attr && key) el.setAttribute(attr, t(key));
     }
   }
-  if (root === document && has("page.title")) document.title = t("page.title");
+  if (root === document && !document.querySelector("title[data-i18n]") && has("page.title")) document.title = t("page.title");
 }
 
 const numberFormats = new Map();

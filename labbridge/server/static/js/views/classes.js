@@ -153,7 +153,7 @@ async function closeClass() {
 function onClassEvent(msg) {
   if (!current || msg.code !== current.code || !isShown("classes")) return;
   clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(loadAttempts, 250);
+  reloadTimer = setTimeout(() => { loadAttempts(); loadList(); }, 250);
 }
 
 /** The router opens the view. */
