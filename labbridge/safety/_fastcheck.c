@@ -36,6 +36,11 @@
 #define MAX_LINE_NUMBER 10000000.0
 #define MAX_MARKS 4096 /* as in estimate.py: bounded ETA marks, spacing doubles when full */
 
+/* Modal values as labbridge/safety/modal.py names them (the G-code number x10); the module exports them and
+   a test checks that they agree with MotionMode and Plane. */
+enum { MOTION_RAPID = 0, MOTION_LINEAR = 10, MOTION_ARC_CW = 20, MOTION_ARC_CCW = 30 };
+enum { PLANE_XY = 170, PLANE_ZX = 180, PLANE_YZ = 190 };
+
 /* ------------------------------------------------------------------ estimator */
 
 typedef struct {
@@ -389,7 +394,9 @@ static int parse_number(const char *p, const char *end, double *out, int *has_po
     while (q < end) {
         char ch = *q;
         if (ch >= '0' && ch <= '9') {
-            if (digits >= 17) return 0; /* too precise to convert exactly: let Python read it */
+            /* More digits than GRBL's read_float keeps (MAX_INT_DIGITS) or a Fanuc-style control accepts:
+               Python reads it as the controller does, or refuses it. */
+            if (digits >= 8) return 0;
             mant = mant * 10 + (uint64_t)(ch - '0');
             digits++;
             if (point) frac++;
@@ -420,6 +427,29 @@ static int word_index(char c) {
     }
 }
 
+/* The arc kernel of labbridge/safety/geometry.py, function for function (same names, same formulas); the
+   differential tests hold them together. Returns 0 when no circle exists (as geometry.arc_center_offset's None). */
+static int arc_center_offset(double dx, double dy, double radius, int clockwise, double *i, double *j) {
+    double h_x2_div_d = 4.0 * radius * radius - dx * dx - dy * dy;
+    double chord = hypot(dx, dy);
+    if (h_x2_div_d < 0.0 || chord == 0.0 || !isfinite(h_x2_div_d)) return 0;
+    h_x2_div_d = -sqrt(h_x2_div_d) / chord;
+    if (!clockwise) h_x2_div_d = -h_x2_div_d;
+    if (radius < 0.0) h_x2_div_d = -h_x2_div_d;
+    *i = 0.5 * (dx - dy * h_x2_div_d);
+    *j = 0.5 * (dy + dx * h_x2_div_d);
+    return isfinite(*i) && isfinite(*j);
+}
+
+static double arc_sweep(const double s[3], const double e[3], const double c[3], int a, int b, int clockwise) {
+    double ra = s[a] - c[a], rb = s[b] - c[b];
+    double ta = e[a] - c[a], tb = e[b] - c[b];
+    double travel = atan2(ra * tb - rb * ta, ra * ta + rb * tb);
+    if (clockwise) { if (travel >= -ARC_EPS) travel -= TWO_PI; }
+    else if (travel <= ARC_EPS) travel += TWO_PI;
+    return travel;
+}
+
 static void arc_bounds(const double s[3], const double e[3], const double c[3], int a, int b, double r,
                        double sweep, double lo[3], double hi[3]) {
     for (int i = 0; i < 3; i++) {
@@ -430,12 +460,10 @@ static void arc_bounds(const double s[3], const double e[3], const double c[3], 
     int full = fabs(sweep) >= TWO_PI - 1e-12;
     for (int k = 0; k < 4; k++) {
         double cardinal = k * (M_PI / 2.0);
-        if (!full) {
-            double delta = sweep > 0 ? cardinal - start_angle : start_angle - cardinal;
-            delta = fmod(delta, TWO_PI);
-            if (delta < 0) delta += TWO_PI;
-            if (delta > fabs(sweep)) continue;
-        }
+        double delta = sweep > 0 ? cardinal - start_angle : start_angle - cardinal;
+        delta = fmod(delta, TWO_PI);
+        if (delta < 0) delta += TWO_PI;
+        if (!full && !(delta <= fabs(sweep))) continue;
         if (k == 0) { if (c[a] + r > hi[a]) hi[a] = c[a] + r; }
         else if (k == 1) { if (c[b] + r > hi[b]) hi[b] = c[b] + r; }
         else if (k == 2) { if (c[a] - r < lo[a]) lo[a] = c[a] - r; }
@@ -486,9 +514,10 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
     if (have[W_G]) {
         double g = val[W_G];
         if (g != 0.0 && g != 1.0 && g != 2.0 && g != 3.0) return 0;
-        motion = (int)g * 10;
+        motion = (int)g * 10; /* G0..G3 -> MOTION_RAPID..MOTION_ARC_CCW */
     }
-    if (motion != 0 && motion != 10 && motion != 20 && motion != 30) return 0;
+    if (motion != MOTION_RAPID && motion != MOTION_LINEAR && motion != MOTION_ARC_CW && motion != MOTION_ARC_CCW)
+        return 0;
     if (self->require_decimal) {
         for (int w = W_X; w <= W_R; w++)
             if (have[w] && !points[w]) return 0;
@@ -499,7 +528,7 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
         feed = val[W_F] * self->unit_scale;
     }
     int axis_words = have[W_X] || have[W_Y] || have[W_Z];
-    int arc = motion == 20 || motion == 30;
+    int arc = motion == MOTION_ARC_CW || motion == MOTION_ARC_CCW;
     int ijk = have[W_I] || have[W_J] || have[W_K];
     if ((ijk || have[W_R]) && !(arc && axis_words)) return 0; /* unused words: Python explains */
     if (ijk && have[W_R]) return 0;
@@ -520,8 +549,8 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
     }
     double lo[3], hi[3], center[3] = {0, 0, 0}, radius = 0, sweep = 0;
     int a = 0, b = 1, n = 2;
-    if (self->plane == 180) { a = 2; b = 0; n = 1; }
-    else if (self->plane == 190) { a = 1; b = 2; n = 0; }
+    if (self->plane == PLANE_ZX) { a = 2; b = 0; n = 1; }
+    else if (self->plane == PLANE_YZ) { a = 1; b = 2; n = 0; }
     if (arc) {
         static const int plane_word[3] = {W_X, W_Y, W_Z};
         if (!have[plane_word[a]] && !have[plane_word[b]]) return 0;
@@ -532,14 +561,8 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             double r = val[W_R] * self->unit_scale;
             if (target[0] == pos[0] && target[1] == pos[1] && target[2] == pos[2]) return 0;
             if (r == 0.0) return 0;
-            double h = 4.0 * r * r - x * x - y * y;
-            if (h < 0) return 0;
-            h = -sqrt(h) / hypot(x, y);
-            if (motion == 30) h = -h;
-            if (r < 0) { h = -h; r = -r; }
-            i_off = 0.5 * (x - y * h);
-            j_off = 0.5 * (y + x * h);
-            radius = r;
+            if (!arc_center_offset(x, y, r, motion == MOTION_ARC_CW, &i_off, &j_off)) return 0;
+            radius = fabs(r);
         } else {
             static const int off_word[3] = {W_I, W_J, W_K};
             if (!have[off_word[a]] && !have[off_word[b]]) return 0;
@@ -549,17 +572,15 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             radius = hypot(i_off, j_off);
             double target_r = hypot(x - i_off, y - j_off);
             double delta = fabs(target_r - radius);
-            if (delta > 0.005 && (delta > 0.5 || delta > 0.001 * radius)) return 0;
+            if (!(delta <= 0.005) && (delta > 0.5 || delta > 0.001 * radius)) return 0;
             if (radius == 0.0) return 0;
         }
         center[0] = pos[0]; center[1] = pos[1]; center[2] = pos[2];
         center[a] = pos[a] + i_off;
         center[b] = pos[b] + j_off;
-        double ra = pos[a] - center[a], rb = pos[b] - center[b];
-        double ta = target[a] - center[a], tb = target[b] - center[b];
-        sweep = atan2(ra * tb - rb * ta, ra * ta + rb * tb);
-        if (motion == 20) { if (sweep >= -ARC_EPS) sweep -= TWO_PI; }
-        else if (sweep <= ARC_EPS) sweep += TWO_PI;
+        sweep = arc_sweep(pos, target, center, a, b, motion == MOTION_ARC_CW);
+        /* Anything not finite (a huge radius, an overflowing centre) is Python's to explain. */
+        if (!isfinite(radius) || !isfinite(sweep) || !isfinite(center[a]) || !isfinite(center[b])) return 0;
         arc_bounds(pos, target, center, a, b, radius, sweep, lo, hi);
     } else {
         for (int i = 0; i < 3; i++) {
@@ -567,7 +588,7 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             hi[i] = self->pos[i] > target[i] ? self->pos[i] : target[i];
         }
     }
-    if (motion != 0) {
+    if (motion != MOTION_RAPID) {
         if (!self->spindle_on) return 0;
         if (feed > self->max_feed + ENV_EPS) return 0;
     }
@@ -589,7 +610,7 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             if (hi[i] > self->hi[i]) self->hi[i] = hi[i];
         }
     }
-    int kind = motion == 0 ? 0 : (arc ? 2 : 1);
+    int kind = motion == MOTION_RAPID ? 0 : (arc ? 2 : 1);
     if (est_add(self->est, kind, self->pos, target, feed, center, a, b, n, sweep, radius, 0.0, line_no) < 0)
         return -1;
     memcpy(self->pos, target, sizeof target);
@@ -608,12 +629,24 @@ static PyObject *FastPath_run(FastPath *self, PyObject *args) {
     const char *end = base + buf.len;
     if (self->enabled) {
         while (p < end) {
+            /* Lines end as GRBL ends them: LF, CR or CR LF. A CR that ends the buffer is left to Python,
+               which knows whether an LF follows in the next chunk. */
             const char *eol = memchr(p, '\n', (size_t)(end - p));
-            if (!eol) break;
+            const char *cr = memchr(p, '\r', (size_t)((eol ? eol : end) - p));
+            const char *next;
+            if (cr) {
+                if (cr + 1 == end) break;
+                eol = cr;
+                next = cr[1] == '\n' ? cr + 2 : cr + 1;
+            } else if (eol) {
+                next = eol + 1;
+            } else {
+                break;
+            }
             int r = fast_line(self, p, eol, line_no + 1);
             if (r < 0) { PyBuffer_Release(&buf); return NULL; }
             if (r == 0) break;
-            p = eol + 1;
+            p = next;
             line_no++;
         }
     }
@@ -652,5 +685,10 @@ PyMODINIT_FUNC PyInit__fastcheck(void) {
     PyModule_AddObject(m, "Estimator", (PyObject *)&EstimatorType);
     Py_INCREF(&FastPathType);
     PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType);
+    static const struct { const char *name; long value; } constants[] = {
+        {"MOTION_RAPID", MOTION_RAPID}, {"MOTION_LINEAR", MOTION_LINEAR}, {"MOTION_ARC_CW", MOTION_ARC_CW},
+        {"MOTION_ARC_CCW", MOTION_ARC_CCW}, {"PLANE_XY", PLANE_XY}, {"PLANE_ZX", PLANE_ZX}, {"PLANE_YZ", PLANE_YZ}};
+    for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
+        if (PyModule_AddIntConstant(m, constants[i].name, constants[i].value) < 0) { Py_DECREF(m); return NULL; }
     return m;
 }

@@ -1,6 +1,7 @@
 """Toolpath preview for the dashboard: the safety interpreter's motions as polylines.
 
-Arcs are flattened here (server side) so the browser only draws lines. Segments on
+Arcs are flattened here (server side) with the safety gate's own arc kernel, so the
+browser draws the path the gate checked, true extremes included, as lines. Segments on
 lines the check flagged for leaving the envelope or entering a keep-out box are
 marked ``bad`` and drawn red. Coordinates are machine coordinates in mm; a lathe's
 X is shown as a diameter, like its envelope and readout.
@@ -8,34 +9,15 @@ X is shown as a diameter, like its envelope and readout.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from labbridge.config import Machine
+from labbridge.safety.geometry import arc_points
+from labbridge.safety.lexer import split_lines
 
 VIOLATION_CODES = frozenset({"envelope", "keep-out"})
 MAX_POINTS = 200_000
-ARC_STEP = math.radians(5)
-
-
-def _arc_points(m: Any) -> list[tuple[float, float, float]]:
-    a, b, n = m.plane
-    c = m.center
-    start, end = m.start, m.end
-    a0 = math.atan2(start[b] - c[b], start[a] - c[a])
-    steps = max(2, math.ceil(abs(m.sweep) / ARC_STEP))
-    sign = -1.0 if m.clockwise else 1.0
-    points = []
-    for i in range(1, steps):
-        t = i / steps
-        angle = a0 + sign * m.sweep * t
-        p = [0.0, 0.0, 0.0]
-        p[a] = c[a] + m.radius * math.cos(angle)
-        p[b] = c[b] + m.radius * math.sin(angle)
-        p[n] = start[n] + (end[n] - start[n]) * t
-        points.append((p[0], p[1], p[2]))
-    points.append(tuple(end))  # type: ignore[arg-type]
-    return points
+ARC_TOLERANCE = 0.02  # mm between an arc and the chords drawn for it
 
 
 def build_preview(text: str, machine: Machine, report_json: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +37,7 @@ def build_preview(text: str, machine: Machine, report_json: dict[str, Any]) -> d
     segments: list[dict[str, Any]] = []
     points = 0
     truncated = False
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(split_lines(text), start=1):
         try:
             result = interp.execute(raw, number)
         except Exception:
@@ -63,8 +45,8 @@ def build_preview(text: str, machine: Machine, report_json: dict[str, Any]) -> d
         for m in result.motions:
             if m.kind == "dwell":
                 continue
-            path = _arc_points(m) if m.kind == "arc" and m.center is not None else [m.end]
-            pts = [show(m.start)] + [show(p) for p in path]
+            path = arc_points(m, ARC_TOLERANCE) if m.kind == "arc" and m.center is not None else [m.start, m.end]
+            pts = [show(p) for p in path]
             points += len(pts)
             if points > MAX_POINTS:
                 truncated = True

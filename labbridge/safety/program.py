@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,9 @@ except ImportError:  # pragma: no cover - exercised where no compiler was availa
     _fastcheck = None  # type: ignore[assignment]
 
 CHUNK_BYTES = 1 << 20
+_LINE_END = re.compile(rb"\r\n?|\n")
 from labbridge.safety.interpreter import Interpreter
+from labbridge.safety.modal import MM_PER_INCH, Distance, FeedMode, Spindle, Units
 from labbridge.safety.motion import Vec
 
 MAX_DIAGNOSTICS = 1000
@@ -176,8 +179,8 @@ class ProgramChecker:
         wcs, g92 = interp.wcs[m.wcs], interp.g92
         offset = (wcs[0] + g92[0], wcs[1] + g92[1], wcs[2] + g92[2] + interp.tlo)
         fast.sync(
-            tuple(interp.position), offset, 25.4 if m.units == 200 else 1.0, m.distance == 900, m.motion, m.plane,
-            m.feed_mode == 940, m.feed, m.spindle in (3, 4),
+            tuple(interp.position), offset, MM_PER_INCH if m.units == Units.INCH else 1.0, m.distance == Distance.ABSOLUTE,
+            m.motion, m.plane, m.feed_mode == FeedMode.PER_MINUTE, m.feed, m.spindle in (Spindle.CW, Spindle.CCW),
             self._fast_allowed and self.ended_at is None,
         )
 
@@ -200,7 +203,9 @@ class ProgramChecker:
             self.line(number, text)  # type: ignore[arg-type]
 
     def read(self, stream: BinaryIO) -> None:
-        """Check every line of a binary stream: plain lines in C when it can, the rest in Python."""
+        """Check every line of a binary stream: plain lines in C when it can, the rest in Python.
+
+        Lines end as GRBL ends them: at LF, at CR, or at CR LF (see lexer.split_lines)."""
         fast_path = self.fast
         number = 0
         pending = b""
@@ -208,16 +213,16 @@ class ProgramChecker:
         while self.unreadable_lines < MAX_BINARY_LINES:
             chunk = stream.read(CHUNK_BYTES)
             buf = pending + chunk
-            if not chunk and buf and not buf.endswith(b"\n"):
-                buf += b"\n"  # the last line may lack its newline
+            if not chunk and buf and not buf.endswith((b"\n", b"\r")):
+                buf += b"\n"  # the last line may lack its line end
             pos = 0
             while self.unreadable_lines < MAX_BINARY_LINES:
                 if skipping_long_line:
-                    nl = buf.find(b"\n", pos)
-                    if nl < 0:
+                    eol = _LINE_END.search(buf, pos)
+                    if eol is None:
                         pos = len(buf)
                         break
-                    pos, skipping_long_line = nl + 1, False
+                    pos, skipping_long_line = eol.end(), False
                     continue
                 if fast_path is not None:
                     new_pos, new_number = fast_path.run(buf, pos, number)
@@ -225,14 +230,14 @@ class ProgramChecker:
                         self.report.lines = number = new_number
                         pos = new_pos
                         self.from_fast()
-                nl = buf.find(b"\n", pos)
-                if nl < 0:
-                    break
+                eol = _LINE_END.search(buf, pos)
+                if eol is None or (eol.end() == len(buf) and buf[-1:] == b"\r" and chunk):
+                    break  # no line end yet, or a CR whose LF may start the next chunk
                 number += 1
                 self.interpreted_lines += 1
-                self.raw_line(number, buf[pos:nl + 1])
+                self.raw_line(number, buf[pos:eol.start()])
                 self.to_fast()
-                pos = nl + 1
+                pos = eol.end()
             pending = buf[pos:]
             if len(pending) > MAX_LINE_BYTES:
                 number += 1
@@ -307,7 +312,7 @@ def check_program(
             raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
     pc = ProgramChecker(mid, machine, program_name or "<program>", work_offsets, start, fast=False)
     for number, text in enumerate(source, 1):
-        pc.line(number, text.rstrip("\r\n"))
+        pc.line(number, text.rstrip("\r\n"))  # one line each: split them with lexer.split_lines
     return pc.finish()
 
 

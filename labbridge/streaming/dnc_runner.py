@@ -21,6 +21,7 @@ from typing import Any
 from labbridge.errors import LabbridgeError
 from labbridge.log import get_logger
 from labbridge.model import JobProgress
+from labbridge.safety.lexer import split_lines
 
 
 @dataclasses.dataclass
@@ -45,7 +46,7 @@ class DncRunner:
 
     async def start(self, program_path: str | Path, *, program_name: str | None = None) -> DncJob:
         path = Path(program_path)
-        lines = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+        lines = sum(1 for line in split_lines(path.read_text(encoding="utf-8")) if line.strip())
         self.job = DncJob(f"dnc-{secrets.token_hex(4)}")
         self.log = get_logger(machine=self.machine_id, job=self.job.id, user=self.user)
         self.state.update(program_name=program_name or path.name, job=JobProgress(

@@ -21,6 +21,7 @@ from labbridge.transports.serial_link import DncError, SerialLink, drip_feed, pu
 from labbridge.errors import ConfigError, GateRejected, ProgramReadError
 from labbridge.log import get_logger
 from labbridge.safety import check_program
+from labbridge.safety.lexer import split_lines
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def dnc_settings(machine_id: str, machine: Machine) -> DncConnection:
 def _read_lines(program_path: str | Path) -> list[str]:
     path = Path(program_path)
     try:
-        return path.read_text(encoding="ascii").splitlines()
+        return split_lines(path.read_text(encoding="ascii"))
     except FileNotFoundError:
         raise ProgramReadError(f"{path}: program file not found") from None
     except UnicodeDecodeError as exc:

@@ -35,6 +35,7 @@ from labbridge.errors import ConnectionLost, GateRejected, InterlockError, Labbr
 from labbridge.log import get_logger
 from labbridge.model import JobProgress, MachineState, Status
 from labbridge.safety import Report, check_program
+from labbridge.safety.lexer import split_lines
 from labbridge.streaming.interlocks import check_interlocks
 from labbridge.streaming.job import ACTIVE_STATES, Job, JobState, new_job_id
 from labbridge.streaming.records import JobStore
@@ -243,7 +244,7 @@ class JobRunner:
         offsets = {k: _vec(v) for k, v in params.items() if k in WORK_OFFSET_CODES}
         pos = self.state.position_machine
         start = _vec(pos.get(a, 0.0) for a in "XYZ") if pos else None
-        text_lines = data.decode("utf-8", "replace").splitlines()
+        text_lines = split_lines(data.decode("utf-8", "replace"))  # as the gate and GRBL end lines
         if from_line is None:
             report = await asyncio.to_thread(check_program, data, self.machine, machine_id=self.machine_id,
                                              program_name=name, work_offsets=offsets or None, start=start)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from labbridge.i18n import _
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
+from labbridge.safety.lexer import split_lines
 from labbridge.safety.preview import build_preview
 
 router = APIRouter(prefix="/api/programs", tags=["programs"])
@@ -72,7 +73,7 @@ def _store(ctx: Context, principal: Principal, data: bytes, name: str) -> dict[s
     except HTTPException as exc:
         ctx.audit(principal, None, "program.upload", "refused", f"{name}: {exc.detail}")
         raise
-    info = ctx.store.add_program(data, name, principal.username, len(text.splitlines()))
+    info = ctx.store.add_program(data, name, principal.username, len(split_lines(text)))
     ctx.audit(principal, None, "program.upload", "ok", f"{name} sha256:{info['hash'][:12]} {len(data)} bytes")
     return info
 

@@ -26,6 +26,7 @@ from labbridge.sim.grbl.settings import EEPROM_BYTES, EEPROM_MS_PER_BYTE, Eeprom
 from labbridge.sim.grbl.system import STEP as _STEP
 from labbridge.sim.grbl.system import VERSION, SystemCommands, axes_text, outside_travel
 from labbridge.safety import Interpreter
+from labbridge.safety.modal import gname
 
 BANNER = f"\r\nGrbl {VERSION} ['$' for help]\r\n"
 TX_BUFFER = 104  # GRBL's serial transmit buffer; a full one stalls the main loop
@@ -109,7 +110,8 @@ class GrblFirmware(SystemCommands):
 
     def _new_interpreter(self) -> Interpreter:
         e = self.eeprom
-        interp = Interpreter(self.machine, work_offsets=dict(e.offsets), start=tuple(self.stepper.position))
+        interp = Interpreter(self.machine, work_offsets=dict(e.offsets), start=tuple(self.stepper.position),
+                             firmware=True)
         interp.g28 = list(e.g28)
         interp.g30 = list(e.g30)
         return interp
@@ -465,8 +467,8 @@ class GrblFirmware(SystemCommands):
         if motion.kind == "traverse":
             points, feed, rapid = [motion.end], math.inf, True  # limited per axis below
         elif motion.kind == "arc":
-            points = arc_points(motion.start, motion.end, motion.center, motion.plane, motion.clockwise,
-                                motion.sweep, motion.radius, e.settings[12])
+            points = arc_points(motion.start, motion.end, motion.center, motion.plane, motion.sweep,
+                                motion.radius, e.settings[12])
             feed, rapid = motion.feed, False
         else:
             points, feed, rapid = [motion.end], motion.feed, False
@@ -478,7 +480,7 @@ class GrblFirmware(SystemCommands):
             blocks.append(Block(start, p, speed, accel, rapid=rapid, line=motion.line, limit=limit))
             start = p
         if motion.kind == "probe" and blocks:
-            blocks[-1].probe = f"G38.{self.interp.modal.motion % 10}"
+            blocks[-1].probe = gname(self.interp.modal.motion)
         return blocks
 
     def _soft_limit(self) -> Generator[object, None, None]:

@@ -13,6 +13,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from labbridge.safety.geometry import arc_path, grbl_arc_segments
+
 Vec = tuple[float, float, float]
 EPS = 1e-9
 
@@ -52,29 +54,11 @@ def limited_speed_and_accel(start: Vec, end: Vec, feed_mm_min: float, max_rates:
     return speed, accel
 
 
-def arc_points(start: Vec, end: Vec, center: Vec, plane: tuple[int, int, int], clockwise: bool,
-               sweep: float, radius: float, tolerance: float) -> list[Vec]:
+def arc_points(start: Vec, end: Vec, center: Vec, plane: tuple[int, int, int], sweep: float, radius: float,
+               tolerance: float) -> list[Vec]:
     """Segment end points of an arc, as many as GRBL's mc_arc makes for arc tolerance ``$12``."""
-    a, b, n = plane
-    r = radius or math.hypot(start[a] - center[a], start[b] - center[b])
-    tol = max(tolerance, 1e-6)
-    if r <= tol:
-        return [end]
-    segments = int(abs(0.5 * sweep * r) / math.sqrt(tol * (2 * r - tol)))
-    segments = max(segments, 1)
-    theta0 = math.atan2(start[b] - center[b], start[a] - center[a])
-    signed = -abs(sweep) if clockwise else abs(sweep)
-    points: list[Vec] = []
-    for i in range(1, segments):
-        f = i / segments
-        theta = theta0 + signed * f
-        p = [0.0, 0.0, 0.0]
-        p[a] = center[a] + r * math.cos(theta)
-        p[b] = center[b] + r * math.sin(theta)
-        p[n] = start[n] + (end[n] - start[n]) * f
-        points.append((p[0], p[1], p[2]))
-    points.append(end)
-    return points
+    segments = grbl_arc_segments(sweep, radius, tolerance) if math.isfinite(sweep) else 0
+    return arc_path(start, end, center, plane, sweep, segments)
 
 
 class Stepper:

@@ -11,6 +11,7 @@ from collections.abc import Generator
 from typing import Any
 
 from labbridge.sim.grbl.motion import Block, limited_speed_and_accel
+from labbridge.safety.modal import Distance, Units
 from labbridge.sim.grbl.settings import format_setting
 
 VERSION = "1.1h"
@@ -214,7 +215,7 @@ class SystemCommands:
         if pos != len(text):
             return 1
         inch = False
-        absolute = self.interp.modal.distance == 900
+        absolute = self.interp.modal.distance == Distance.ABSOLUTE
         machine = False
         for g in gcodes:
             if g in (20.0, 21.0):
@@ -225,7 +226,7 @@ class SystemCommands:
                 machine = True
             else:
                 return 16
-        inch = inch or (self.interp.modal.units == 200 and 21.0 not in gcodes)
+        inch = inch or (self.interp.modal.units == Units.INCH and 21.0 not in gcodes)
         if "F" not in words:
             return 22
         axes = {i: words[a] * (25.4 if inch else 1.0) for i, a in enumerate("XYZ") if a in words}
