@@ -304,6 +304,13 @@ def test_students_get_messages_in_their_language(api: Api) -> None:
     assert r.headers["content-language"] == "de" and "keine offene Klasse" in r.json()["detail"]
     r = student(api, "QQQQQQ", "Ona", FIXED)
     assert r.headers["content-language"] == "en" and "no open class" in r.json()["detail"]
+    # the gate's report in the student's language: same codes and lines, other words
+    code = open_class(api)["code"]
+    english = student(api, code, "Ona", OUTSIDE).json()["report"]
+    local = student(api, code, "Ona", OUTSIDE, **{"Accept-Language": "lt"}).json()["report"]
+    assert [(d["line"], d["code"]) for d in local["diagnostics"]] == [(d["line"], d["code"]) for d in english["diagnostics"]]
+    envelope = next(d["message"] for d in local["diagnostics"] if d["code"] == "envelope")
+    assert "pasiekia" in envelope and "staklių mill-1" in envelope
 
 
 def test_the_trainer_sees_submissions_live_and_nobody_else_does(api: Api) -> None:

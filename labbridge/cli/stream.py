@@ -41,7 +41,7 @@ from labbridge.config import Machine
 from labbridge.errors import (
     ConfigError, ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError,
 )
-from labbridge.i18n import N_, _
+from labbridge.i18n import N_, _, ngettext
 from labbridge.safety import Report, check_program
 
 PortOption = Annotated[
@@ -86,6 +86,16 @@ def _confirm(machine_id: str, machine: Machine, program: Path, report: Report, p
         name=machine.name, port=port or _("the configured port"), motion=motion)
     if not typer.confirm(question, default=False):
         fail(_("not confirmed; nothing was sent"), EXIT_USAGE)
+
+
+def _rejected(exc: GateRejected) -> str:
+    """Why the gate stopped the stream, in the CLI's language (the job record keeps the runner's words)."""
+    report = exc.report
+    if not isinstance(report, Report) or report.ok:
+        return str(exc)
+    return ngettext("{program} is rejected by the safety gate for {machine}: {n} error; nothing was sent",
+                    "{program} is rejected by the safety gate for {machine}: {n} errors; nothing was sent",
+                    report.error_count).format(program=report.program, machine=report.machine, n=report.error_count)
 
 
 # ---------------------------------------------------------------------------- GRBL
@@ -139,8 +149,8 @@ async def _stream_grbl(machine_id: str, machine: Machine, program: Path, port: s
                 job = await runner.start(program, check_mode=check_mode, on_progress=update)
             except GateRejected as exc:
                 bar.stop()
-                console.print(human_report(exc.report))
-                fail(str(exc), EXIT_PROGRAM_ERRORS)
+                console.print(human_report(exc.report), markup=False, highlight=False)
+                fail(_rejected(exc), EXIT_PROGRAM_ERRORS)
             except InterlockError as exc:
                 fail(_("refused by the '{interlock}' interlock: {error}; nothing was sent").format(
                     interlock=exc.interlock, error=exc), EXIT_CONTROLLER)
@@ -216,7 +226,7 @@ async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: st
                 await dnc_job.stream_dnc(machine_id, machine, program, port=port, on_progress=update)
             except GateRejected as exc:
                 job.state, job.message = JobState.FAILED, str(exc)
-                fail(str(exc), EXIT_PROGRAM_ERRORS)
+                fail(_rejected(exc), EXIT_PROGRAM_ERRORS)
             except (ConfigError, ProgramReadError) as exc:
                 job.state, job.message = JobState.FAILED, str(exc)
                 fail(str(exc), EXIT_USAGE)

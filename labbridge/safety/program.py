@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from labbridge.config import Machine
 from labbridge.errors import ProgramReadError
+from labbridge.i18n import _
 from labbridge.safety.checks import MotionChecker
 from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.estimate import CompiledEstimator, Estimator
@@ -87,12 +88,12 @@ class Report:
 def _decode(raw: bytes) -> tuple[str | None, str | None]:
     """One line of bytes as text, or the reason it is not text."""
     if b"\x00" in raw:
-        return None, "NUL bytes: this file is binary, not a G-code text file"
+        return None, _("NUL bytes: this file is binary, not a G-code text file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, (f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8 text: "
-                      "save the program as plain text (UTF-8 or ASCII)")
+        return None, _("byte 0x{byte:02x} at column {column} is not valid UTF-8 text: save the program as plain "
+                       "text (UTF-8 or ASCII)").format(byte=raw[exc.start], column=exc.start + 1)
     return text.rstrip("\r\n"), None
 
 
@@ -113,7 +114,7 @@ class ProgramChecker:
             self.estimator: Estimator | CompiledEstimator = estimator
             self.fast = _fastcheck.FastPath(
                 estimator.raw, tuple(self.checker.env_lo), tuple(self.checker.env_hi),
-                [(lo, hi) for _, lo, hi in self.checker.boxes], machine.max_feed,
+                [(lo, hi) for _name, lo, hi in self.checker.boxes], machine.max_feed,
                 self.interp.line_buffer, self.interp.x_scale, self.interp.dialect.fanuc,
             )
             self._fast_allowed = not ({"G0", "G1", "G2", "G3"} & self.interp.forbidden)
@@ -133,9 +134,8 @@ class ProgramChecker:
             report.diagnostics.append(diagnostic)
         elif not report.truncated:
             report.truncated = True
-            report.diagnostics.append(Diagnostic(diagnostic.line, "warning", "too-many-diagnostics",
-                                                 f"more than {MAX_DIAGNOSTICS} problems; the rest are not listed: "
-                                                 "fix these first"))
+            report.diagnostics.append(Diagnostic(diagnostic.line, "warning", "too-many-diagnostics", _(
+                "more than {n} problems; the rest are not listed: fix these first").format(n=MAX_DIAGNOSTICS)))
 
     def line(self, number: int, text: str) -> None:
         interp = self.interp
@@ -145,9 +145,9 @@ class ProgramChecker:
         if result.ok and (result.motions or result.program_end) and self.ended_at is not None \
                 and not self._after_end_warned:
             self._after_end_warned = True
-            self.add(Diagnostic(number, "warning", "after-end", f"this block comes after the program end on line "
-                                f"{self.ended_at}: Fanuc-style controls stop at M30, GRBL runs on; remove these "
-                                "lines or move M2/M30 to the end"))
+            self.add(Diagnostic(number, "warning", "after-end", _(
+                "this block comes after the program end on line {line}: Fanuc-style controls stop at M30, GRBL runs "
+                "on; remove these lines or move M2/M30 to the end").format(line=self.ended_at)))
         if result.motions:
             if result.spindle_on != self._spindle_on:
                 self.checker.spindle_changed(result.spindle_on)
@@ -241,14 +241,14 @@ class ProgramChecker:
             pending = buf[pos:]
             if len(pending) > MAX_LINE_BYTES:
                 number += 1
-                self.unreadable(number, f"line is longer than {MAX_LINE_BYTES // 1024} KiB: this is not a G-code "
-                                "program")
+                self.unreadable(number, _("line is longer than {kib} KiB: this is not a G-code program").format(
+                    kib=MAX_LINE_BYTES // 1024))
                 pending, skipping_long_line = b"", True
             if not chunk:
                 break
         if self.unreadable_lines >= MAX_BINARY_LINES:
-            self.add(Diagnostic(number, "error", "binary", "stopped reading: this file does not look like a G-code "
-                                "text file"))
+            self.add(Diagnostic(number, "error", "binary", _(
+                "stopped reading: this file does not look like a G-code text file")))
 
     def unreadable(self, number: int, problem: str) -> None:
         self.report.lines = number
@@ -258,10 +258,10 @@ class ProgramChecker:
     def finish(self) -> Report:
         report = self.report
         if report.lines == 0:
-            self.add(Diagnostic(0, "error", "syntax", "the program is empty: there is nothing to run"))
+            self.add(Diagnostic(0, "error", "syntax", _("the program is empty: there is nothing to run")))
         if self.ended_at is None and report.lines and not self.unreadable_lines:
-            self.add(Diagnostic(report.lines, "warning", "no-program-end", "the program never ends with M2 or M30: "
-                                "add M30 as the last line so the spindle and coolant stop"))
+            self.add(Diagnostic(report.lines, "warning", "no-program-end", _(
+                "the program never ends with M2 or M30: add M30 as the last line so the spindle and coolant stop")))
         if self.fast is not None:
             fast_bounds = self.fast.bounds()
             if fast_bounds is not None:
@@ -303,13 +303,14 @@ def check_program(
             with path.open("rb") as fh:
                 return check_stream(fh, mid, machine, name, work_offsets, start)  # type: ignore[arg-type]
         except FileNotFoundError:
-            raise ProgramReadError(f"{path}: no such file") from None
+            raise ProgramReadError(_("{path}: no such file").format(path=path)) from None
         except IsADirectoryError:
-            raise ProgramReadError(f"{path}: is a directory, not a program file") from None
+            raise ProgramReadError(_("{path}: is a directory, not a program file").format(path=path)) from None
         except PermissionError:
-            raise ProgramReadError(f"{path}: permission denied") from None
+            raise ProgramReadError(_("{path}: permission denied").format(path=path)) from None
         except OSError as exc:
-            raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            raise ProgramReadError(_("{path}: cannot read: {error}").format(path=path, error=exc.strerror or exc)) \
+                from None
     pc = ProgramChecker(mid, machine, program_name or "<program>", work_offsets, start, fast=False)
     for number, text in enumerate(source, 1):
         pc.line(number, text.rstrip("\r\n"))  # one line each: split them with lexer.split_lines
