@@ -33,6 +33,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from labbridge.i18n import _, ngettext
 from labbridge.log import get_logger
 from labbridge.safety.preview import build_preview
+from labbridge.server.api.class_schemas import (
+    Approval, Attempt, AttemptDetail, ClassClosed, ClassDetail, ClassInfo, PublicClass, SubmissionReply, reply_of,
+)
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.api.programs import check_and_store, validate_program
 from labbridge.server.auth import Action, Principal, Role
@@ -175,7 +178,8 @@ def owned(room: ClassRoom, principal: Principal, code: str) -> dict[str, Any]:
     return cls
 
 
-@router.post("", status_code=201, summary="Open a class: a code and a join URL (with its QR code) for students")
+@router.post("", status_code=201, response_model=ClassInfo,
+             summary="Open a class: a code and a join URL (with its QR code) for students")
 def open_class(body: NewClass, request: Request, principal: Principal = require(Action.CLASS_MANAGE),
                ctx: Context = Depends(get_ctx), room: ClassRoom = Depends(get_room)) -> dict[str, Any]:
     known_machine(ctx, body.machine)
@@ -187,7 +191,8 @@ def open_class(body: NewClass, request: Request, principal: Principal = require(
     return describe(cls, request)
 
 
-@router.get("", summary="My classes (an admin sees every class)")
+@router.get("", response_model=list[ClassInfo], response_model_exclude_none=True,
+            summary="My classes (an admin sees every class)")
 def list_classes(request: Request, principal: Principal = require(Action.CLASS_MANAGE),
                  room: ClassRoom = Depends(get_room)) -> list[dict[str, Any]]:
     owner = None if principal.role == Role.ADMIN.value else principal.username
@@ -195,14 +200,16 @@ def list_classes(request: Request, principal: Principal = require(Action.CLASS_M
             for c in room.book.list_classes(owner)]
 
 
-@router.get("/{code}", summary="A class, its students' progress and its most common errors (its trainer)")
+@router.get("/{code}", response_model=ClassDetail,
+            summary="A class, its students' progress and its most common errors (its trainer)")
 def get_class(code: str, request: Request, principal: Principal = require(Action.CLASS_MANAGE),
               room: ClassRoom = Depends(get_room)) -> dict[str, Any]:
     cls = owned(room, principal, code)
     return {**describe(cls, request), "summary": room.book.summary(cls["code"])}
 
 
-@router.delete("/{code}", summary="Close a class: its code stops working; submissions are kept for the retention")
+@router.delete("/{code}", response_model=ClassClosed,
+               summary="Close a class: its code stops working; submissions are kept for the retention")
 def close_class(code: str, principal: Principal = require(Action.CLASS_MANAGE), ctx: Context = Depends(get_ctx),
                 room: ClassRoom = Depends(get_room)) -> dict[str, Any]:
     cls = owned(room, principal, code)
@@ -213,7 +220,8 @@ def close_class(code: str, principal: Principal = require(Action.CLASS_MANAGE), 
             "delete_after": closed["delete_after"]}
 
 
-@router.get("/{code}/public", summary="What a student's join page shows of an open class (no sign-in)")
+@router.get("/{code}/public", response_model=PublicClass,
+            summary="What a student's join page shows of an open class (no sign-in)")
 def public_class(code: str, request: Request, ctx: Context = Depends(get_ctx),
                  room: ClassRoom = Depends(get_room)) -> dict[str, Any]:
     wait = room.limiter.admit((f"lookup:{_client(request)}", PUBLIC_LOOKUPS_PER_MINUTE))
@@ -238,7 +246,7 @@ def _check(ctx: Context, machine_id: str, text: str) -> tuple[dict[str, Any], di
     return report, build_preview(text, machine, report)
 
 
-@router.post("/{code}/submissions", status_code=201,
+@router.post("/{code}/submissions", status_code=201, **reply_of(SubmissionReply, 201),
              summary="A student submits a program (no sign-in): the check report, the preview and an id")
 async def submit(code: str, body: NewSubmission, request: Request, ctx: Context = Depends(get_ctx),
                  room: ClassRoom = Depends(get_room)) -> dict[str, Any]:
@@ -266,7 +274,8 @@ async def submit(code: str, body: NewSubmission, request: Request, ctx: Context 
     return {"id": row["id"], "student": row["student"], "time": row["time"], "report": report, "preview": preview}
 
 
-@router.get("/{code}/submissions", summary="Every attempt of a class: student, time, ok, errors, first error")
+@router.get("/{code}/submissions", response_model=list[Attempt],
+            summary="Every attempt of a class: student, time, ok, errors, first error")
 def list_submissions(code: str, principal: Principal = require(Action.CLASS_MANAGE),
                      room: ClassRoom = Depends(get_room)) -> list[dict[str, Any]]:
     cls = owned(room, principal, code)
@@ -280,7 +289,8 @@ def _submission(room: ClassRoom, cls: dict[str, Any], submission_id: int) -> dic
     return found
 
 
-@router.get("/{code}/submissions/{submission_id}", summary="One attempt: the program, its report and preview")
+@router.get("/{code}/submissions/{submission_id}", **reply_of(AttemptDetail),
+            summary="One attempt: the program, its report and preview")
 async def get_submission(code: str, submission_id: int, principal: Principal = require(Action.CLASS_MANAGE),
                          ctx: Context = Depends(get_ctx), room: ClassRoom = Depends(get_room)) -> dict[str, Any]:
     cls = owned(room, principal, code)
@@ -292,7 +302,7 @@ async def get_submission(code: str, submission_id: int, principal: Principal = r
     return {**room.book.public_row(found), "text": found["text"], "report": found["report"], "preview": preview}
 
 
-@router.post("/{code}/submissions/{submission_id}/approve", status_code=201,
+@router.post("/{code}/submissions/{submission_id}/approve", status_code=201, response_model=Approval,
              summary="Put a passing attempt into the machine's queue, the student's name as its note")
 async def approve(code: str, submission_id: int, principal: Principal = require(Action.CLASS_MANAGE),
                   ctx: Context = Depends(get_ctx), room: ClassRoom = Depends(get_room)) -> dict[str, Any]:
