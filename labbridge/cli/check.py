@@ -55,7 +55,8 @@ def human_report(report: Report) -> str:
 
 
 def register(app: typer.Typer, sim_app: typer.Typer) -> None:
-    @app.command("check", cls=LocalizedCommand, help=N_("Check PROGRAM against a machine's envelope, limits and controller dialect."))
+    @app.command("check", cls=LocalizedCommand,
+                 help=N_("Check PROGRAM against a machine's envelope, limits and controller dialect."))
     def check(
         program: Annotated[Path, typer.Argument(help=N_("G-code program file to check."), show_default=False)],
         machine: MachineOption,

@@ -256,8 +256,8 @@ async def _stream_dnc(machine_id: str, machine: Machine, program: Path, port: st
 
 
 def register(app: typer.Typer, sim_app: typer.Typer) -> None:
-    @app.command("stream", cls=LocalizedCommand, help=N_("Check PROGRAM, then stream it to a machine with progress; exit 0 when every "
-                                   "line was accepted."))
+    @app.command("stream", cls=LocalizedCommand, help=N_(
+        "Check PROGRAM, then stream it to a machine with progress; exit 0 when every line was accepted."))
     def stream(
         program: Annotated[Path, typer.Argument(help=N_("G-code program file to run."), show_default=False)],
         machine: MachineOption,

@@ -61,8 +61,10 @@ FEED_MODE_ALIAS_A = {980: 940, 990: 950}
 
 # Known but not simulated: rejected by name with a hint.
 _NOT_SIMULATED_COMMON: dict[int, str] = {
-    410: N_("G41 cutter radius compensation is not simulated: program the tool centre path, or check the program with G40"),
-    420: N_("G42 cutter radius compensation is not simulated: program the tool centre path, or check the program with G40"),
+    410: N_("G41 cutter radius compensation is not simulated: program the tool centre path, or check the program "
+            "with G40"),
+    420: N_("G42 cutter radius compensation is not simulated: program the tool centre path, or check the program "
+            "with G40"),
     50: N_("G5 splines are not supported on this controller"),
     51: N_("G5.1 splines are not supported on this controller"),
     70: N_("G7 lathe diameter mode is not supported on this controller"),

@@ -65,14 +65,16 @@ def install(app: FastAPI, ctx: Context) -> None:
     app.include_router(router)
 
 
-@router.get("", response_model=PreferencesReply, summary="My preferences (the dashboard's language; null: follow the browser)")
+@router.get("", response_model=PreferencesReply,
+            summary="My preferences (the dashboard's language; null: follow the browser)")
 def get_preferences(principal: Principal = Depends(current_principal),
                     ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     row = ctx.store.row("SELECT language FROM web_user_preferences WHERE username=?", (principal.username,))
     return {"language": row["language"] if row else None, "languages": list(LANGUAGES)}
 
 
-@router.put("", response_model=PreferencesReply, summary="Remember my language for the dashboard (null: follow the browser)")
+@router.put("", response_model=PreferencesReply,
+            summary="Remember my language for the dashboard (null: follow the browser)")
 def put_preferences(body: Preferences, principal: Principal = Depends(current_principal),
                     ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     if body.language is not None and body.language not in LANGUAGES:

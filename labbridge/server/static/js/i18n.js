@@ -74,7 +74,8 @@ export function translatePage(root = document) {
       if (attr && key) el.setAttribute(attr, t(key));
     }
   }
-  if (root === document && !document.querySelector("title[data-i18n]") && has("page.title")) document.title = t("page.title");
+  const titled = document.querySelector("title[data-i18n]");  // a page whose <title> names its own key keeps it
+  if (root === document && !titled && has("page.title")) document.title = t("page.title");
 }
 
 const numberFormats = new Map();

@@ -141,7 +141,10 @@ async function init() {
     if (shown) show(shown);
   });
   $("#join-name").value = storage.get(NAME_KEY, "");
-  $("#join-code-form").addEventListener("submit", (ev) => { ev.preventDefault(); lookUp($("#join-code").value.trim()); });
+  $("#join-code-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    lookUp($("#join-code").value.trim());
+  });
   $("#join-form").addEventListener("submit", submit);
   $("#join-file").addEventListener("change", readFile);
   const code = codeFromPath();

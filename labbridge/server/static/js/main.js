@@ -17,7 +17,9 @@ import { initSignIn, signedOut } from "./views/signin.js";
 import { initUsers, openUsers } from "./views/users.js";
 
 const DEFAULT_VIEW = "machines";
-const OPEN = { queue: openQueue, diagnostics: openDiagnostics, users: openUsers, audit: openAudit, classes: openClasses };
+const OPEN = {
+  queue: openQueue, diagnostics: openDiagnostics, users: openUsers, audit: openAudit, classes: openClasses,
+};
 
 function route() {
   if (!state.me) { showView("login"); return; }

@@ -75,12 +75,14 @@ function studentRow(s) {
 function commonItem(c) {
   return h("li", { dataset: { code: c.code } }, h("b", {}, c.code), " — ", explain("diag_code", c.code, ""),
     h("div", { class: "muted" }, t("classes.common_counts", {
-      students: t("classes.n_students", { count: c.students }), attempts: t("classes.n_attempts", { count: c.attempts }) })));
+      students: t("classes.n_students", { count: c.students }),
+      attempts: t("classes.n_attempts", { count: c.attempts }) })));
 }
 
 function firstError(a) {
   if (!a.first_error) return "";
-  return t("classes.first_error", { line: a.first_error.line, code: a.first_error.code, message: a.first_error.message });
+  const e = a.first_error;
+  return t("classes.first_error", { line: e.line, code: e.code, message: e.message });
 }
 
 function attemptRow(a) {
@@ -90,7 +92,8 @@ function attemptRow(a) {
   return h("tr", { dataset: { attempt: a.id }, class: attempt && attempt.id === a.id ? "current" : null },
     h("td", {}, dateTime(a.time)), h("td", {}, a.student), h("td", {}, result), h("td", {}, firstError(a)),
     h("td", {}, h("button", { class: "small", onclick: () => showAttempt(a.id) }, t("classes.view")),
-      a.ok && !a.queue_entry ? h("button", { class: "small approve", onclick: () => approve(a.id) }, t("classes.approve")) : null,
+      a.ok && !a.queue_entry
+        ? h("button", { class: "small approve", onclick: () => approve(a.id) }, t("classes.approve")) : null,
       queued));
 }
 
@@ -98,7 +101,8 @@ async function loadAttempts() {
   if (!current) return;
   const code = encodeURIComponent(current.code);
   try {
-    const [detail, attempts] = await Promise.all([api("GET", `/api/classes/${code}`), api("GET", `/api/classes/${code}/submissions`)]);
+    const [detail, attempts] = await Promise.all([
+      api("GET", `/api/classes/${code}`), api("GET", `/api/classes/${code}/submissions`)]);
     current = detail;
     renderHead();
     const s = detail.summary;
@@ -115,7 +119,8 @@ async function showAttempt(id) {
     attempt = await api("GET", `/api/classes/${encodeURIComponent(current.code)}/submissions/${id}`);
   } catch (e) { toast(e.message, "error"); return; }
   $("#class-attempt").hidden = false;
-  $("#class-attempt-title").textContent = t("classes.attempt_of", { student: attempt.student, time: dateTime(attempt.time) });
+  $("#class-attempt-title").textContent = t("classes.attempt_of",
+    { student: attempt.student, time: dateTime(attempt.time) });
   $("#class-attempt-summary").replaceChildren(summary(attempt.report));
   $("#class-listing").replaceChildren(...listingItems(attempt.text, attempt.report, "CL"));
   $("#class-diagnostics").replaceChildren(...diagnosticItems(attempt.report, pickLine));
