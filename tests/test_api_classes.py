@@ -311,6 +311,11 @@ def test_students_get_messages_in_their_language(api: Api) -> None:
     assert [(d["line"], d["code"]) for d in local["diagnostics"]] == [(d["line"], d["code"]) for d in english["diagnostics"]]
     envelope = next(d["message"] for d in local["diagnostics"] if d["code"] == "envelope")
     assert "pasiekia" in envelope and "staklių mill-1" in envelope
+    # the trainer reads the same attempt in their own language
+    sub = api.call("trainer", "GET", f"/api/classes/{code}/submissions").json()[0]["id"]
+    seen = api.client.get(f"/api/classes/{code}/submissions/{sub}",
+                          headers={**api.headers("trainer"), "Accept-Language": "de-DE"}).json()
+    assert "erreicht" in next(d["message"] for d in seen["report"]["diagnostics"] if d["code"] == "envelope")
 
 
 def test_the_trainer_sees_submissions_live_and_nobody_else_does(api: Api) -> None:

@@ -295,11 +295,10 @@ async def get_submission(code: str, submission_id: int, principal: Principal = r
                          ctx: Context = Depends(get_ctx), room: ClassRoom = Depends(get_room)) -> dict[str, Any]:
     cls = owned(room, principal, code)
     found = _submission(room, cls, submission_id)
-    preview = None
-    if cls["machine"] in ctx.lab.machines:
-        machine = ctx.lab.runtime(cls["machine"]).config
-        preview = await run_in_threadpool(build_preview, found["text"], machine, found["report"])
-    return {**room.book.public_row(found), "text": found["text"], "report": found["report"], "preview": preview}
+    report, preview = found["report"], None
+    if cls["machine"] in ctx.lab.machines:  # checked again, so that the trainer reads it in their own language
+        report, preview = await run_in_threadpool(_check, ctx, cls["machine"], found["text"])
+    return {**room.book.public_row(found), "text": found["text"], "report": report, "preview": preview}
 
 
 @router.post("/{code}/submissions/{submission_id}/approve", status_code=201, response_model=Approval,

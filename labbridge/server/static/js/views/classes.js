@@ -79,10 +79,11 @@ function commonItem(c) {
       attempts: t("classes.n_attempts", { count: c.attempts }) })));
 }
 
+/** The first error in the trainer's words (what its code means); the student's own message is its tooltip. */
 function firstError(a) {
   if (!a.first_error) return "";
   const e = a.first_error;
-  return t("classes.first_error", { line: e.line, code: e.code, message: e.message });
+  return t("classes.first_error", { line: e.line, code: e.code, message: explain("diag_code", e.code, e.message) });
 }
 
 function attemptRow(a) {
@@ -90,7 +91,8 @@ function attemptRow(a) {
     : h("span", { class: "error" }, t("check.n_errors", { count: a.errors }));
   const queued = a.queue_entry ? h("span", { class: "muted" }, t("classes.in_queue", { id: a.queue_entry })) : null;
   return h("tr", { dataset: { attempt: a.id }, class: attempt && attempt.id === a.id ? "current" : null },
-    h("td", {}, dateTime(a.time)), h("td", {}, a.student), h("td", {}, result), h("td", {}, firstError(a)),
+    h("td", {}, dateTime(a.time)), h("td", {}, a.student), h("td", {}, result),
+    h("td", { title: a.first_error ? a.first_error.message : null }, firstError(a)),
     h("td", {}, h("button", { class: "small", onclick: () => showAttempt(a.id) }, t("classes.view")),
       a.ok && !a.queue_entry
         ? h("button", { class: "small approve", onclick: () => approve(a.id) }, t("classes.approve")) : null,
