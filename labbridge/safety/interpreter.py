@@ -19,6 +19,13 @@ Design notes (read before changing):
 4. Execution order inside a block follows GRBL (and RS274/NGC): feed mode, feed,
    spindle speed, tool, spindle, coolant, dwell, plane, units, tool length,
    work offset, distance mode, non-modal commands, motion, program flow.
+5. Where each step lives: lexer (characters to words, numbers as the controller
+   reads them), words (words to commands and modal groups), modes (the modal
+   groups, in order), nonmodal (axis words, targets, G4/G10/G28/G30/G53/G92),
+   moves with arcs and cycles (the motion), policy (lab limits on a valid
+   block), plan (what a block will change). Modal values have names in modal.
+6. ``firmware=True`` interprets as the controller itself would where the gate
+   fails closed (the GRBL simulator uses it); the gate never does.
 """
 
 from __future__ import annotations
@@ -177,8 +184,8 @@ class Interpreter:
         if special == "$":
             return self._fail(
                 line, "unsupported",
-                "$ commands ($H, $X, $J=, settings) are controller commands, not program blocks: "
-                "run them from the machine's controls, not from a program", None)
+                "$ commands ($H, $X, $J=, settings) are controller commands, not program blocks: GRBL would "
+                "run them mid-program, so labbridge refuses them; run them from the machine's controls", None)
         what = "#parameters and [expressions]"
         if self.dialect.name == "grbl":
             return self._fail(line, "unsupported", f"{what} are not supported by GRBL 1.1: write plain numbers", 1)
