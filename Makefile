@@ -33,6 +33,8 @@ bench: venv
 	$(BIN)/python bench/ws_fanout.py
 	$(BIN)/python bench/poll_load.py
 	$(BIN)/python bench/dnc_speed.py
+	$(BIN)/python bench/eta_accuracy.py
+	$(BIN)/python bench/degenerate_programs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
