@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench clean frontend
+.PHONY: demo test venv bench clean frontend catalogs messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,10 @@ frontend:
 	@if [ -f labbridge/server/static/package.json ]; then \
 	  cd labbridge/server/static && npm install --no-audit --no-fund --silent; fi
 
-demo: venv frontend
+demo: venv frontend catalogs
 	$(BIN)/labbridge demo
 
-test: venv frontend
+test: venv frontend catalogs
 	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
 
 bench: venv
@@ -41,3 +41,16 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Translations (Babel). `make messages` extracts the messages marked in the code into the template and merges
+# them into each language's catalog (then translate the new entries); `make catalogs` compiles the catalogs
+# that ship in the package.
+LOCALE := labbridge/locale
+
+messages: venv
+	$(BIN)/pybabel --quiet extract -F babel.cfg --add-location=file --sort-output --add-comments=TRANSLATORS: \
+	  --project=labbridge --copyright-holder="InfoMobil" -o $(LOCALE)/labbridge.pot labbridge
+	$(BIN)/pybabel --quiet update -i $(LOCALE)/labbridge.pot -d $(LOCALE) -D labbridge --no-fuzzy-matching --ignore-obsolete
+
+catalogs: venv
+	$(BIN)/pybabel --quiet compile -d $(LOCALE) -D labbridge

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from labbridge.errors import ConfigError
+from labbridge.i18n import _
 
 Axis = Literal["X", "Y", "Z"]
 AXES: tuple[str, str, str] = ("X", "Y", "Z")
@@ -305,7 +306,8 @@ class LabConfig(Strict):
             return self.machines[machine_id]
         except KeyError:
             known = ", ".join(self.machines)
-            raise ConfigError(f"{source}: no machine {machine_id!r}; the config has: {known}") from None
+            raise ConfigError(_("{source}: no machine {machine}; the config has: {machines}").format(
+                source=source, machine=repr(machine_id), machines=known)) from None
 
 
 def resolve_config_path(path: str | Path | None) -> Path:
@@ -358,7 +360,8 @@ def read_config_yaml(path: str | Path | None = None) -> tuple[Any, str]:
     try:
         text = resolved.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{source}: config file not found (pass --config PATH or set {CONFIG_ENV})") from None
+        raise ConfigError(_("{source}: config file not found (pass --config PATH or set {env})").format(
+            source=source, env=CONFIG_ENV)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read config: {exc}") from None
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = ROOT / "config" / "machines.yaml"
 EXAMPLES = ROOT / "examples"
 TRACES = ROOT / "tests" / "traces"
+
+# Tests read English messages unless they choose a language themselves: the computer's own locale (LANG=de_DE...)
+# must not change what the CLI subprocesses print.
+os.environ["LABBRIDGE_LANG"] = "en"
 
 
 @pytest.fixture(scope="session")

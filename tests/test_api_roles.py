@@ -40,6 +40,7 @@ EXPECTED: dict[str, set[str]] = {
     "storage": {"operator", "technician", "admin"},
     "share": {"operator", "admin"},
     "dry_run": {"trainer", "operator", "admin"},  # issue #12: "a trainer or operator can start a dry run"
+    "class.manage": {"trainer", "operator", "admin"},  # issue #11: trainers run classes
 }
 
 
@@ -94,6 +95,8 @@ def calls(api: Api) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("share", "GET", "/api/share", {}),
         ("dry_run", "POST", f"/api/queue/{entry()}/dry-run", {"json": {"speed": 16}}),
         ("view", "GET", f"/api/programs/{api.program}/toolpath?machine=mill-1", {}),
+        ("class.manage", "POST", "/api/classes", {"json": {"name": "Lesson", "machine": "mill-1", "minutes": 30}}),
+        ("class.manage", "GET", "/api/classes", {}),
     ]
 
 
@@ -157,13 +160,19 @@ def test_queue_remove_rules(api: Api) -> None:
 def test_no_unauthenticated_endpoint(api: Api) -> None:
     """Every API route except sign-in and health refuses a caller without a token."""
     open_routes = {"/api/auth/login", "/api/health"}
+    # Students join a class by its code, without an account (issue #11): only these two operations.
+    open_operations = {("post", "/api/classes/{code}/submissions"), ("get", "/api/classes/{code}/public")}
     checked = 0
     for path, methods in api.client.app.openapi()["paths"].items():
         if not path.startswith("/api") or path in open_routes:
             continue
-        for name in ("machine", "digest", "entry_id", "username", "token_id", "key", "job_id"):
-            path = path.replace("{" + name + "}", "1" if name == "entry_id" else "mill-1")
+        template = path
+        for name in ("machine", "digest", "entry_id", "username", "token_id", "key", "job_id", "code",
+                     "submission_id"):
+            path = path.replace("{" + name + "}", "1" if name in ("entry_id", "submission_id") else "mill-1")
         for method in methods:
+            if (method, template) in open_operations:
+                continue
             r = api.client.request(method.upper(), path, json={})
             assert r.status_code == 401, f"{method} {path} without a token: {r.status_code}"
             r = api.client.request(method.upper(), path, json={}, headers={"Authorization": "Bearer not-a-token"})

@@ -15,7 +15,8 @@ JS_FILES = sorted((STATIC / "js").rglob("*.js"))
 T_CALL = re.compile(r"\bt\(\s*((?:[^,()]|\([^()]*\))*)")         # first argument of t(...)
 LITERAL = re.compile(r'"([a-z_]+\.[a-zA-Z_]+)"')
 BUILT_KEY = re.compile(r"\bt\(\s*`")
-WORD_GROUP = re.compile(r'\bword\(\s*"([a-z_]+)"')
+WORD_GROUP = re.compile(r'\b(?:word|explain)\(\s*"([a-z_]+)"')  # explain(): codes with a meaning (issue #11)
+PAGES = ("index.html", "join.html")  # the dashboard and the students' join page (issue #11)
 HTML_KEY = re.compile(r'data-i18n="([^"]+)"')
 HTML_ATTR_KEYS = re.compile(r'data-i18n-attr="([^"]+)"')
 
@@ -33,10 +34,11 @@ def used_keys() -> tuple[set[str], set[str]]:
         for arg in T_CALL.findall(src):
             literal.update(LITERAL.findall(arg))
         prefixes.update(f"{g}." for g in WORD_GROUP.findall(src))
-    html = (STATIC / "index.html").read_text(encoding="utf-8")
-    literal.update(HTML_KEY.findall(html))
-    for spec in HTML_ATTR_KEYS.findall(html):
-        literal.update(pair.split(":", 1)[1].strip() for pair in spec.split(";"))
+    for page in PAGES:
+        html = (STATIC / page).read_text(encoding="utf-8")
+        literal.update(HTML_KEY.findall(html))
+        for spec in HTML_ATTR_KEYS.findall(html):
+            literal.update(pair.split(":", 1)[1].strip() for pair in spec.split(";"))
     return literal, prefixes
 
 
@@ -72,10 +74,11 @@ def test_plural_messages_have_an_other_form() -> None:
 
 
 def test_page_loads_only_its_own_module_scripts() -> None:
-    html = (STATIC / "index.html").read_text(encoding="utf-8")
-    scripts = re.findall(r"<script\b[^>]*>", html)
-    assert scripts == ['<script type="module" src="/js/main.js">'], scripts
-    assert not re.search(r"<script\b[^>]*>\s*[^<\s]", html), "inline script: the CSP forbids it"
+    for page, entry in (("index.html", "main.js"), ("join.html", "join.js")):
+        html = (STATIC / page).read_text(encoding="utf-8")
+        scripts = re.findall(r"<script\b[^>]*>", html)
+        assert scripts == [f'<script type="module" src="/js/{entry}">'], (page, scripts)
+        assert not re.search(r"<script\b[^>]*>\s*[^<\s]", html), f"{page}: inline script: the CSP forbids it"
     for path in JS_FILES:
         for target in re.findall(r'^\s*import\b[^"]*"([^"]+)"', path.read_text(encoding="utf-8"), re.M):
             assert target.startswith("."), f"{path.name} imports {target}: modules load from labbridge only"

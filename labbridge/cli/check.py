@@ -14,7 +14,9 @@ from typing import Annotated
 import typer
 
 from labbridge.cli.common import EXIT_OK, EXIT_PROGRAM_ERRORS, ConfigOption, MachineOption, load_machine
+from labbridge.cli.language import LangOption, LocalizedCommand
 from labbridge.cli.reading import DEFAULT_MAX_SIZE_TEXT, MaxSizeOption, PipeTimeoutOption, read_and_check
+from labbridge.i18n import N_, _, ngettext
 from labbridge.safety import Report
 from labbridge.safety.source import DEFAULT_PIPE_TIMEOUT
 
@@ -32,7 +34,7 @@ def format_duration(seconds: float) -> str:
 
 def format_bounds(report: Report) -> str:
     if report.bounds is None:
-        return "no motion"
+        return _("no motion")
     lo, hi = report.bounds["min"], report.bounds["max"]
     return "  ".join(f"{a} {lo[a]:.3f} .. {hi[a]:.3f}" for a in lo)
 
@@ -40,28 +42,33 @@ def format_bounds(report: Report) -> str:
 def human_report(report: Report) -> str:
     lines = [d.format(report.program) for d in report.diagnostics]
     warnings = len(report.warnings)
-    verdict = "OK" if report.ok else "REJECTED"
-    lines.append(
-        f"{report.program}: {verdict} for {report.machine}: {report.error_count} error(s), {warnings} warning(s); "
-        f"{report.lines} lines; bounds (machine mm): {format_bounds(report)}; "
-        f"estimated run time {format_duration(report.estimated_seconds)}"
-    )
+    verdict = (_("{program}: OK for {machine}") if report.ok else _("{program}: REJECTED for {machine}")).format(
+        program=report.program, machine=report.machine)
+    counts = "; ".join((
+        ngettext("{n} error", "{n} errors", report.error_count).format(n=report.error_count)
+        + ", " + ngettext("{n} warning", "{n} warnings", warnings).format(n=warnings),
+        ngettext("{n} line", "{n} lines", report.lines).format(n=report.lines),
+        _("bounds (machine mm): {bounds}").format(bounds=format_bounds(report)),
+        _("estimated run time {duration}").format(duration=format_duration(report.estimated_seconds)),
+    ))
+    lines.append(f"{verdict}: {counts}")
     return "\n".join(lines)
 
 
 def register(app: typer.Typer, sim_app: typer.Typer) -> None:
-    @app.command("check")
+    @app.command("check", cls=LocalizedCommand,
+                 help=N_("Check PROGRAM against a machine's envelope, limits and controller dialect."))
     def check(
-        program: Annotated[Path, typer.Argument(help="G-code program file to check.", show_default=False)],
+        program: Annotated[Path, typer.Argument(help=N_("G-code program file to check."), show_default=False)],
         machine: MachineOption,
         config: ConfigOption = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help=N_("Print exactly one JSON object."))] = False,
+        lang: LangOption = None,
         max_size: MaxSizeOption = DEFAULT_MAX_SIZE_TEXT,
         pipe_timeout: PipeTimeoutOption = DEFAULT_PIPE_TIMEOUT,
     ) -> None:
-        """Check PROGRAM against a machine's envelope, limits and controller dialect."""
         machine_id, machine_cfg = load_machine(config, machine)
-        report, _ = read_and_check(program, machine_id, machine_cfg, max_size, pipe_timeout)
+        report, _source = read_and_check(program, machine_id, machine_cfg, max_size, pipe_timeout)
         if as_json:
             typer.echo(json.dumps(report.to_json()))
         else:

@@ -8,8 +8,9 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from labbridge.config import CONFIG_ENV, LabConfig, Machine, load_config, resolve_config_path
+from labbridge.config import LabConfig, Machine, load_config, resolve_config_path
 from labbridge.errors import ConfigError
+from labbridge.i18n import N_
 
 EXIT_OK = 0
 EXIT_PROGRAM_ERRORS = 1
@@ -20,11 +21,11 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help=f"Lab config file (default ./config/machines.yaml, or ${CONFIG_ENV}).",
+        help=N_("Lab config file (default ./config/machines.yaml, or $LABBRIDGE_CONFIG)."),
         show_default=False,
     ),
 ]
-MachineOption = Annotated[str, typer.Option("--machine", "-m", help="Machine id from the config, e.g. mill-1.")]
+MachineOption = Annotated[str, typer.Option("--machine", "-m", help=N_("Machine id from the config, e.g. mill-1."))]
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

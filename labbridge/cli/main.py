@@ -13,8 +13,10 @@ import sys
 
 import typer
 
+from labbridge.cli import language
 from labbridge.cli.common import EXIT_USAGE, fail
 from labbridge.errors import LabbridgeError
+from labbridge.i18n import _
 
 COMMAND_MODULES = (
     "labbridge.cli.sim_grbl",
@@ -46,7 +48,13 @@ for _name in COMMAND_MODULES:
 def run() -> None:
     """Console-script entry: a person sees a one-line message, never a traceback (usage errors exit 2)."""
     try:
-        code = app(prog_name="labbridge", standalone_mode=False)
+        language.choose(sys.argv[1:])
+    except language.LanguageChoiceError as exc:
+        fail(str(exc))
+    command = typer.main.get_command(app)
+    language.localize_help(command)
+    try:
+        code = command.main(prog_name="labbridge", standalone_mode=False)
     except LabbridgeError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -57,7 +65,7 @@ def run() -> None:
 
 
 def _interrupted() -> None:
-    sys.stderr.write("labbridge: interrupted\n")
+    sys.stderr.write("labbridge: " + _("interrupted") + "\n")
     sys.exit(130)
 
 
@@ -72,7 +80,8 @@ def _toolkit_error(exc: Exception) -> None:
         _interrupted()
     if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
         command = ctx.command_path if ctx is not None else "labbridge"
-        fail(f"{exc.format_message()} (see '{command} --help')", int(exc.exit_code))
+        hint = _("(see '{command} --help')").format(command=command)
+        fail(f"{language.usage_message(exc)} {hint}", int(exc.exit_code))
     raise exc
 
 

@@ -44,7 +44,8 @@ def _simulators() -> object:
 
 def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: Path, max_upload_mb: float,
                cors_origins: list[str], ws_origins: list[str], reset_admin: bool, log_level: str,
-               poll_hz: float | None = None, exposure: Exposure | None = None) -> None:
+               poll_hz: float | None = None, exposure: Exposure | None = None,
+               class_retention_days: float = 30.0) -> None:
     """Build the app, print where it is and the one-time admin password, serve until Ctrl-C."""
     import uvicorn
 
@@ -63,7 +64,7 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
         cors_origins=cors_origins, ws_origins=ws_origins, reset_admin=reset_admin, poll_hz=poll_hz,
         freeze_gc=True, twins=_simulators(),  # dry runs rehearse on a simulator in every mode; machines stay real
         trusted_proxies=list(exposure.trusted_proxies), tls=cert is not None,
-        token_idle_timeout=exposure.idle_minutes * 60 if exposure.idle_minutes else None,
+        token_idle_timeout=exposure.idle_minutes * 60 if exposure.idle_minutes else None, class_retention_days=class_retention_days,
     )
     sock = _bind(host, port)
     try:
@@ -184,11 +185,15 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
                                                               "unused this long (default 120).")] = None,
         read_timeout: Annotated[float, typer.Option("--read-timeout", min=0.5, max=300, help="Seconds a client "
                                                     "may take to send a request head, or pause in a body.")] = 10.0,
+        class_retention_days: Annotated[float, typer.Option(
+            "--class-retention-days", min=0.0, envvar="LABBRIDGE_CLASS_RETENTION_DAYS",
+            help="Days a class's submissions (students' programs and names) are kept after the class ends.")] = 30.0,
     ) -> None:
         """Serve the dashboard, REST API (docs at /docs) and live websocket on one port."""
         run_server(config, host, port, demo, data_dir, max_upload_mb, list(cors_origin), list(ws_origin),
                    reset_admin, log_level, poll_hz,
-                   Exposure(tls, certfile, keyfile, tuple(trusted_proxy), max_connections, idle_minutes, read_timeout))
+                   Exposure(tls, certfile, keyfile, tuple(trusted_proxy), max_connections, idle_minutes, read_timeout),
+                   class_retention_days)
 
     @app.command("demo")
     def demo_cmd(

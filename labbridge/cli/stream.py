@@ -52,11 +52,13 @@ from labbridge.config import Machine
 from labbridge.errors import ConfigError, GateRejected, InterlockError, LabbridgeError, ProgramReadError
 from labbridge.safety import Report
 from labbridge.safety.source import DEFAULT_PIPE_TIMEOUT
+from labbridge.cli.language import LangOption, LocalizedCommand
+from labbridge.i18n import N_
 
 PortOption = Annotated[
     str | None,
-    typer.Option("--port", help="Serial device or pyserial URL (socket://host:port); overrides the config's port.",
-                 show_default=False),
+    typer.Option("--port", help=N_("Serial device or pyserial URL (socket://host:port); overrides the config's "
+                                   "port."), show_default=False),
 ]
 
 
@@ -247,25 +249,28 @@ async def _stream_dnc(run: Run) -> int:
 
 
 def register(app: typer.Typer, sim_app: typer.Typer) -> None:
-    @app.command("stream")
+    @app.command("stream", cls=LocalizedCommand, help=N_(
+        "Check PROGRAM, then stream it to a machine with progress; exit 0 when every line was accepted."))
     def stream(
-        program: Annotated[Path, typer.Argument(help="G-code program file to run.", show_default=False)],
+        program: Annotated[Path, typer.Argument(help=N_("G-code program file to run."), show_default=False)],
         machine: MachineOption,
         config: ConfigOption = None,
         port: PortOption = None,
-        check_mode: Annotated[bool, typer.Option("--check-mode", help="Stream in GRBL's check mode ($C): every "
-                                                 "line parsed, nothing moves; check mode is left afterwards.")] = False,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-        home: Annotated[bool, typer.Option("--home", help="GRBL: run the homing cycle ($H) first if the machine "
-                                           "is not homed (the machine moves to its switches).")] = False,
+        check_mode: Annotated[bool, typer.Option("--check-mode", help=N_(
+            "Stream in GRBL's check mode ($C): every line parsed, nothing moves; check mode is left afterwards."))
+        ] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help=N_("Do not ask for confirmation."))] = False,
+        home: Annotated[bool, typer.Option("--home", help=N_(
+            "GRBL: run the homing cycle ($H) first if the machine is not homed (the machine moves to its switches)."))
+        ] = False,
         from_line: Annotated[Optional[int], typer.Option(
             "--from-line", min=1, help="GRBL: resume at program line N (modal state rebuilt, safe approach from "
             "above, checked again; re-homes first where the controller lost its position).",
             show_default=False)] = None,
         max_size: MaxSizeOption = DEFAULT_MAX_SIZE_TEXT,
         pipe_timeout: PipeTimeoutOption = DEFAULT_PIPE_TIMEOUT,
+        lang: LangOption = None,
     ) -> None:
-        """Check PROGRAM, then stream it to a machine with progress; exit 0 when every line was accepted."""
         machine_id, machine_cfg = load_machine(config, machine)
         console = Console(stderr=True)
         grbl = machine_cfg.controller == "grbl"

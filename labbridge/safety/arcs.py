@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from labbridge.i18n import _
 from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.geometry import arc_center_offset, arc_sweep
 from labbridge.safety.modal import PLANE_AXES, MotionMode, gname
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 def plan_arc(interp: Interpreter, plan: Plan) -> ArcPlan:
     """Centre, radius and sweep of the block's arc; raises BlockError where the controller would."""
     new, values, texts = plan.new, plan.words.values, plan.words.texts
-    a0, a1, _ = PLANE_AXES[new.plane]
+    a0, a1, _normal = PLANE_AXES[new.plane]
     pos = interp.position
     target = plan.target
     assert target is not None
@@ -36,8 +37,9 @@ def plan_arc(interp: Interpreter, plan: Plan) -> ArcPlan:
         plan.used.add("R")
         r = values["R"] * scale
         if target == pos:
-            raise BlockError("arc-impossible", f"{name} with R cannot make a full circle (start and end are the "
-                             "same point): use I and J for the centre instead", 33)
+            raise BlockError("arc-impossible", _("{gcode} with R cannot make a full circle (start and end are the "
+                                                 "same point): use I and J for the centre instead").format(gcode=name),
+                             33)
         offset = arc_center_offset(x, y, r, clockwise)
         if offset is None:
             offset = _no_radius_centre(interp, plan, x, y, r, name)
@@ -47,8 +49,9 @@ def plan_arc(interp: Interpreter, plan: Plan) -> ArcPlan:
         letters = "IJK"
         offsets = {idx: values[letters[idx]] * scale for idx in range(3) if letters[idx] in values}
         if a0 not in offsets and a1 not in offsets:
-            raise BlockError("arc-no-offsets", f"{name} needs the centre: add {letters[a0]} and/or "
-                             f"{letters[a1]} (offsets from the start point) or an R word", 35)
+            raise BlockError("arc-no-offsets", _("{gcode} needs the centre: add {first} and/or {second} (offsets "
+                                                 "from the start point) or an R word").format(
+                gcode=name, first=letters[a0], second=letters[a1]), 35)
         plan.used.update(letters[idx] for idx in offsets)
         i = offsets.get(a0, 0.0)
         j = offsets.get(a1, 0.0)
@@ -56,12 +59,13 @@ def plan_arc(interp: Interpreter, plan: Plan) -> ArcPlan:
         target_r = math.hypot(x - i, y - j)
         delta = abs(target_r - r)
         if delta > 0.005 and (delta > 0.5 or delta > 0.001 * r):
-            raise BlockError("arc-radius-mismatch", f"{name}: the end point is {target_r:.3f} mm from the "
-                             f"centre but the start is {r:.3f} mm from it ({delta:.3f} mm apart; the controller "
-                             "allows 0.005 mm): check I/J/K and the end point", 33)
+            raise BlockError("arc-radius-mismatch", _(
+                "{gcode}: the end point is {end:.3f} mm from the centre but the start is {start:.3f} mm from it "
+                "({delta:.3f} mm apart; the controller allows 0.005 mm): check I/J/K and the end point").format(
+                gcode=name, end=target_r, start=r, delta=delta), 33)
         if r == 0.0:
-            plan.diags.append(Diagnostic(plan.line, "error", "arc-zero-radius", f"{name} has its centre on the "
-                                         "start point (radius 0): check I, J and K"))
+            plan.diags.append(Diagnostic(plan.line, "error", "arc-zero-radius", _(
+                "{gcode} has its centre on the start point (radius 0): check I, J and K").format(gcode=name)))
     center = [pos[0], pos[1], pos[2]]
     center[a0] = pos[a0] + i
     center[a1] = pos[a1] + j
@@ -79,15 +83,17 @@ def _no_radius_centre(interp: Interpreter, plan: Plan, x: float, y: float, r: fl
         if interp.firmware:
             return math.nan, math.nan
         axes = "XYZ"
-        raise BlockError("arc-impossible", f"{name} with R cannot describe a full circle: start and end are the same "
-                         f"point in the {axes[a0]}{axes[a1]} plane (only {axes[n]} changes), so no centre follows "
-                         f"from R; use {'IJK'[a0]} and {'IJK'[a1]} (the centre's offset from the start) for a full "
-                         "circle or a helix. GRBL 1.1 would accept this block and move on an undefined (NaN) "
-                         "centre, so labbridge refuses it", None)
+        raise BlockError("arc-impossible", _(
+            "{gcode} with R cannot describe a full circle: start and end are the same point in the {plane} plane "
+            "(only {axis} changes), so no centre follows from R; use {first} and {second} (the centre's offset from "
+            "the start) for a full circle or a helix. GRBL 1.1 would accept this block and move on an undefined "
+            "(NaN) centre, so labbridge refuses it").format(
+            gcode=name, plane=axes[a0] + axes[a1], axis=axes[n], first="IJK"[a0], second="IJK"[a1]), None)
     if r == 0.0:
-        raise BlockError("arc-zero-radius", f"{name} R0: an arc needs a radius above zero", 34)
+        raise BlockError("arc-zero-radius", _("{gcode} R0: an arc needs a radius above zero").format(gcode=name), 34)
     chord = math.hypot(x, y)
     text = plan.words.texts["R"]
-    raise BlockError("arc-impossible", f"{name} R{text}: the end point is {chord:.3f} mm away, more than the arc's "
-                     f"diameter {2 * abs(r):.3f} mm: use a radius of at least {chord / 2:.3f} mm or move the end "
-                     "point", 34)
+    raise BlockError("arc-impossible", _(
+        "{gcode} R{radius}: the end point is {chord:.3f} mm away, more than the arc's diameter {diameter:.3f} mm: use "
+        "a radius of at least {least:.3f} mm or move the end point").format(
+        gcode=name, radius=text, chord=chord, diameter=2 * abs(r), least=chord / 2), 34)

@@ -9,6 +9,7 @@ would report as MPos over the whole program.
 from __future__ import annotations
 
 from labbridge.config import Machine
+from labbridge.i18n import _
 from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.geometry import arc_extremes, motion_hits_box
 from labbridge.safety.motion import Motion, Vec
@@ -79,20 +80,23 @@ class MotionChecker:
                 break
         for name, blo_, bhi_ in self.boxes:
             if all(hi[i] > blo_[i] and lo[i] < bhi_[i] for i in (0, 1, 2)) and motion_hits_box(m, blo_, bhi_):
-                what = "a rapid move" if kind == "traverse" else "this move"
-                out.append(Diagnostic(m.line, "error", "keep-out", f"{what} enters the keep-out zone '{name}' of "
-                                      f"{self.name}: route around it (e.g. retract Z first) or check the "
-                                      "work offset"))
+                if kind == "traverse":
+                    text = _("a rapid move enters the keep-out zone '{zone}' of {machine}: route around it (e.g. "
+                             "retract Z first) or check the work offset")
+                else:
+                    text = _("this move enters the keep-out zone '{zone}' of {machine}: route around it (e.g. "
+                             "retract Z first) or check the work offset")
+                out.append(Diagnostic(m.line, "error", "keep-out", text.format(zone=name, machine=self.name)))
         if kind in ("feed", "arc"):
             if m.feed > self.max_feed + _EPS and m.feed != self._feed_reported:
                 self._feed_reported = m.feed
-                out.append(Diagnostic(m.line, "error", "feed-rate", f"feed {m.feed:.0f} mm/min is above "
-                                      f"{self.name}'s maximum of {self.max_feed:g} mm/min: use "
-                                      f"F{self.max_feed:g} or less"))
+                out.append(Diagnostic(m.line, "error", "feed-rate", _(
+                    "feed {feed:.0f} mm/min is above {machine}'s maximum of {limit:g} mm/min: use F{limit:g} or "
+                    "less").format(feed=m.feed, machine=self.name, limit=self.max_feed)))
             if not spindle_on and not self._spindle_warned:
                 self._spindle_warned = True
-                out.append(Diagnostic(m.line, "warning", "spindle-off-cut", "cutting move with the spindle off: "
-                                      "start it with M3 S<rpm> before the first cut"))
+                out.append(Diagnostic(m.line, "warning", "spindle-off-cut", _(
+                    "cutting move with the spindle off: start it with M3 S<rpm> before the first cut")))
 
     def _envelope(self, m: Motion, i: int, value: float, limit: float, side: str, work: Vec) -> Diagnostic:
         axis = _AXES[i]
@@ -100,12 +104,18 @@ class MotionChecker:
         over = abs(value - limit) * scale
         shown_value, shown_limit = value * scale, limit * scale
         in_work = (value - work[i]) * scale
-        where = "the arc's swept path" if m.kind == "arc" else ("a rapid move" if m.kind == "traverse" else "the move")
+        if m.kind == "arc":
+            where = _("the arc's swept path")
+        else:
+            where = _("a rapid move") if m.kind == "traverse" else _("the move")
+        # TRANSLATORS: as in "2.000 mm above mill-1's X limit of 0.000"
+        side_text = _("above") if side == "above" else _("below")
         return Diagnostic(
             m.line, "error", "envelope",
-            f"{where} reaches {axis}{_fmt(shown_value)} (machine), {_fmt(over)} mm {side} {self.name}'s "
-            f"{axis} limit of {_fmt(shown_limit)}; that is {axis}{_fmt(in_work)} in work coordinates: check the "
-            f"coordinates on this line and the work offset",
+            _("{where} reaches {axis}{value} (machine), {over} mm {side} {machine}'s {axis} limit of {limit}; that "
+              "is {axis}{work} in work coordinates: check the coordinates on this line and the work offset").format(
+                where=where, axis=axis, value=_fmt(shown_value), over=_fmt(over), side=side_text, machine=self.name,
+                limit=_fmt(shown_limit), work=_fmt(in_work)),
         )
 
     def merge(self, lo: Vec, hi: Vec) -> None:

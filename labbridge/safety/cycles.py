@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from labbridge.i18n import _
 from labbridge.safety.modal import MM_PER_INCH, CycleState, MotionMode, Retract, Units, gname
 from labbridge.safety.motion import Motion, Vec
 from labbridge.safety.plan import Plan
@@ -37,20 +38,23 @@ def check_cycle_words(plan: Plan) -> None:
     name = gname(new.motion)
     starts = plan.state.motion != new.motion
     if starts and "Z" not in values and "W" not in values:
-        raise BlockError("missing-word", f"{name} starts a drilling cycle: give the hole bottom Z in this block",
-                         None)
+        raise BlockError("missing-word", _("{gcode} starts a drilling cycle: give the hole bottom Z in this block")
+                         .format(gcode=name), None)
     if starts and "R" not in values:
-        raise BlockError("missing-word", f"{name} starts a drilling cycle: give the retract level R in this block "
-                         "(where the feed starts and, with G99, where the tool returns)", None)
+        raise BlockError("missing-word", _("{gcode} starts a drilling cycle: give the retract level R in this block "
+                                           "(where the feed starts and, with G99, where the tool returns)").format(
+            gcode=name), None)
     if new.motion in PECKING:
         if starts and "Q" not in values:
-            raise BlockError("missing-word", f"{name} is a peck drilling cycle: give the peck depth Q", None)
+            raise BlockError("missing-word", _("{gcode} is a peck drilling cycle: give the peck depth Q").format(
+                gcode=name), None)
         if "Q" in values and values["Q"] <= 0.0:
-            raise BlockError("invalid-value", f"Q{plan.words.texts['Q']}: the peck depth must be above zero", None)
+            raise BlockError("invalid-value", _("Q{value}: the peck depth must be above zero").format(
+                value=plan.words.texts["Q"]), None)
     if "L" in values or "K" in values:
         count = values.get("L", values.get("K", 1.0))
         if count != int(count) or count < 0:
-            raise BlockError("invalid-value", "the repeat count (L or K) must be a whole number of 0 or more", None)
+            raise BlockError("invalid-value", _("the repeat count (L or K) must be a whole number of 0 or more"), None)
 
 
 def run_cycle(interp: Interpreter, plan: Plan, motions: list[Motion]) -> Vec:
@@ -66,8 +70,9 @@ def run_cycle(interp: Interpreter, plan: Plan, motions: list[Motion]) -> Vec:
         cycle.initial_z = pos[2]
     r_level, bottom = _levels(interp, plan, cycle)
     if r_level < bottom:
-        raise BlockError("invalid-value", f"{gname(new.motion)}: the R level (Z{r_level:.3f} machine) is below the "
-                         f"hole bottom (Z{bottom:.3f}); R is where drilling starts, so it must be above Z", None)
+        raise BlockError("invalid-value", _("{gcode}: the R level (Z{r:.3f} machine) is below the hole bottom "
+                                            "(Z{bottom:.3f}); R is where drilling starts, so it must be above Z")
+                         .format(gcode=gname(new.motion), r=r_level, bottom=bottom), None)
     line = plan.line
     old = cycle.initial_z
     here = (pos[0], pos[1], pos[2])
@@ -78,7 +83,7 @@ def run_cycle(interp: Interpreter, plan: Plan, motions: list[Motion]) -> Vec:
     x, y = (target[0], target[1]) if plan.absolute else (pos[0], pos[1])
     step = (0.0, 0.0) if plan.absolute else (target[0] - pos[0], target[1] - pos[1])
     feed = interp.feed_rate(here, here)
-    for _ in range(int(values.get("L", values.get("K", 1.0)))):
+    for _repeat in range(int(values.get("L", values.get("K", 1.0)))):
         x, y = x + step[0], y + step[1]
         here = _move(motions, "traverse", line, here, (x, y, old))
         if old != r_level:
@@ -130,8 +135,9 @@ def _hole(motion: int, cycle: CycleState, line: int, here: Vec, r_level: float, 
     if motion in PECKING:
         depth = r_level - cycle.q
         if (r_level - bottom) / cycle.q > MAX_PECKS:
-            raise BlockError("invalid-value", f"{gname(motion)}: a peck depth of Q{cycle.q:g} mm makes more than "
-                             f"{MAX_PECKS} pecks in this hole: use a larger Q", None)
+            raise BlockError("invalid-value", _("{gcode}: a peck depth of Q{q:g} mm makes more than {n} pecks in "
+                                                "this hole: use a larger Q").format(gcode=gname(motion), q=cycle.q,
+                                                                                    n=MAX_PECKS), None)
         while depth > bottom:
             here = _move(motions, "feed", line, here, (x, y, depth), feed)
             if motion == MotionMode.CYCLE_PECK:

@@ -19,6 +19,13 @@ Design notes (read before changing):
 4. Execution order inside a block follows GRBL (and RS274/NGC): feed mode, feed,
    spindle speed, tool, spindle, coolant, dwell, plane, units, tool length,
    work offset, distance mode, non-modal commands, motion, program flow.
+5. Where each step lives: lexer (characters to words, numbers as the controller
+   reads them), words (words to commands and modal groups), modes (the modal
+   groups, in order), nonmodal (axis words, targets, G4/G10/G28/G30/G53/G92),
+   moves with arcs and cycles (the motion), policy (lab limits on a valid
+   block), plan (what a block will change). Modal values have names in modal.
+6. ``firmware=True`` interprets as the controller itself would where the gate
+   fails closed (the GRBL simulator uses it); the gate never does.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import math
 
 from labbridge.config import WORK_OFFSET_CODES, Machine
+from labbridge.i18n import _, ngettext
 from labbridge.safety import dialects as D
 from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.lexer import Lexed, lex
@@ -150,8 +158,9 @@ class Interpreter:
         if len(cleaned) > self.line_buffer:
             return self._fail(
                 line, "line-too-long",
-                f"this block is {len(cleaned)} characters after comments and spaces are removed; "
-                f"{self.name} accepts at most {self.line_buffer}: split it into shorter blocks",
+                _("this block is {n} characters after comments and spaces are removed; {machine} accepts at most "
+                  "{limit}: split it into shorter blocks").format(n=len(cleaned), machine=self.name,
+                                                                  limit=self.line_buffer),
                 11 if self.dialect.name == "grbl" else None,
             )
         if not lexed.words:
@@ -165,7 +174,7 @@ class Interpreter:
         result.message = lexed.message
         if lexed.unclosed_comment:
             result.diagnostics.append(Diagnostic(
-                line, "warning", "syntax", "a comment opened with '(' is never closed: add ')'"))
+                line, "warning", "syntax", _("a comment opened with '(' is never closed: add ')'")))
         return result
 
     def _fail(self, line: int, code: str, message: str, grbl_error: int | None) -> BlockResult:
@@ -177,13 +186,13 @@ class Interpreter:
         if special == "$":
             return self._fail(
                 line, "unsupported",
-                "$ commands ($H, $X, $J=, settings) are controller commands, not program blocks: "
-                "run them from the machine's controls, not from a program", None)
-        what = "#parameters and [expressions]"
+                _("$ commands ($H, $X, $J=, settings) are controller commands, not program blocks: GRBL would run "
+                  "them mid-program, so labbridge refuses them; run them from the machine's controls"), None)
         if self.dialect.name == "grbl":
-            return self._fail(line, "unsupported", f"{what} are not supported by GRBL 1.1: write plain numbers", 1)
-        return self._fail(line, "unsupported", f"{what} (macro B) are not simulated by labbridge: write plain numbers",
-                          None)
+            return self._fail(line, "unsupported", _("#parameters and [expressions] are not supported by GRBL 1.1: "
+                                                     "write plain numbers"), 1)
+        return self._fail(line, "unsupported", _("#parameters and [expressions] (macro B) are not simulated by "
+                                                 "labbridge: write plain numbers"), None)
 
     # ---- check, then commit -------------------------------------------------------------------
 
@@ -208,9 +217,10 @@ class Interpreter:
         leftover = [k for k in plan.words.values if k not in plan.used and k not in "XYZUW"]
         if leftover:
             letters = " ".join(leftover)
-            raise BlockError("unused-word", f"{letters}: no command in this block uses "
-                             f"{'this word' if len(leftover) == 1 else 'these words'}; remove it or add the command "
-                             "it belongs to", 36)
+            raise BlockError("unused-word", ngettext(
+                "{letters}: no command in this block uses this word; remove it or add the command it belongs to",
+                "{letters}: no command in this block uses these words; remove it or add the command it belongs to",
+                len(leftover)).format(letters=letters), 36)
 
     def _commit(self, plan: Plan) -> BlockResult:
         """The block is valid: change the state and produce its motions."""
@@ -285,9 +295,11 @@ class Interpreter:
         """What to tell a student whose feed move has no feed rate."""
         feed_mode = self.modal.feed_mode
         if feed_mode == FeedMode.PER_REV or (self.lathe and feed_mode != FeedMode.PER_MINUTE):
-            return f"{gname(motion)} needs a feed rate: add F0.1 (mm per revolution) to this line or an earlier one"
+            return _("{gcode} needs a feed rate: add F0.1 (mm per revolution) to this line or an earlier one").format(
+                gcode=gname(motion))
         suggestion = fmt(min(200.0, self.machine.max_feed))
-        return f"{gname(motion)} needs a feed rate: add F{suggestion} to this line or an earlier one"
+        return _("{gcode} needs a feed rate: add F{feed} to this line or an earlier one").format(
+            gcode=gname(motion), feed=suggestion)
 
     def _decimal_warnings(self, plan: Plan) -> None:
         """Fanuc-style controls read a distance without a point in thousandths of a mm (K repeats a cycle:
@@ -301,8 +313,8 @@ class Interpreter:
             if t is not None and "." not in t and t.lstrip("+-") not in ("0",):
                 plan.diags.append(Diagnostic(
                     plan.line, "warning", "syntax",
-                    f"{letter}{t} has no decimal point: many Fanuc-style controls read it as {letter}{t} "
-                    f"thousandths of a mm; write {letter}{t}. to mean millimetres"))
+                    _("{word} has no decimal point: many Fanuc-style controls read it as {word} thousandths of a mm; "
+                      "write {word}. to mean millimetres").format(word=letter + t)))
                 return
 
     # -- feeds and speeds ------------------------------------------------------------------

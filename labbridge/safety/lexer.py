@@ -13,6 +13,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from labbridge.i18n import _
+
 # A word is a letter and a number; anything else (a stray character, a letter with no number) is
 # captured by the third group so the lexer can say exactly what it could not read. Only ASCII digits are
 # digits: Python's own \d (and float()) would read full-width or Arabic-Indic digits, which no controller does.
@@ -133,7 +135,7 @@ def lex(raw: str, grbl: bool = True) -> Lexed:
     first = text[0]
     if first == "%":
         if text.strip("%"):
-            return Lexed([], text, block_delete, "text after % on a tape-framing line; put it on its own line", 1)
+            return Lexed([], text, block_delete, _("text after '%' on a tape-framing line; put it on its own line"), 1)
         return Lexed([], text, block_delete, special="%")
     if first == "$":
         return Lexed([], text, block_delete, special="$")
@@ -149,43 +151,54 @@ def lex(raw: str, grbl: bool = True) -> Lexed:
                 value = grbl_read_float(number)
                 words.append((letter, value, number))
                 if len(number) > MAX_INT_DIGITS and value != float(number):
-                    notes.append(f"GRBL reads {letter}{number} as {letter}{value:.10g}: it keeps only the first "
-                                 f"{MAX_INT_DIGITS} digits of a number; write fewer digits")
+                    notes.append(_("GRBL reads {word} as {letter}{value:.10g}: it keeps only the first {n} digits of "
+                                   "a number; write fewer digits").format(word=letter + number, letter=letter,
+                                                                            value=value, n=MAX_INT_DIGITS))
                 continue
             if significant_digits(number) > FANUC_MAX_DIGITS:
                 return Lexed(words, text, block_delete,
-                             f"{letter}{number} has more than {FANUC_MAX_DIGITS} digits: the control refuses it "
-                             "(alarm 'too many digits'); write at most 3 decimals in mm, 4 in inches", 2)
+                             _("{word} has more than {n} digits: the control refuses it (alarm 'too many digits'); "
+                               "write at most 3 decimals in mm, 4 in inches").format(word=letter + number,
+                                                                                     n=FANUC_MAX_DIGITS), 2)
             words.append((letter, float(number), number))
             continue
         bad_word = m.group(3)
         if bad_word is not None:
             return Lexed(
                 words, text, block_delete,
-                f"'{bad_word[0]}' has no number after it: write a value such as {bad_word[0]}10 or remove the letter",
+                _("'{letter}' has no number after it: write a value such as {letter}10 or remove the letter").format(
+                    letter=bad_word[0]),
                 2,
             )
         bad = m.group(4)
         if bad == ".":
-            why = "a number has two decimal points or a stray '.'; write numbers like 12.5"
+            why = _("a number has two decimal points or a stray '.'; write numbers like 12.5")
         else:
-            why = f"unexpected character {bad!r}: every word is a letter followed by a number, e.g. X12.5"
+            why = _("unexpected character {char}: every word is a letter followed by a number, e.g. X12.5").format(
+                char=repr(bad))
         return Lexed(words, text, block_delete, why, 1)
     return Lexed(words, text, block_delete, unclosed_comment=unclosed, message=message, notes=notes or None)
 
 
 def _not_ascii(text: str, odd: str, grbl: bool, block_delete: bool) -> Lexed:
     """A character outside ASCII in a block (comments may hold any text)."""
-    what = f"the character {odd!r} (U+{ord(odd):04X}) is not plain ASCII"
-    if odd.isdigit() or odd.isspace():
-        what += f": {'only 0-9 are digits' if odd.isdigit() else 'use an ordinary space'} in G-code"
+    what = _("the character {char} (U+{code:04X}) is not plain ASCII").format(char=repr(odd), code=ord(odd))
+    if odd.isdigit():
+        what += ": " + _("only 0-9 are digits in G-code")
+    elif odd.isspace():
+        what += ": " + _("use an ordinary space in G-code")
     if not grbl:
-        return Lexed([], text, block_delete, f"{what}; only comments may hold other characters", 1)
+        return Lexed([], text, block_delete, _("{what}; only comments may hold other characters").format(what=what), 1)
     # GRBL's serial input drops every byte above 0x7F, so GRBL reads the block without it.
     seen = lex(_NOT_ASCII.sub("", text), grbl=True)
     if seen.error is not None:
-        return Lexed([], text, block_delete, f"{what}; GRBL drops it and then reads the block as "
-                     f"'{seen.cleaned}': {seen.error}", seen.error_grbl)
-    instead = f"run '{seen.cleaned}'" if seen.cleaned else "read an empty line"
-    return Lexed([], text, block_delete, f"{what}; GRBL would drop it and {instead} instead of what is written, "
-                 "so labbridge refuses the block: retype it with ASCII characters", None)
+        return Lexed([], text, block_delete, _("{what}; GRBL drops it and then reads the block as '{block}': "
+                                               "{error}").format(what=what, block=seen.cleaned, error=seen.error),
+                     seen.error_grbl)
+    if seen.cleaned:
+        why = _("{what}; GRBL would drop it and run '{block}' instead of what is written, so labbridge refuses the "
+                "block: retype it with ASCII characters").format(what=what, block=seen.cleaned)
+    else:
+        why = _("{what}; GRBL would drop it and read an empty line instead of what is written, so labbridge refuses "
+                "the block: retype it with ASCII characters").format(what=what)
+    return Lexed([], text, block_delete, why, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from labbridge.i18n import _
 from labbridge.safety import dialects as D
 from labbridge.safety.modal import (
     MM_PER_INCH,
@@ -58,8 +59,8 @@ def feed_mode_and_feed(interp: Interpreter, plan: Plan) -> None:
     if new.feed_mode == FeedMode.INVERSE_TIME:
         moving = plan.axis_command == "motion" and new.motion not in (MotionMode.RAPID, MotionMode.CANCEL)
         if moving and "F" not in values:
-            raise BlockError("no-feed-rate", "in G93 (inverse time) every feed move needs its own F word: "
-                             "add F to this line", 22)
+            raise BlockError("no-feed-rate", _("in G93 (inverse time) every feed move needs its own F word: add F "
+                                               "to this line"), 22)
         new.feed = values.get("F", 0.0)
     elif "F" in values:
         new.feed = values["F"] * (MM_PER_INCH if new.units == Units.INCH else 1.0)
@@ -127,19 +128,20 @@ def tool_length(interp: Interpreter, plan: Plan) -> None:
             plan.tlo = 0.0
         elif code == ToolLength.DYNAMIC:
             if set(plan.axis_words) != {2}:
-                raise BlockError("invalid-value", "G43.1 takes exactly one Z word (the tool length), e.g. "
-                                 "G43.1 Z-12.5", 37)
+                raise BlockError("invalid-value", _("G43.1 takes exactly one Z word (the tool length), e.g. G43.1 "
+                                                    "Z-12.5"), 37)
             plan.tlo = plan.axis_words[2]
             plan.axis_words = {}
         elif code == ToolLength.TABLE:
             if "H" not in values:
-                raise BlockError("missing-word", "G43 needs H with the tool's offset number, e.g. G43 H1", 28)
+                raise BlockError("missing-word", _("G43 needs H with the tool's offset number, e.g. G43 H1"), 28)
             plan.used.add("H")
             h = int(values["H"])
             tool = interp.machine.tools.get(h)
             if tool is None:
-                raise BlockError("invalid-value", f"H{h} has no entry in {interp.name}'s tool table: "
-                                 "use the number of a tool in config/machines.yaml", None)
+                raise BlockError("invalid-value", _("H{h} has no entry in {machine}'s tool table: use the number of "
+                                                    "a tool in config/machines.yaml").format(h=h, machine=interp.name),
+                                 None)
             plan.tlo = tool.length
     if "H" in values and D.TLO not in gcodes:
         plan.used.add("H")  # Fanuc: H alone only selects; harmless.

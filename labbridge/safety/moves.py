@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from labbridge.i18n import _
 from labbridge.safety.arcs import plan_arc
 from labbridge.safety.cycles import check_cycle_words, run_cycle
 from labbridge.safety.modal import ARCS, CYCLES, PLANE_AXES, PROBES, MotionMode, Plane, gname
@@ -27,8 +28,8 @@ def check_motion(interp: Interpreter, plan: Plan) -> None:
     if new.motion == MotionMode.CANCEL:
         # GRBL is strict here: under G80 even G92 or G10 axis words are refused.
         if plan.axis_words and (interp.dialect.name == "grbl" or plan.axis_command == "motion"):
-            raise BlockError("no-axis-words", "axis words with no motion mode (G80 is active): add G0 or G1 "
-                             "to say how to move", 31)
+            raise BlockError("no-axis-words", _("axis words with no motion mode (G80 is active): add G0 or G1 to say "
+                                                "how to move"), 31)
         return
     if plan.axis_command != "motion":
         return
@@ -41,11 +42,11 @@ def check_motion(interp: Interpreter, plan: Plan) -> None:
         plan.arc = plan_arc(interp, plan)
     elif new.motion in PROBES:
         if not plan.axis_words:
-            raise BlockError("no-axis-words", "G38 probing needs a target: add the axis words to probe "
-                             "towards", 26)
+            raise BlockError("no-axis-words", _("G38 probing needs a target: add the axis words to probe towards"),
+                             26)
         if plan.target == interp.position:
-            raise BlockError("probe", "the probe target is where the machine already is: give a target "
-                             "some distance away", 33)
+            raise BlockError("probe", _("the probe target is where the machine already is: give a target some "
+                                        "distance away"), 33)
     elif new.motion in CYCLES:
         check_cycle_words(plan)
 
@@ -53,11 +54,12 @@ def check_motion(interp: Interpreter, plan: Plan) -> None:
 def _check_arc_words(plan: Plan) -> None:
     name = gname(plan.new.motion)
     if not plan.axis_words:
-        raise BlockError("no-axis-words", f"{name} needs an end point: add the arc's end coordinates", 26)
-    a0, a1, _ = PLANE_AXES[plan.new.plane]
+        raise BlockError("no-axis-words", _("{gcode} needs an end point: add the arc's end coordinates").format(
+            gcode=name), 26)
+    a0, a1, _normal = PLANE_AXES[plan.new.plane]
     if a0 not in plan.axis_words and a1 not in plan.axis_words:
-        raise BlockError("no-axis-words", f"{name} in {Plane(plan.new.plane).label} needs an end point in that "
-                         "plane", 32)
+        raise BlockError("no-axis-words", _("{gcode} in {plane} needs an end point in that plane").format(
+            gcode=name, plane=Plane(plan.new.plane).label), 32)
     assert plan.target is not None
 
 

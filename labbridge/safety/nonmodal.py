@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from labbridge.i18n import _
 from labbridge.safety.modal import MotionMode, NonModal
 from labbridge.safety.plan import Plan
 from labbridge.safety.words import BlockError
@@ -27,7 +28,8 @@ def read_block_numbers(interp: Interpreter, plan: Plan) -> None:
         plan.used.add("O")
         interp.program_number = int(values["O"])
     if "N" in values and values["N"] > _MAX_LINE_NUMBER:
-        raise BlockError("invalid-value", f"line number N{texts['N']} is too large (at most N9999999)", 27)
+        raise BlockError("invalid-value", _("line number N{n} is too large (at most N9999999)").format(n=texts["N"]),
+                         27)
 
 
 def read_dwell(interp: Interpreter, plan: Plan) -> None:
@@ -43,7 +45,7 @@ def read_dwell(interp: Interpreter, plan: Plan) -> None:
         plan.dwell_seconds = p / 1000.0 if fanuc and "." not in texts["P"] else p
         plan.used.add("P")
     else:
-        raise BlockError("missing-word", "G4 (dwell) needs a time: add P with the seconds, e.g. G4 P0.5", 28)
+        raise BlockError("missing-word", _("G4 (dwell) needs a time: add P with the seconds, e.g. G4 P0.5"), 28)
 
 
 def read_axis_words(interp: Interpreter, plan: Plan) -> None:
@@ -57,8 +59,8 @@ def read_axis_words(interp: Interpreter, plan: Plan) -> None:
             if letter in values:
                 if idx in plan.axis_words:
                     other = "X" if idx == 0 else "Z"
-                    raise BlockError("repeated-word", f"{other} and {letter} both move the same axis: keep one",
-                                     None)
+                    raise BlockError("repeated-word", _("{first} and {second} both move the same axis: keep one")
+                                     .format(first=other, second=letter), None)
                 plan.axis_words[idx] = values[letter]
                 plan.incremental_words.add(idx)
     if plan.axis_words and plan.axis_command is None:
@@ -74,8 +76,8 @@ def apply_nonmodal(interp: Interpreter, plan: Plan) -> None:
                                                and plan.axis_words):
         _g92(interp, plan)
     elif nonmodal == NonModal.LATHE_CLAMP and plan.axis_words:
-        raise BlockError("unsupported", "G50 with axis words (scaling) is not simulated on a mill; use G50 S "
-                         "only for the spindle clamp on a lathe", None)
+        raise BlockError("unsupported", _("G50 with axis words (scaling) is not simulated on a mill; use G50 S only "
+                                          "for the spindle clamp on a lathe"), None)
     elif plan.axis_command in ("motion", "non-modal") and plan.axis_words:
         plan.target = _target(interp, plan)
     if nonmodal in (NonModal.GO_PREDEFINED, NonModal.GO_PREDEFINED_2):
@@ -89,7 +91,7 @@ def apply_nonmodal(interp: Interpreter, plan: Plan) -> None:
     elif nonmodal in (NonModal.SET_PREDEFINED, NonModal.SET_PREDEFINED_2):
         plan.store_home = nonmodal
     elif nonmodal == NonModal.MACHINE_COORDS and plan.new.motion not in (MotionMode.RAPID, MotionMode.LINEAR):
-        raise BlockError("unsupported", "G53 only works with G0 or G1 active: add G0 to this line", 30)
+        raise BlockError("unsupported", _("G53 only works with G0 or G1 active: add G0 to this line"), 30)
 
 
 def _target(interp: Interpreter, plan: Plan) -> list[float]:
@@ -109,19 +111,19 @@ def _g10(interp: Interpreter, plan: Plan) -> None:
     """G10 L2 (offset values) and L20 (offsets that make the current position read as the words)."""
     values = plan.words.values
     if not plan.axis_words:
-        raise BlockError("no-axis-words", "G10 needs axis words with the offset values, e.g. G10 L2 P1 X0 Y0", 26)
+        raise BlockError("no-axis-words", _("G10 needs axis words with the offset values, e.g. G10 L2 P1 X0 Y0"), 26)
     if "L" not in values or "P" not in values:
-        raise BlockError("missing-word", "G10 needs L (2 or 20) and P (1-6 for G54-G59, 0 for the active "
-                         "one), e.g. G10 L20 P1 X0", 28)
+        raise BlockError("missing-word", _("G10 needs L (2 or 20) and P (1-6 for G54-G59, 0 for the active one), "
+                                           "e.g. G10 L20 P1 X0"), 28)
     plan.used.update(("L", "P"))
     p = int(values["P"])
     if p > 6:
-        raise BlockError("invalid-value", f"G10 P{p}: only P0 to P6 exist (G54 to G59)", 29)
+        raise BlockError("invalid-value", _("G10 P{p}: only P0 to P6 exist (G54 to G59)").format(p=p), 29)
     l_word = int(values["L"])
     if l_word not in (2, 20):
-        raise BlockError("unsupported", f"G10 L{l_word} is not supported: use L2 or L20", 20)
+        raise BlockError("unsupported", _("G10 L{l} is not supported: use L2 or L20").format(l=l_word), 20)
     if l_word == 2 and "R" in values and interp.dialect.name == "grbl":
-        raise BlockError("unsupported", "G10 L2 R (rotation) is not supported by GRBL", 20)
+        raise BlockError("unsupported", _("G10 L2 R (rotation) is not supported by GRBL"), 20)
     index = p - 1 if p > 0 else plan.new.wcs
     data = list(interp.wcs[index])
     pos = interp.position
@@ -136,8 +138,8 @@ def _g10(interp: Interpreter, plan: Plan) -> None:
 def _g92(interp: Interpreter, plan: Plan) -> None:
     """G92 (and a lathe's G50 with axis words): the current position reads as the words from now on."""
     if not plan.axis_words:
-        raise BlockError("no-axis-words", "G92 needs axis words: the current position's new coordinates, "
-                         "e.g. G92 X0 Y0", 26)
+        raise BlockError("no-axis-words", _("G92 needs axis words: the current position's new coordinates, e.g. "
+                                            "G92 X0 Y0"), 26)
     g92 = list(interp.g92)
     pos = interp.position
     for idx, v in plan.axis_words.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from labbridge.i18n import _
 from labbridge.safety import dialects as D
 from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.modal import NonModal, Spindle, SpindleMode, fmt
@@ -24,22 +25,25 @@ def policy_checks(interp: Interpreter, plan: Plan) -> None:
     max_rpm = interp.machine.spindle.max_rpm
     clamp_block = plan.nonmodal == NonModal.LATHE_CLAMP
     if "S" in values and not clamp_block and not new.css and values["S"] > max_rpm:
-        diags.append(Diagnostic(line, "error", "spindle-speed", f"S{texts['S']} is above {interp.name}'s "
-                                f"maximum spindle speed of {fmt(max_rpm)} rpm: use S{fmt(max_rpm)} or less"))
+        diags.append(Diagnostic(line, "error", "spindle-speed", _(
+            "S{s} is above {machine}'s maximum spindle speed of {max} rpm: use S{max} or less").format(
+            s=texts["S"], machine=interp.name, max=fmt(max_rpm))))
     if clamp_block and "S" in values and values["S"] > max_rpm:
-        diags.append(Diagnostic(line, "error", "spindle-speed", f"G50 S{texts['S']} clamps the spindle above "
-                                f"its maximum of {fmt(max_rpm)} rpm: use G50 S{fmt(max_rpm)} or less"))
+        diags.append(Diagnostic(line, "error", "spindle-speed", _(
+            "G50 S{s} clamps the spindle above its maximum of {max} rpm: use G50 S{max} or less").format(
+            s=texts["S"], max=fmt(max_rpm))))
     starts = gcodes.get(D.CSS) == SpindleMode.SURFACE_SPEED or (
         new.spindle in (Spindle.CW, Spindle.CCW) and plan.state.spindle == Spindle.OFF)
     if new.css and starts and new.clamp is None:
-        diags.append(Diagnostic(line, "error", "g96-no-clamp", "G96 (constant surface speed) without a G50 "
-                                "spindle clamp lets the spindle race as X nears 0: add a G50 S<max rpm> line "
-                                "before G96"))
+        diags.append(Diagnostic(line, "error", "g96-no-clamp", _(
+            "G96 (constant surface speed) without a G50 spindle clamp lets the spindle race as X nears 0: add a G50 "
+            "S<max rpm> line before G96")))
     tool_change = plan.tool_change
     machine = interp.machine
     if tool_change is not None and not machine.tool_changer:
-        diags.append(Diagnostic(line, "error", "tool-change", f"{interp.name} has no tool changer: stop "
-                                "with M0, change the tool by hand, and remove the tool change from the program"))
+        diags.append(Diagnostic(line, "error", "tool-change", _(
+            "{machine} has no tool changer: stop with M0, change the tool by hand, and remove the tool change from "
+            "the program").format(machine=interp.name)))
     elif tool_change is not None and machine.tools and tool_change not in machine.tools and tool_change:
-        diags.append(Diagnostic(line, "warning", "tool-change", f"T{tool_change} is not in "
-                                f"{interp.name}'s tool table"))
+        diags.append(Diagnostic(line, "warning", "tool-change", _("T{tool} is not in {machine}'s tool table").format(
+            tool=tool_change, machine=interp.name)))

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 from labbridge.config import Machine
 from labbridge.errors import ProgramReadError
+from labbridge.i18n import _
 from labbridge.safety.checks import MotionChecker
 from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.estimate import CompiledEstimator, Estimator
@@ -94,12 +95,12 @@ def _finite(m: Motion) -> bool:
 def _decode(raw: bytes) -> tuple[str | None, str | None]:
     """One line of bytes as text, or the reason it is not text."""
     if b"\x00" in raw:
-        return None, "NUL bytes: this file is binary, not a G-code text file"
+        return None, _("NUL bytes: this file is binary, not a G-code text file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, (f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not valid UTF-8 text: "
-                      "save the program as plain text (UTF-8 or ASCII)")
+        return None, _("byte 0x{byte:02x} at column {column} is not valid UTF-8 text: save the program as plain "
+                       "text (UTF-8 or ASCII)").format(byte=raw[exc.start], column=exc.start + 1)
     return text.rstrip("\r\n"), None
 
 
@@ -120,7 +121,7 @@ class ProgramChecker:
             self.estimator: Estimator | CompiledEstimator = estimator
             self.fast = _fastcheck.FastPath(
                 estimator.raw, tuple(self.checker.env_lo), tuple(self.checker.env_hi),
-                [(lo, hi) for _, lo, hi in self.checker.boxes], machine.max_feed,
+                [(lo, hi) for _name, lo, hi in self.checker.boxes], machine.max_feed,
                 self.interp.line_buffer, self.interp.x_scale, self.interp.dialect.fanuc,
             )
             self._fast_allowed = not ({"G0", "G1", "G2", "G3"} & self.interp.forbidden)
@@ -147,9 +148,8 @@ class ProgramChecker:
             report.diagnostics.append(diagnostic)
         elif not report.truncated:
             report.truncated = True
-            report.diagnostics.append(Diagnostic(diagnostic.line, "warning", "too-many-diagnostics",
-                                                 f"more than {MAX_DIAGNOSTICS} problems; the rest are not listed: "
-                                                 "fix these first"))
+            report.diagnostics.append(Diagnostic(diagnostic.line, "warning", "too-many-diagnostics", _(
+                "more than {n} problems; the rest are not listed: fix these first").format(n=MAX_DIAGNOSTICS)))
 
     def line(self, number: int, text: str) -> None:
         interp = self.interp
@@ -159,9 +159,9 @@ class ProgramChecker:
         if result.ok and (result.motions or result.program_end) and self.ended_at is not None \
                 and not self._after_end_warned:
             self._after_end_warned = True
-            self.add(Diagnostic(number, "warning", "after-end", f"this block comes after the program end on line "
-                                f"{self.ended_at}: Fanuc-style controls stop at M30, GRBL runs on; remove these "
-                                "lines or move M2/M30 to the end"))
+            self.add(Diagnostic(number, "warning", "after-end", _(
+                "this block comes after the program end on line {line}: Fanuc-style controls stop at M30, GRBL runs "
+                "on; remove these lines or move M2/M30 to the end").format(line=self.ended_at)))
         if result.sync:
             self.estimator.flush()  # the controller lets the machine stop before this block acts
         if result.motions:
@@ -175,8 +175,9 @@ class ProgramChecker:
                 if not _finite(m):
                     # Defence in depth: every path to a non-finite motion is refused with its own diagnostic
                     # before it gets here; should one slip through, it never reaches the bounds or the JSON.
-                    diags.append(Diagnostic(number, "error", "invalid-value", "this block's motion is not a finite "
-                                            "number (a value too large or an impossible geometry): check its words"))
+                    diags.append(Diagnostic(number, "error", "invalid-value", _(
+                        "this block's motion is not a finite number (a value too large or an impossible geometry): "
+                        "check its words")))
                     break
                 self.checker.check(m, result.spindle_on, work, diags)
                 self.estimator.add(m)
@@ -269,14 +270,14 @@ class ProgramChecker:
                 return
             if len(pending) > MAX_LINE_BYTES:
                 number += 1
-                self.unreadable(number, f"line is longer than {MAX_LINE_BYTES // 1024} KiB: this is not a G-code "
-                                "program")
+                self.unreadable(number, _("line is longer than {kib} KiB: this is not a G-code program").format(
+                    kib=MAX_LINE_BYTES // 1024))
                 pending, skipping_long_line = b"", True
             if not chunk:
                 break
         if self.unreadable_lines >= MAX_BINARY_LINES:
-            self.add(Diagnostic(number, "error", "binary", "stopped reading: this file does not look like a G-code "
-                                "text file"))
+            self.add(Diagnostic(number, "error", "binary", _(
+                "stopped reading: this file does not look like a G-code text file")))
 
     def unreadable(self, number: int, problem: str) -> None:
         self.report.lines = number
@@ -286,10 +287,10 @@ class ProgramChecker:
     def finish(self) -> Report:
         report = self.report
         if report.lines == 0:
-            self.add(Diagnostic(0, "error", "syntax", "the program is empty: there is nothing to run"))
+            self.add(Diagnostic(0, "error", "syntax", _("the program is empty: there is nothing to run")))
         if self.ended_at is None and report.lines and not self.unreadable_lines:
-            self.add(Diagnostic(report.lines, "warning", "no-program-end", "the program never ends with M2 or M30: "
-                                "add M30 as the last line so the spindle and coolant stop"))
+            self.add(Diagnostic(report.lines, "warning", "no-program-end", _(
+                "the program never ends with M2 or M30: add M30 as the last line so the spindle and coolant stop")))
         if self.fast is not None:
             fast_bounds = self.fast.bounds()
             if fast_bounds is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from labbridge.i18n import _
 from labbridge.safety import dialects as D
 from labbridge.safety.modal import MotionMode, NonModal, fmt, gkey, gname
 
@@ -76,26 +77,28 @@ class Reader:
             self._unknown_g(code, value)
         gcodes = block.gcodes
         if group in gcodes:
-            raise BlockError("modal-conflict", f"{gname(gcodes[group])} and {gname(code)} are both "
-                             f"{group} commands: only one of them may be in a block", 21)
+            raise BlockError("modal-conflict", _("{first} and {second} are both {group} commands: only one of "
+                                                 "them may be in a block").format(
+                first=gname(gcodes[group]), second=gname(code), group=group), 21)
         if code in AXIS_NONMODAL or (code == NonModal.LATHE_CLAMP and self.lathe):
             if block.axis_command is not None:
-                raise BlockError("modal-conflict", f"{gname(code)} and a motion command both want this "
-                                 "block's axis words: put them on separate lines", 24)
+                raise BlockError("modal-conflict", _("{gcode} and a motion command both want this block's axis "
+                                                     "words: put them on separate lines").format(gcode=gname(code)), 24)
             block.axis_command = "non-modal"
         elif group == D.MOTION and code != MotionMode.CANCEL:
             if block.axis_command is not None:
-                raise BlockError("modal-conflict", f"{gname(code)} and a non-modal command (G10/G28/G30/"
-                                 "G92) both want this block's axis words: put them on separate lines", 24)
+                raise BlockError("modal-conflict", _("{gcode} and a non-modal command (G10/G28/G30/G92) both want "
+                                                     "this block's axis words: put them on separate lines").format(
+                    gcode=gname(code)), 24)
             block.axis_command = "motion"
         elif group == D.TLO and self.dialect.name == "grbl":
             if block.axis_command is not None:
-                raise BlockError("modal-conflict", "G43.1/G49 cannot share a block with motion or other "
-                                 "axis commands in GRBL: put it on its own line", 24)
+                raise BlockError("modal-conflict", _("G43.1/G49 cannot share a block with motion or other axis "
+                                                     "commands in GRBL: put it on its own line"), 24)
             block.axis_command = "tlo"
         if gname(code) in self.forbidden:
-            raise BlockError("forbidden-code", f"{gname(code)} is not allowed on {self.name} "
-                             "in this lab: ask your trainer", None)
+            raise BlockError("forbidden-code", _("{gcode} is not allowed on {machine} in this lab: ask your "
+                                                 "trainer").format(gcode=gname(code), machine=self.name), None)
         gcodes[group] = code  # type: ignore[index]
 
     @staticmethod
@@ -106,9 +109,10 @@ class Reader:
         mantissa = _round_half_away(100.0 * (value - whole))
         if mantissa % 10:
             if whole in GRBL_SUBCODE_COMMANDS:
-                raise BlockError("unsupported", f"G{fmt(value)} is not a G-code GRBL 1.1 supports", 20)
-            raise BlockError("unsupported", f"G{fmt(value)} is not a G-code GRBL 1.1 supports (G{whole} takes no "
-                             "decimals)", 23)
+                raise BlockError("unsupported", _("G{value} is not a G-code GRBL 1.1 supports").format(
+                    value=fmt(value)), 20)
+            raise BlockError("unsupported", _("G{value} is not a G-code GRBL 1.1 supports (G{whole} takes no "
+                                              "decimals)").format(value=fmt(value), whole=whole), 23)
         return whole * 10 + mantissa // 10
 
     def _m(self, block: BlockWords, value: float, text: str) -> None:
@@ -117,46 +121,55 @@ class Reader:
         if dialect.name == "grbl" and _round_half_away(100.0 * (value - code)) == 0:
             value = code  # GRBL reads M codes to 1/100 (M3.004 is M3)
         if value != code:
-            raise BlockError("unsupported", f"M{text} is not a valid M-code (M-codes are whole numbers)", 23)
+            raise BlockError("unsupported", _("M{value} is not a valid M-code (M-codes are whole numbers)").format(
+                value=text), 23)
         group = dialect.m_codes.get(code)
         if group is None:
-            msg = dialect.m_not_simulated.get(code) or f"M{code} is not an M-code {self.name} supports"
-            raise BlockError("unsupported", msg, 20)
+            msg = dialect.m_not_simulated.get(code)
+            raise BlockError("unsupported", _(msg) if msg else _("M{code} is not an M-code {machine} supports").format(
+                code=code, machine=self.name), 20)
         mcodes = block.mcodes
         if group in mcodes and not (group == D.M_COOLANT and {mcodes[group], code} == {7, 8}):
-            raise BlockError("modal-conflict", f"M{mcodes[group]} and M{code} are both {group} "
-                             "commands: only one of them may be in a block", 21)
+            raise BlockError("modal-conflict", _("{first} and {second} are both {group} commands: only one of them "
+                                                 "may be in a block").format(
+                first=f"M{mcodes[group]}", second=f"M{code}", group=group), 21)
         if f"M{code}" in self.forbidden:
-            raise BlockError("forbidden-code", f"M{code} is not allowed on {self.name} in this "
-                             "lab: ask your trainer", None)
+            raise BlockError("forbidden-code", _("{gcode} is not allowed on {machine} in this lab: ask your "
+                                                 "trainer").format(gcode=f"M{code}", machine=self.name), None)
         mcodes["coolant2" if group == D.M_COOLANT and group in mcodes else group] = code
 
     def _value(self, block: BlockWords, letter: str, value: float, text: str) -> None:
         dialect = self.dialect
         if letter not in dialect.letters:
-            msg = dialect.unsupported_letters.get(letter) or (
-                f"'{letter}' words are not supported by {self.name}'s controller")
-            raise BlockError("unsupported", msg, 20)
+            msg = dialect.unsupported_letters.get(letter)
+            raise BlockError("unsupported", _(msg) if msg else _("'{letter}' words are not supported by {machine}'s "
+                                                                 "controller").format(letter=letter, machine=self.name),
+                             20)
         if letter in block.values:
-            raise BlockError("repeated-word", f"{letter} appears twice in this block: keep one", 25)
+            raise BlockError("repeated-word", _("{letter} appears twice in this block: keep one").format(
+                letter=letter), 25)
         if not math.isfinite(value):
-            raise BlockError("invalid-value", f"{letter}{text} is too large: GRBL holds numbers as 32-bit floats "
-                             "and reads it as infinity, and what it then does is undefined, so labbridge refuses "
-                             "the block", None)
+            raise BlockError("invalid-value", _("{word} is too large: GRBL holds numbers as 32-bit floats and reads "
+                                                "it as infinity, and what it then does is undefined, so labbridge "
+                                                "refuses the block").format(word=letter + text), None)
         if value < 0 and letter in "FNPTS":
-            raise BlockError("invalid-value", f"{letter}{text} is negative; {letter} must be 0 or more", 4)
+            raise BlockError("invalid-value", _("{word} is negative; {letter} must be 0 or more").format(
+                word=letter + text, letter=letter), 4)
         if letter == "T" and dialect.name == "grbl" and value > 255:
-            raise BlockError("invalid-value", "GRBL supports tool numbers up to T255", 38)
+            raise BlockError("invalid-value", _("GRBL supports tool numbers up to T255"), 38)
         block.values[letter] = value
         block.texts[letter] = text
 
     def _unknown_g(self, code: int, value: float) -> None:
         dialect = self.dialect
         msg = dialect.g_not_simulated.get(code)
-        if msg is not None:
-            raise BlockError("unsupported-cycle" if "cycle" in msg else "unsupported", msg, 20)
+        if msg is not None:  # (the code is chosen by the English message: "cycle" names a canned cycle)
+            raise BlockError("unsupported-cycle" if "cycle" in msg else "unsupported",
+                             _(msg).format(gcode=gname(code)), 20)
         whole = int(value)
         if value != whole and whole * 10 in dialect.g_codes:
-            raise BlockError("unsupported", f"G{fmt(value)} is not a G-code {self.name} supports "
-                             f"(only whole-number forms like G{whole} exist)", 23)
-        raise BlockError("unsupported", f"G{fmt(value)} is not a G-code {self.name} supports", 20)
+            raise BlockError("unsupported", _("G{value} is not a G-code {machine} supports (only whole-number forms "
+                                              "like G{whole} exist)").format(value=fmt(value), machine=self.name,
+                                                                             whole=whole), 23)
+        raise BlockError("unsupported", _("G{value} is not a G-code {machine} supports").format(
+            value=fmt(value), machine=self.name), 20)

@@ -30,6 +30,8 @@ from labbridge.server.limits import BodyLimit
 
 from labbridge.log import get_logger
 from labbridge.server.api import auth as api_auth, machines as api_machines, programs as api_programs, queue as api_queue, ws as api_ws
+from labbridge.server import language
+from labbridge.server.api import classes as api_classes
 from labbridge.server.api import commands as api_commands
 from labbridge.server.api import dry_run as api_dry_run
 from labbridge.server.api.deps import Context, ServerSettings, require
@@ -113,6 +115,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         await context.lab.start()
         for service in context.services:
             await service.start()
+        await app.state.classes.start()
         if settings.freeze_gc:
             # Everything loaded so far lives as long as the server: move it out of the collector's sight so
             # that full collections stay short and do not stall the websocket fan-out (the CLI's choice;
@@ -125,6 +128,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         finally:
             for service in reversed(context.services):
                 await service.stop()
+            await app.state.classes.stop()
             await context.hub.stop()
             await context.dry_runs.stop()
             await context.lab.stop()
@@ -150,6 +154,8 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         if getattr(service, "router", None) is not None:
             app.include_router(service.router)
     app.include_router(api_dry_run.router)
+    api_classes.install(app, context)
+    language.install(app, context)
 
     @app.get("/api/health", tags=["server"], response_model=Health, summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:
@@ -178,6 +184,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(language.LanguageMiddleware)
     app.add_middleware(SecurityHeaders)
     return app
 

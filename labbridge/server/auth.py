@@ -21,6 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from labbridge.server.passwords import check_password
+from labbridge.i18n import _
 from labbridge.server.store import Store, User, sha256
 from labbridge.server.throttle import LoginThrottle, Throttled
 
@@ -59,17 +60,18 @@ class Action(str, Enum):
     STORAGE = "storage"  # see whether the data dir can be written
     SHARE = "share"  # make and revoke view-only share links
     DRY_RUN = "dry_run"  # rehearse a queued program on the machine's digital twin (nothing moves)
+    CLASS_MANAGE = "class.manage"  # open and close classes, see their submissions, approve into the queue
 
 
 _STOP = {Action.VIEW, Action.HOLD, Action.CANCEL, Action.RECORDS}
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.VIEW}),
     Role.TRAINER: frozenset(_STOP | {Action.PROGRAM_UPLOAD, Action.PROGRAM_CHECK, Action.QUEUE_SUBMIT,
-                                     Action.QUEUE_REMOVE, Action.DRY_RUN}),
+                                     Action.QUEUE_REMOVE, Action.DRY_RUN, Action.CLASS_MANAGE}),
     Role.OPERATOR: frozenset(_STOP | {Action.PROGRAM_UPLOAD, Action.PROGRAM_CHECK, Action.QUEUE_SUBMIT,
                                       Action.QUEUE_REMOVE, Action.DRY_RUN, Action.JOB_START, Action.JOB_RESUME, Action.HOME,
                                       Action.UNLOCK, Action.JOG, Action.OVERRIDE, Action.RESET,
-                                      Action.STORAGE, Action.SHARE}),
+                                      Action.STORAGE, Action.SHARE, Action.CLASS_MANAGE}),
     Role.TECHNICIAN: frozenset(_STOP | {Action.DIAGNOSTICS, Action.SETTINGS_READ, Action.SETTINGS_WRITE,
                                         Action.AUDIT, Action.STORAGE}),
     Role.ADMIN: frozenset(Action),
@@ -212,15 +214,15 @@ class Auth:
 
         ``touch`` records the use (``last_used``, at most every TOUCH_EVERY seconds)."""
         if not token:
-            raise AuthError("sign in first (no token given)")
+            raise AuthError(_("sign in first (no token given)"))
         row = self.store.token_by_hash(sha256(token.encode()))
         if row is None:
-            raise AuthError("unknown token; sign in again")
+            raise AuthError(_("unknown token; sign in again"))
         if row["revoked_at"] is not None:
-            raise AuthError("this token was revoked; sign in again")
+            raise AuthError(_("this token was revoked; sign in again"))
         now = time.time()
         if row["expires_at"] < now:
-            raise AuthError("this token has expired; sign in again")
+            raise AuthError(_("this token has expired; sign in again"))
         scope = row.get("scope") or Scope.FULL.value
         last = row["last_used"] or row["created_at"]
         if scope != Scope.SHARE.value and now - last > self.idle_timeout:
@@ -230,7 +232,7 @@ class Auth:
         else:
             found = self.store.get_user(row["username"])
             if found is None or found[0].disabled:
-                raise AuthError("this user no longer exists or is disabled")
+                raise AuthError(_("this user no longer exists or is disabled"))
             principal = Principal(found[0].username, found[0].role, row["id"], scope)
         if touch and now - last >= self.TOUCH_EVERY:
             self.store.touch_token(row["id"], now)

@@ -255,6 +255,13 @@ class Hub:
             if (machine is None or machine in client.subscriptions) and (roles is None or client.role in roles):
                 client.offer_event(message)
 
+    def send_to(self, event: dict[str, Any], usernames: set[str], roles: frozenset[str] = frozenset()) -> None:
+        """An event for some users only (a class's trainer, the admins): no other client receives it."""
+        message = _dumps(event)
+        for client in self.clients:
+            if client.username in usernames or client.role in roles:
+                client.offer_event(message)
+
     # clients -------------------------------------------------------------------
     def connect(self, send: Sender, close: Closer, username: str, role: str, token_id: str) -> Client:
         client = Client(self, send, close, username, role, token_id)

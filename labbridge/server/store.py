@@ -488,7 +488,28 @@ class Store:
             (machine, limit),
         )
 
+    # tables of other server modules (classes, preferences) in the same file ------------------
+    def ensure_tables(self, schema: str) -> None:
+        """Create a module's own tables (``CREATE TABLE IF NOT EXISTS ...``) in this database."""
+        self.db.ensure_columns((), schema)
+
+    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> _Written:
+        """One write, now; StorageFull when the disk is full (the caller's request is refused, nothing kept)."""
+        return _Written(self.db.write((sql, args), defer=False, what="record"))
+
+    def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        return self.db.all(sql, args)
+
+    def row(self, sql: str, args: tuple[Any, ...] = ()) -> dict[str, Any] | None:
+        return self.db.one(sql, args)
 
 def _user(row: dict[str, Any]) -> User:
     return User(row["username"], row["role"], bool(row["disabled"]), row["created_at"],
                 bool(row.get("must_change", 0)))
+
+
+class _Written:
+    """What a write answers the modules that keep their own tables here: the new row's id."""
+
+    def __init__(self, lastrowid: int | None) -> None:
+        self.lastrowid = lastrowid

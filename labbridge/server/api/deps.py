@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 
 from labbridge.config import LabConfig
+from labbridge.i18n import N_, _
 from labbridge.log import get_logger
 from labbridge.server.audit import AuditTrail
 from labbridge.server.auth import Action, Auth, AuthError, Principal, Scope
@@ -43,6 +44,7 @@ class ServerSettings:
     ws_recheck: float = 5.0  # seconds between an open websocket's token checks
     tls: bool = False  # served over https (share links and cookies say so)
     twins: SimulatorFactory | None = None  # given by the CLI in every mode: digital twins for dry runs
+    class_retention_days: float = 30.0  # a class's submissions (minors' data) are deleted this long after it ends
 
     @property
     def demo(self) -> bool:
@@ -134,34 +136,34 @@ def require(action: Action) -> Any:
                 entry = ctx.store.queue_entry(int(entry_id))
                 machine = entry["machine"] if entry else None
             ctx.audit(principal, machine, action.value, "denied", f"role {principal.role}")
-            raise HTTPException(
-                403, f"your role ({principal.role}) may not {describe(action)}; ask someone with the right role"
-            )
+            raise HTTPException(403, _("your role ({role}) may not {action}; ask someone with the right role")
+                                .format(role=principal.role, action=describe(action)))
         return principal
 
     return Depends(check)
 
 
 _DESCRIPTIONS = {
-    Action.VIEW: "view the lab",
-    Action.PROGRAM_UPLOAD: "upload programs",
-    Action.PROGRAM_CHECK: "check programs",
-    Action.QUEUE_SUBMIT: "submit programs to the queue",
-    Action.QUEUE_REMOVE: "remove queued programs",
-    Action.JOB_START: "start jobs (starting motion needs an operator)",
-    Action.JOB_RESUME: "resume motion (needs an operator)",
-    Action.HOLD: "hold",
-    Action.CANCEL: "cancel",
-    Action.HOME: "home machines",
-    Action.UNLOCK: "unlock machines",
-    Action.JOG: "jog machines",
-    Action.OVERRIDE: "change overrides",
-    Action.RESET: "reset controllers",
-    Action.DIAGNOSTICS: "read diagnostics",
-    Action.SETTINGS_READ: "read controller settings",
-    Action.SETTINGS_WRITE: "change controller settings",
-    Action.USERS: "manage users",
-    Action.AUDIT: "read the audit log",
+    Action.VIEW: N_("view the lab"),
+    Action.PROGRAM_UPLOAD: N_("upload programs"),
+    Action.PROGRAM_CHECK: N_("check programs"),
+    Action.QUEUE_SUBMIT: N_("submit programs to the queue"),
+    Action.QUEUE_REMOVE: N_("remove queued programs"),
+    Action.JOB_START: N_("start jobs (starting motion needs an operator)"),
+    Action.JOB_RESUME: N_("resume motion (needs an operator)"),
+    Action.HOLD: N_("hold"),
+    Action.CANCEL: N_("cancel"),
+    Action.HOME: N_("home machines"),
+    Action.UNLOCK: N_("unlock machines"),
+    Action.JOG: N_("jog machines"),
+    Action.OVERRIDE: N_("change overrides"),
+    Action.RESET: N_("reset controllers"),
+    Action.DIAGNOSTICS: N_("read diagnostics"),
+    Action.SETTINGS_READ: N_("read controller settings"),
+    Action.SETTINGS_WRITE: N_("change controller settings"),
+    Action.USERS: N_("manage users"),
+    Action.AUDIT: N_("read the audit log"),
+    Action.CLASS_MANAGE: N_("run classes"),
     Action.STORAGE: "see the storage status",
     Action.SHARE: "make share links",
     Action.RECORDS: "read programs, notes and job records (viewers see live state only)",
@@ -170,9 +172,10 @@ _DESCRIPTIONS = {
 
 
 def describe(action: Action) -> str:
-    return _DESCRIPTIONS.get(action, action.value)
+    return _(_DESCRIPTIONS[action]) if action in _DESCRIPTIONS else action.value
 
 
 def known_machine(ctx: Context, machine: str) -> None:
     if machine not in ctx.lab.machines:
-        raise HTTPException(404, f"no machine {machine!r}; the lab has: {', '.join(ctx.lab.machines)}")
+        raise HTTPException(404, _("no machine {machine}; the lab has: {machines}").format(
+            machine=repr(machine), machines=", ".join(ctx.lab.machines)))

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from labbridge.i18n import _
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
 from labbridge.server.schemas import CheckResult, ProgramInfo, ProgramText, documented
@@ -46,20 +47,23 @@ def _mb(n: int) -> str:
 def validate_program(data: bytes, name: str, limit: int) -> str:
     """The program's text, or HTTPException 400/413/415 saying what is wrong with the upload."""
     if len(data) > limit:
-        raise HTTPException(413, f"{name}: {_mb(len(data))} is larger than the {_mb(limit)} limit; split the program")
+        raise HTTPException(413, _("{name}: {size} is larger than the {limit} limit; split the program").format(
+            name=name, size=_mb(len(data)), limit=_mb(limit)))
     if not data.strip():
-        raise HTTPException(400, f"{name}: the program is empty; upload a G-code file with at least one block")
+        raise HTTPException(400, _("{name}: the program is empty; upload a G-code file with at least one block")
+                            .format(name=name))
     if b"\x00" in data:
-        raise HTTPException(415, f"{name}: this is a binary file (it contains NUL bytes), not G-code text")
+        raise HTTPException(415, _("{name}: this is a binary file (it contains NUL bytes), not G-code text")
+                            .format(name=name))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise HTTPException(
-            415, f"{name}: not text (invalid UTF-8 at byte {exc.start}); save the program as plain ASCII/UTF-8"
-        ) from None
+        raise HTTPException(415, _("{name}: not text (invalid UTF-8 at byte {byte}); save the program as plain "
+                                   "ASCII/UTF-8").format(name=name, byte=exc.start)) from None
     controls = sum(text.count(ch) for ch in _BAD_CONTROLS)  # a C-speed scan per character: no Python loop
     if controls > max(2, len(text) // 200):
-        raise HTTPException(415, f"{name}: {controls} control characters; this does not look like G-code text")
+        raise HTTPException(415, _("{name}: {n} control characters; this does not look like G-code text")
+                            .format(name=name, n=controls))
     return text
 
 
@@ -109,7 +113,7 @@ def _program(ctx: Context, digest: str) -> tuple[dict[str, Any], str]:
     info = ctx.store.program_info(digest)
     data = ctx.store.program_bytes(digest)
     if info is None or data is None:
-        raise HTTPException(404, f"no program with hash {digest!r}; upload it first")
+        raise HTTPException(404, _("no program with hash {digest}; upload it first").format(digest=repr(digest)))
     return info, data.decode("utf-8")
 
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from labbridge.i18n import _, ngettext
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.api.programs import check_and_store
 from labbridge.server.auth import Action, Principal, Role
@@ -32,7 +33,7 @@ class Submission(BaseModel):
 def _entry(ctx: Context, entry_id: int) -> dict[str, Any]:
     entry = ctx.store.queue_entry(entry_id)
     if entry is None:
-        raise HTTPException(404, f"no queue entry {entry_id}")
+        raise HTTPException(404, _("no queue entry {entry}").format(entry=entry_id))
     return entry
 
 
@@ -55,11 +56,12 @@ async def submit(body: Submission, principal: Principal = require(Action.QUEUE_S
     assert check is not None
     if not check["ok"]:
         errors = [d for d in check["report"].get("diagnostics", []) if d.get("severity") == "error"]
-        first = errors[0] if errors else {"line": "?", "message": "see the check report"}
+        first = errors[0] if errors else {"line": "?", "message": _("see the check report")}
         ctx.audit(principal, body.machine, "queue.submit", "refused", f"{len(errors)} errors")
-        raise HTTPException(
-            409, f"the program has {len(errors)} error(s) on {body.machine} (first: line {first['line']}: "
-            f"{first['message']}); fix them and check again")
+        raise HTTPException(409, ngettext(
+            "the program has {n} error on {machine} (first: line {line}: {message}); fix it and check again",
+            "the program has {n} errors on {machine} (first: line {line}: {message}); fix them and check again",
+            len(errors)).format(n=len(errors), machine=body.machine, line=first["line"], message=first["message"]))
     info = ctx.store.program_info(body.program)
     assert info is not None
     entry = ctx.store.enqueue(body.machine, body.program, info["name"], check["id"], principal.username, body.note)
@@ -74,9 +76,10 @@ async def remove(entry_id: int, principal: Principal = require(Action.QUEUE_REMO
     entry = _entry(ctx, entry_id)
     if principal.role == Role.TRAINER.value and entry["submitted_by"] != principal.username:
         ctx.audit(principal, entry["machine"], "queue.remove", "denied", f"#{entry_id} of {entry['submitted_by']}")
-        raise HTTPException(403, "trainers may only remove their own submissions")
+        raise HTTPException(403, _("trainers may only remove their own submissions"))
     if entry["state"] != "queued":
-        raise HTTPException(409, f"entry {entry_id} is {entry['state']}; cancel the running job instead")
+        raise HTTPException(409, _("entry {entry} is {state}; cancel the running job instead").format(
+            entry=entry_id, state=entry["state"]))
     ctx.store.update_queue(entry_id, state="removed", finished_at=time.time(), message=f"removed by {principal.username}")
     ctx.audit(principal, entry["machine"], "queue.remove", "ok", f"#{entry_id} {entry['name']}")
     ctx.announce_queue(entry["machine"])

@@ -1,5 +1,5 @@
 // The REST client: one fetch wrapper that sends the session token and turns error replies into readable text.
-import { t } from "./i18n.js";
+import { currentLocale, t } from "./i18n.js";
 
 const TOKEN_KEY = "lb.token";
 const LOGIN_PATH = "/api/auth/login";
@@ -27,7 +27,7 @@ function errorText(res, data) {
 
 /** Call the API; resolves to the JSON reply, rejects with an Error whose message says what went wrong. */
 export async function api(method, path, body, isForm = false) {
-  const headers = {};
+  const headers = { "Accept-Language": currentLocale() };  // the server's messages in the page's language
   if (token) headers.Authorization = `Bearer ${token}`;
   let payload;
   if (body !== undefined) {

@@ -58,6 +58,13 @@ export function word(group, value) {
   return has(key) ? t(key) : String(value);
 }
 
+/** A code's meaning from the catalog (group "grbl": "error:22", "ALARM:1"), else the server's own words. */
+export function explain(group, code, serverText) {
+  const key = `${group}.${code}`;
+  if (has(key)) return t(key);
+  return serverText ?? (code === null || code === undefined ? "" : String(code));
+}
+
 /** Apply data-i18n and data-i18n-attr under root. */
 export function translatePage(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
@@ -67,7 +74,8 @@ export function translatePage(root = document) {
       if (attr && key) el.setAttribute(attr, t(key));
     }
   }
-  if (root === document && has("page.title")) document.title = t("page.title");
+  const titled = document.querySelector("title[data-i18n]");  // a page whose <title> names its own key keeps it
+  if (root === document && !titled && has("page.title")) document.title = t("page.title");
 }
 
 const numberFormats = new Map();

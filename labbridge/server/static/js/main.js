@@ -2,10 +2,12 @@
 import { api, getToken, whenUnauthorized } from "./api.js";
 import { $ } from "./dom.js";
 import { FALLBACK, loadLocale, onLocaleChange, t, translatePage, word } from "./i18n.js";
+import { bindPicker, startLanguage, useLanguage } from "./language.js";
 import { applyPerms, showView } from "./shell.js";
 import { setMachines, state } from "./store.js";
 import { connect } from "./ws.js";
 import { openAudit } from "./views/audit.js";
+import { initClasses, openClasses } from "./views/classes.js";
 import { initDiagnostics, openDiagnostics } from "./views/diagnostics.js";
 import { initFleet } from "./views/fleet.js";
 import { initInterruptions } from "./views/interruptions.js";
@@ -21,7 +23,10 @@ import { initShare, openShare, takeShareToken } from "./views/share.js";
 import { checkStorage, initStorage } from "./views/storage.js";
 
 const DEFAULT_VIEW = "machines";
-const OPEN = { queue: openQueue, diagnostics: openDiagnostics, users: openUsers, audit: openAudit, share: openShare };
+const OPEN = {
+  queue: openQueue, diagnostics: openDiagnostics, users: openUsers, audit: openAudit, classes: openClasses,
+  share: openShare,
+};
 
 function route() {
   if (!state.me) { showView("login"); return; }
@@ -39,6 +44,8 @@ function showWho() {
 /** After sign-in (or with a token kept from before): who am I, the machines, the live link, the queue. */
 async function start() {
   state.me = await api("GET", "/api/auth/me");
+  const prefs = await api("GET", "/api/preferences").catch(() => null);
+  if (prefs && prefs.language) await useLanguage(prefs.language);  // the user's own choice, on any device
   document.body.dataset.role = state.me.role;
   showWho();
   $("#topbar").hidden = false;
@@ -50,10 +57,20 @@ async function start() {
   route();
 }
 
+/** The user picked a language: show it now, keep it on this device, and for this user once signed in. */
+async function pickLanguage(lang) {
+  await useLanguage(lang);
+  if (state.me) api("PUT", "/api/preferences", { language: lang }).catch(() => {});
+}
+
 async function init() {
-  try { await loadLocale(FALLBACK); } catch (e) { /* the page keeps its built-in English */ }
+  try { await loadLocale(startLanguage()); } catch (e) {
+    try { await loadLocale(FALLBACK); } catch (_) { /* the page keeps its built-in English */ }
+  }
   translatePage();
+  const pickers = [$("#lang-picker"), $("#lang-picker-login")].map((el) => bindPicker(el, pickLanguage));
   onLocaleChange(() => {
+    for (const sync of pickers) sync();
     translatePage();
     showWho();
     if (state.me) { buildCards(); route(); }
@@ -72,6 +89,7 @@ async function init() {
   initFirstPassword();
   initShare();
   initStorage();
+  initClasses();
   window.addEventListener("hashchange", route);
   takeShareToken();  // a class's share link: watch without a password
   if (getToken()) start().catch(() => signedOut());

@@ -24,6 +24,7 @@ function handle(socket, msg) {
     case "result": publish("result", msg); break;
     case "storage": publish("storage", msg); break;
     case "dryrun": publish("dryrun", msg); break;
+    case "class": publish("class", msg); break;
     default: break;
   }
 }

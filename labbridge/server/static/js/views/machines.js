@@ -1,7 +1,7 @@
 // The machine cards: live readout, alarms, job progress, and the controls the user's role allows.
 import { api } from "../api.js";
 import { $, $$, h, toast } from "../dom.js";
-import { duration, num, t, word } from "../i18n.js";
+import { duration, explain, num, t, word } from "../i18n.js";
 import { applyPerms } from "../shell.js";
 import { can, state, subscribe } from "../store.js";
 import { send } from "../ws.js";
@@ -164,7 +164,8 @@ function updateCard(id) {
   $(".overrides", el).textContent = overridesText(st.overrides || {});
   $(".line", el).textContent = st.line_number ?? (st.job && st.job.line_number) ?? "—";
   $(".hint", el).textContent = hintText(id, st);
-  $(".alarms", el).replaceChildren(...(st.alarms || []).map((a) => h("li", {}, h("b", {}, a.code), " ", a.message)));
+  $(".alarms", el).replaceChildren(...(st.alarms || []).map((a) =>
+    h("li", {}, h("b", {}, a.code), " ", explain("grbl", a.code, a.message))));
   updateJob(el, st.job);
 }
 

@@ -1,6 +1,6 @@
 // Short notices for what the live link reports: alarms, finished jobs, command results and refusals.
 import { $, toast } from "../dom.js";
-import { t, word } from "../i18n.js";
+import { explain, t, word } from "../i18n.js";
 import { subscribe } from "../store.js";
 
 const GOOD_OUTCOMES = new Set(["completed"]);
@@ -12,7 +12,7 @@ function jobNotice(msg) {
 
 export function initNotices() {
   subscribe("alarm", (msg) => toast(t("notice.alarm", { machine: msg.machine, code: msg.alarm.code,
-    message: msg.alarm.message }), "error"));
+    message: explain("grbl", msg.alarm.code, msg.alarm.message) }), "error"));
   subscribe("job", jobNotice);
   subscribe("live-error", (msg) => toast(msg.message, "error"));
   subscribe("result", (msg) => toast(t("notice.result", { machine: msg.machine, result: msg.result }), "ok"));

@@ -64,18 +64,22 @@ function drawView(canvas, tp, ai, bi, highlight, aName, bName) {
   canvas.dataset.bad = tp.kinds.filter((v) => v === FLAGGED).length;
 }
 
-/** Draw the last check's toolpath flat; highlight is a program line to draw thicker. */
-export function drawPreview(highlight) {
-  const tp = state.toolpath;
+/** Draw a compact toolpath into a top (xy) and a front (xz) canvas; highlight is a program line to draw thicker. */
+export function drawToolpath(xy, xz, tp, highlight) {
   if (!tp) return;
   const at = highlight === null || highlight === undefined ? -1 : vertexForLine(tp, highlight);
   highlight = at < 0 ? null : tp.lines[at];  // the segment that draws the line may stand for several lines
   if (tp.header.lathe) {
-    drawView($("#view-xy"), tp, 2, 0, highlight, "Z", t("preview.x_diameter"));   // lathe: Z across, X up
-    $("#view-xz").parentElement.hidden = true;
+    drawView(xy, tp, 2, 0, highlight, "Z", t("preview.x_diameter"));   // lathe: Z across, X up
+    xz.parentElement.hidden = true;
   } else {
-    $("#view-xz").parentElement.hidden = false;
-    drawView($("#view-xy"), tp, 0, 1, highlight, "X", "Y");
-    drawView($("#view-xz"), tp, 0, 2, highlight, "X", "Z");
+    xz.parentElement.hidden = false;
+    drawView(xy, tp, 0, 1, highlight, "X", "Y");
+    drawView(xz, tp, 0, 2, highlight, "X", "Z");
   }
+}
+
+/** Draw the last check's toolpath flat; highlight is a program line to draw thicker. */
+export function drawPreview(highlight) {
+  drawToolpath($("#view-xy"), $("#view-xz"), state.toolpath, highlight);
 }

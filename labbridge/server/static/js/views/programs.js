@@ -1,14 +1,14 @@
 // Programs: upload or paste, check against a machine, read the diagnostics on their lines, submit to the queue.
 import { api } from "../api.js";
-import { $, $$, h, toast } from "../dom.js";
-import { duration, t, word } from "../i18n.js";
+import { $, h, toast } from "../dom.js";
+import { t } from "../i18n.js";
+import { diagnosticItems, listingItems, showLine, summary } from "../report.js";
 import { can, state, subscribe } from "../store.js";
 import { drawPreview } from "./preview.js";
 import { refreshQueue } from "./queue.js";
 import { canDraw3d, mountToolpath } from "../preview/three_view.js";
 import { fetchToolpath } from "../preview/toolpath.js";
 
-const MAX_LISTING = 5000;
 const NARROW = "(max-width: 700px)";  // phones get the light flat views only
 let view3d = null;
 
@@ -47,44 +47,12 @@ async function uploadAndCheck() {
   }
 }
 
-function summary(r) {
-  const errors = r.diagnostics.filter((d) => d.severity === "error").length;
-  const warnings = r.diagnostics.length - errors;
-  const params = { verdict: t(r.ok ? "check.ok" : "check.errors"), errors: t("check.n_errors", { count: errors }),
-    warnings: t("check.n_warnings", { count: warnings }), lines: t("check.n_lines", { count: r.lines }) };
-  const text = r.estimated_seconds
-    ? t("check.summary_eta", { ...params, duration: duration(r.estimated_seconds) }) : t("check.summary", params);
-  return h("span", { class: r.ok ? "ok" : "error" }, text);
-}
-
-function listing(r) {
-  const lines = state.program.text.replace(/\r?\n$/, "").split(/\r?\n/);
-  const byLine = {};
-  for (const d of r.diagnostics) (byLine[d.line] = byLine[d.line] || []).push(d);
-  const max = Math.min(lines.length, MAX_LISTING);
-  const items = lines.slice(0, max).map((text, i) => {
-    const ds = byLine[i + 1];
-    const sev = ds ? (ds.some((d) => d.severity === "error") ? "error" : "warning") : "";
-    return h("li", { id: `L${i + 1}`, class: sev, title: ds ? ds.map((d) => d.message).join("\n") : null }, text || " ");
-  });
-  if (lines.length > max) items.push(h("li", { class: "muted" }, t("check.more_lines", { count: lines.length - max })));
-  return items;
-}
-
-function diagnosticItems(r) {
-  if (!r.diagnostics.length) return [h("li", { class: "ok" }, t("check.no_problems"))];
-  return r.diagnostics.map((d) =>
-    h("li", { class: `diag ${d.severity}`, dataset: { line: d.line }, onclick: () => jumpTo(d.line) },
-      h("b", {}, t("check.line", { line: d.line })),
-      " ", t("check.diagnostic", { severity: word("severity", d.severity), code: d.code, message: d.message })));
-}
-
 function showCheck() {
   const r = state.check.report;
   $("#check-summary").replaceChildren(summary(r));
   $("#check-result").hidden = false;
-  $("#listing").replaceChildren(...listing(r));
-  $("#diagnostics").replaceChildren(...diagnosticItems(r));
+  $("#listing").replaceChildren(...listingItems(state.program.text, r, "L"));
+  $("#diagnostics").replaceChildren(...diagnosticItems(r, jumpTo));
   drawPreview();
   $(".submit-row").hidden = !can("queue.submit") || !r.ok;
 }
@@ -92,11 +60,7 @@ function showCheck() {
 function jumpTo(line, fromView = false) {
   drawPreview(line);
   if (view3d && !fromView) showSelected(view3d.select(line));
-  const li = document.getElementById(`L${line}`);
-  if (!li) return;
-  for (const el of $$("#listing li.current")) el.classList.remove("current");
-  li.classList.add("current");
-  li.scrollIntoView({ block: "center", behavior: "smooth" });
+  showLine($("#listing"), "L", line);
 }
 
 function showSelected(range) {

@@ -1,7 +1,7 @@
 // The queue of checked programs waiting for a machine, and the list of recent jobs.
 import { api } from "../api.js";
 import { $, h, toast } from "../dom.js";
-import { dateTime, t, word } from "../i18n.js";
+import { dateTime, explain, t, word } from "../i18n.js";
 import { isShown } from "../shell.js";
 import { can, setQueue, state, subscribe } from "../store.js";
 import { dryRunButtons, rehearsalText } from "./machine_path.js";
@@ -47,7 +47,8 @@ function renderQueue() {
 }
 
 function outcome(j) {
-  if (j.error_line) return t("jobs.error_at", { line: j.error_line, message: j.error_message || "" });
+  const meaning = explain("grbl", j.error_code, j.error_message || "");
+  if (j.error_line) return t("jobs.error_at", { line: j.error_line, message: meaning });
   return j.message || "";
 }
 
