@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from labbridge.errors import ProgramReadError
+from labbridge.i18n import _
 
 DEFAULT_MAX_SIZE = 100 * 1024 * 1024
 DEFAULT_PIPE_TIMEOUT = 30.0
@@ -89,7 +90,7 @@ class ProgramSource:
         except BlockingIOError:  # a device that polled readable and then had nothing: try again
             return self.read(size)
         except OSError as exc:
-            raise ProgramReadError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+            raise ProgramReadError(_("{path}: cannot read: {error}").format(path=self.path, error=exc.strerror or exc)) from None
         if not data:
             self.complete = True
             return b""
@@ -159,13 +160,13 @@ def _open(path: Path) -> tuple[int, os.stat_result]:
     try:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
-            raise ProgramReadError(f"{path}: is a directory, not a program file")
+            raise ProgramReadError(_("{path}: is a directory, not a program file").format(path=path))
         flags = os.O_RDONLY | os.O_CLOEXEC | (0 if stat.S_ISREG(info.st_mode) else os.O_NONBLOCK)
         fd = os.open(path, flags)
         return fd, os.fstat(fd)
     except FileNotFoundError:
-        raise ProgramReadError(f"{path}: no such file") from None
+        raise ProgramReadError(_("{path}: no such file").format(path=path)) from None
     except PermissionError:
-        raise ProgramReadError(f"{path}: permission denied") from None
+        raise ProgramReadError(_("{path}: permission denied").format(path=path)) from None
     except OSError as exc:
-        raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ProgramReadError(_("{path}: cannot read: {error}").format(path=path, error=exc.strerror or exc)) from None
