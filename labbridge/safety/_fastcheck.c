@@ -125,6 +125,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     double steps[3], rate[3], accel[3], jd, arc_tol;
+    double inv_steps[3], inv_rate[3], inv_accel[3];
     int grbl;
     pblock ring[PLANNED_BLOCKS];
     int head, n, planned;
@@ -137,19 +138,22 @@ typedef struct {
     Py_ssize_t nmarks, capmarks;
 } Estimator;
 
-#define BLK(e, i) (&(e)->ring[((e)->head + (i)) % PLANNED_BLOCKS])
+/* The i-th queued block (0: the executing one); head and i are both below PLANNED_BLOCKS, so no division. */
+static inline pblock *BLK(Estimator *e, int i) {
+    int k = e->head + i;
+    return &e->ring[k >= PLANNED_BLOCKS ? k - PLANNED_BLOCKS : k];
+}
 
 static double est_seconds(Estimator *e) { return e->minutes * 60.0 + e->extra; }
 
-static double limit3(const double lim[3], const double u[3]) {
-    double best = SOME_LARGE_VALUE;
+/* planner.limit_by_axis_maximum, with the limits' inverses: min(lim/|u|) is 1/max(|u|/lim), one division. */
+static double limit3(const double inv_lim[3], const double u[3]) {
+    double worst = 1.0 / SOME_LARGE_VALUE;
     for (int i = 0; i < 3; i++) {
-        if (u[i] != 0.0) {
-            double v = fabs(lim[i] / u[i]);
-            if (v < best) best = v;
-        }
+        double v = fabs(u[i]) * inv_lim[i];
+        if (v > worst) worst = v;
     }
-    return best;
+    return 1.0 / worst;
 }
 
 static int est_mark(Estimator *e, long line) {
@@ -243,9 +247,9 @@ static double junction_speed_sqr(Estimator *e, const double unit[3]) {
     if (cos_theta > 0.999999) return 0.0;
     if (cos_theta < -0.999999) return SOME_LARGE_VALUE;
     double j[3] = {unit[0] - prev[0], unit[1] - prev[1], unit[2] - prev[2]};
-    double norm = sqrt(j[0] * j[0] + j[1] * j[1] + j[2] * j[2]);
-    j[0] /= norm; j[1] /= norm; j[2] /= norm;
-    double accel = limit3(e->accel, j);
+    double inv_norm = 1.0 / sqrt(j[0] * j[0] + j[1] * j[1] + j[2] * j[2]);
+    j[0] *= inv_norm; j[1] *= inv_norm; j[2] *= inv_norm;
+    double accel = limit3(e->inv_accel, j);
     double sin_half = sqrt(0.5 * (1.0 - cos_theta));
     double v = accel * e->jd * sin_half / (1.0 - sin_half);
     return v > 0.0 ? v : 0.0;
@@ -262,13 +266,14 @@ static void buffer_line(Estimator *e, const double target[3], double rate, int r
     }
     if (count == 0) return;
     double unit[3], mm = 0.0;
-    for (int i = 0; i < 3; i++) unit[i] = delta[i] / e->steps[i];
+    for (int i = 0; i < 3; i++) unit[i] = delta[i] * e->inv_steps[i];
     mm = sqrt(unit[0] * unit[0] + unit[1] * unit[1] + unit[2] * unit[2]);
-    unit[0] /= mm; unit[1] /= mm; unit[2] /= mm;
+    double inv_mm = 1.0 / mm;
+    unit[0] *= inv_mm; unit[1] *= inv_mm; unit[2] *= inv_mm;
     pblock *b = BLK(e, e->n);
     b->mm = mm;
-    b->accel = limit3(e->accel, unit);
-    b->rapid_rate = limit3(e->rate, unit);
+    b->accel = limit3(e->inv_accel, unit);
+    b->rapid_rate = limit3(e->inv_rate, unit);
     b->programmed = rate;
     b->rapid = rapid;
     b->line = line;
@@ -287,14 +292,16 @@ static void buffer_line(Estimator *e, const double target[3], double rate, int r
 /* planner.BlockTimer.run_one plus the estimator's marks */
 static int run_one(Estimator *e) {
     pblock *b = BLK(e, 0);
-    b->entry_sqr = e->speed_sqr;
-    e->planned = 0;
-    recalculate(e);
+    if (b->entry_sqr != e->speed_sqr) { /* only if the plan and the machine disagree: replan */
+        b->entry_sqr = e->speed_sqr;
+        e->planned = 0;
+        recalculate(e);
+    }
     double exit_sqr = e->n > 1 ? BLK(e, 1)->entry_sqr : 0.0;
     e->minutes += profile_time(b->mm, b->entry_sqr, exit_sqr, nominal_speed(b), b->accel);
     e->speed_sqr = exit_sqr;
     long line = b->line;
-    e->head = (e->head + 1) % PLANNED_BLOCKS;
+    e->head = e->head + 1 == PLANNED_BLOCKS ? 0 : e->head + 1;
     e->n--;
     e->planned = e->planned > 0 ? e->planned - 1 : 0;
     if (est_seconds(e) - e->last_mark >= e->mark_interval) return est_mark(e, line);
@@ -356,6 +363,15 @@ static int Estimator_init(Estimator *self, PyObject *args, PyObject *kw) {
                           &self->rate[0], &self->rate[1], &self->rate[2], &self->accel[0], &self->accel[1],
                           &self->accel[2], &self->jd, &self->arc_tol, &self->grbl))
         return -1;
+    for (int i = 0; i < 3; i++) {
+        if (!(self->steps[i] > 0 && self->rate[i] > 0 && self->accel[i] > 0)) {
+            PyErr_SetString(PyExc_ValueError, "steps, rates and accelerations must be above zero");
+            return -1;
+        }
+        self->inv_steps[i] = 1.0 / self->steps[i];
+        self->inv_rate[i] = 1.0 / self->rate[i];
+        self->inv_accel[i] = 1.0 / self->accel[i];
+    }
     self->head = self->n = self->planned = 0;
     self->pos[0] = self->pos[1] = self->pos[2] = 0;
     self->prev_unit[0] = self->prev_unit[1] = self->prev_unit[2] = 0.0;
