@@ -10,7 +10,8 @@ PYTEST_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml labbridge/safety/_fastcheck.c labbridge/safety/_toolpath.c
+$(STAMP): $(BIN)/python pyproject.toml labbridge/safety/_fastcheck.c labbridge/safety/_toolpath.c \
+          labbridge/safety/_toolpath.h labbridge/safety/_arc_kernel.h labbridge/safety/_estimator.h
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)

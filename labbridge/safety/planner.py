@@ -296,8 +296,9 @@ class BlockTimer:
     def run_one(self) -> PlanBlock:
         planner = self.planner
         block = planner.blocks[0]
-        block.entry_speed_sqr = self.speed_sqr
-        planner.reinitialize(math.sqrt(self.speed_sqr))
+        if block.entry_speed_sqr != self.speed_sqr:  # only if the plan and the machine disagree: replan
+            block.entry_speed_sqr = self.speed_sqr
+            planner.reinitialize(math.sqrt(self.speed_sqr))
         exit_sqr = planner.exit_speed_sqr()
         self.minutes += profile_time(block.millimeters, block.entry_speed_sqr, exit_sqr,
                                      planner.nominal_speed(block), block.acceleration)

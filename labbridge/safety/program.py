@@ -330,10 +330,10 @@ def check_program(
         with ProgramSource(source) as stream:
             return check_stream(stream, mid, machine, program_name or str(source),  # type: ignore[arg-type]
                                 work_offsets, start)
-    pc = ProgramChecker(mid, machine, program_name or "<program>", work_offsets, start, fast=False)
-    for number, text in enumerate(source, 1):
-        pc.line(number, text.rstrip("\r\n"))  # one line each: split them with lexer.split_lines
-    return pc.finish()
+    # Lines of text (one line each: split them with lexer.split_lines) go through the same reader, C fast path
+    # included, as one LF-separated program.
+    data = "\n".join(text.rstrip("\r\n") for text in source).encode("utf-8", "surrogateescape")
+    return check_stream(io.BytesIO(data), mid, machine, program_name or "<program>", work_offsets, start)
 
 
 def check_text(text: str, machine: Machine, *, machine_id: str | None = None, program_name: str = "<program>",
