@@ -54,6 +54,11 @@ def test_config_errors_name_the_field(sections: dict[str, object], expected: str
     assert str(err.value).startswith(expected), str(err.value)
 
 
+def test_the_shipped_headquarters_example_loads() -> None:
+    hq = load_hq_config(ROOT / "config" / "fleet" / "hq.yaml")
+    assert hq.fleet.username == "hq" and hq.machines == {}
+
+
 def test_headquarters_config_needs_only_fleet(tmp_path: Path) -> None:
     path = tmp_path / "hq.yaml"
     path.write_text("fleet: {broker: 'mqtt://127.0.0.1:1883', username: hq}\nmachines: {}\n")
