@@ -102,6 +102,8 @@ def test_labs_list_every_lab_with_each_machines_state(world: Any) -> None:
     detail = hq.call("viewer", "GET", "/api/fleet/labs/truck-1").json()
     assert detail["version"] == "0.1.0" and detail["events"] and "alarms" in detail and "jobs" in detail
     assert hq.call("viewer", "GET", "/api/fleet/labs/truck-9").status_code == 404
+    status = [s for s in hq.call("viewer", "GET", "/api/fleet/status").json() if s["id"] == "truck-1"][0]
+    assert status["online"] and status["since"] <= status["last_seen"]
 
 
 def test_requests_follow_the_same_roles_and_are_audited_on_both_sides(world: Any) -> None:
