@@ -94,14 +94,16 @@ def test_labs_list_every_lab_with_each_machines_state(world: Any) -> None:
     wait_for(lambda: [m for lab in hq.labs() for m in lab["machines"] if m["machine"] == "lathe-1"
                       and m["spindle"]["rpm"] == 900.0], 30, what="the new state at headquarters")
     labs = hq.labs()
-    assert [set(lab) for lab in labs] == [{"id", "name", "online", "last_seen", "machines"}]
-    lab = labs[0]
+    assert all(set(lab) == {"id", "name", "online", "last_seen", "machines"} for lab in labs)
+    lab = next(lab for lab in labs if lab["id"] == "truck-1")
     assert lab["id"] == "truck-1" and lab["name"] == "InfoMobil truck-1" and lab["online"] is True
     assert [m["machine"] for m in lab["machines"]] == ["mill-1", "lathe-1"]
     assert lab["machines"][1] == lathe.to_dict()
     detail = hq.call("viewer", "GET", "/api/fleet/labs/truck-1").json()
     assert detail["version"] == "0.1.0" and detail["events"] and "alarms" in detail and "jobs" in detail
     assert hq.call("viewer", "GET", "/api/fleet/labs/truck-9").status_code == 404
+    status = [s for s in hq.call("viewer", "GET", "/api/fleet/status").json() if s["id"] == "truck-1"][0]
+    assert status["online"] and status["since"] <= status["last_seen"]
 
 
 def test_requests_follow_the_same_roles_and_are_audited_on_both_sides(world: Any) -> None:
@@ -190,22 +192,19 @@ def test_events_made_while_headquarters_restarts_arrive_once(world: Any) -> None
         api.ctx.audit("operator", "mill-1", "hq.was.down", "ok", f"event {i}")
     wait_for(lambda: service.link_state()["events_waiting"] == 0, 30, what="the lab to publish them")
     hq.start("--reset-admin")  # same data folder, same persistent session at the broker
-    hq.tokens = {"viewer": hq.login("viewer", "viewer-password")}
+    hq.tokens = {role: hq.login(role, f"{role}-password") for role in ("viewer", "trainer", "technician")}
+    hq.tokens["admin"] = hq.login("admin", hq.proc.password)
     wait_for(lambda: len([e for e in hq.call("viewer", "GET", "/api/fleet/events?lab=truck-1&limit=2000").json()
                           if e.get("action") == "hq.was.down"]) == 10, 60, what="the events from the broker's queue")
     seqs = [e["seq"] for e in hq.call("viewer", "GET", "/api/fleet/events?lab=truck-1&limit=2000").json()]
     assert len(seqs) == len(set(seqs))
 
 
-def test_a_lab_that_stopped_is_offline_and_requests_say_so(tmp_path: Path) -> None:
-    broker = Broker(tmp_path / "broker")
-    hq = Hq(tmp_path, broker)
-    try:
-        with lab_app(tmp_path, lab_data(broker.url, machines=("lathe-1",)), with_users=False):
-            wait_for(lambda: [lab for lab in hq.labs() if lab["online"]], 60, what="the lab online")
-        wait_for(lambda: not hq.labs()[0]["online"], 30, what="the lab offline")
-        r = hq.ask("technician", "lathe-1", "diagnostics")
-        assert r.status_code == 409 and "offline" in r.json()["detail"]
-    finally:
-        hq.stop()
-        broker.stop()
+def test_a_lab_that_stopped_is_offline_and_requests_say_so(world: Any, tmp_path: Path) -> None:
+    broker, hq, _api, _service = world
+    with lab_app(tmp_path, lab_data(broker.url, lab="truck-2", machines=("lathe-1",)), with_users=False):
+        wait_for(lambda: [lab for lab in hq.labs() if lab["id"] == "truck-2" and lab["online"]], 60,
+                 what="truck-2 online")
+    wait_for(lambda: not [lab for lab in hq.labs() if lab["id"] == "truck-2"][0]["online"], 30, what="truck-2 offline")
+    r = hq.call("technician", "POST", "/api/fleet/labs/truck-2/machines/lathe-1/requests", json={"kind": "jobs"})
+    assert r.status_code == 409 and "offline" in r.json()["detail"]

@@ -54,6 +54,11 @@ def test_config_errors_name_the_field(sections: dict[str, object], expected: str
     assert str(err.value).startswith(expected), str(err.value)
 
 
+def test_the_shipped_headquarters_example_loads() -> None:
+    hq = load_hq_config(ROOT / "config" / "fleet" / "hq.yaml")
+    assert hq.fleet.username == "hq" and hq.machines == {}
+
+
 def test_headquarters_config_needs_only_fleet(tmp_path: Path) -> None:
     path = tmp_path / "hq.yaml"
     path.write_text("fleet: {broker: 'mqtt://127.0.0.1:1883', username: hq}\nmachines: {}\n")
@@ -192,3 +197,31 @@ def test_the_fleet_package_says_what_it_holds() -> None:
     doc = labbridge.fleet.__doc__ or ""
     assert "May import" in doc and "nothing" in doc
     assert json.loads(topics.dumps({"a": 1})) == {"a": 1}
+
+
+def test_fleet_command_says_what_is_wrong_with_its_config(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "labbridge.cli.main", "fleet", "--data-dir", str(tmp_path / "d"), "--port", "0"]
+    missing = subprocess.run([*cmd, "--config", str(tmp_path / "missing.yaml")], capture_output=True, text=True,
+                             timeout=120, cwd=ROOT)
+    assert missing.returncode == 2 and "config file not found" in missing.stderr
+    assert "Traceback" not in missing.stderr and missing.stderr.count("\n") == 1
+    (tmp_path / "lab.yaml").write_text(CONFIG_PATH.read_text())
+    no_fleet = subprocess.run([*cmd, "--config", str(tmp_path / "lab.yaml")], capture_output=True, text=True,
+                              timeout=120, cwd=ROOT)
+    assert no_fleet.returncode == 2 and "headquarters needs a 'fleet:' section" in no_fleet.stderr
+
+
+def test_a_machine_id_that_cannot_be_a_topic_level_is_a_config_error(tmp_path: Path) -> None:
+    from labbridge.fleet.service import attach
+    from tests.web_support import settings
+    from labbridge.server.app import build_context
+
+    data = config_with(lab={"id": "truck-1"}, fleet={"broker": "mqtt://127.0.0.1:1"})
+    data["machines"] = {"mill/1": data["machines"]["mill-1"]}  # type: ignore[index]
+    ctx = build_context(settings(tmp_path, parse_config(data, "t.yaml")))
+    with pytest.raises(ConfigError, match="machines.mill/1: with a fleet link"):
+        attach(ctx)
+    ctx.store.close()

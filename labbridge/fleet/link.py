@@ -22,7 +22,6 @@ import aiomqtt
 
 from labbridge import __version__
 from labbridge.config import FleetLink, LabIdentity
-from labbridge.errors import ConfigError
 from labbridge.fleet import mqtt, topics
 from labbridge.fleet.mqtt import LinkStatus
 from labbridge.fleet.outbox import Outbox
@@ -41,10 +40,6 @@ class LabLink:
 
     def __init__(self, cfg: FleetLink, identity: LabIdentity, states: dict[str, MachineState], outbox: Outbox,
                  handler: Handler, base_dir: Path | None = None) -> None:
-        for machine in states:
-            if not topics.topic_safe(machine):
-                raise ConfigError(f"machines.{machine}: this id cannot be an MQTT topic level; use letters, "
-                                  "digits, '-', '_' or '.'")
         self.cfg = cfg
         self.lab = identity
         self.states = states

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from labbridge.config import FleetLink, LabIdentity
+from labbridge.errors import ConfigError
 from labbridge.fleet.api import build_router
 from labbridge.fleet.approvals import ApprovalError, Approvals
 from labbridge.fleet.events import EventSource
 from labbridge.fleet.link import LabLink
 from labbridge.fleet.outbox import Outbox
 from labbridge.fleet.requests import RequestHandler
-from labbridge.fleet.topics import Request
+from labbridge.fleet.topics import Request, topic_safe
 from labbridge.server.api.deps import Context
 from labbridge.server.lab import CommandError
 
@@ -27,6 +28,10 @@ class FleetService:
     """Outbox, event sources, request handler, approvals and link for one lab server."""
 
     def __init__(self, ctx: Context, cfg: FleetLink, identity: LabIdentity, base_dir: Path | None = None) -> None:
+        for machine in ctx.settings.config.machines:
+            if not topic_safe(machine):
+                raise ConfigError(f"machines.{machine}: with a fleet link, machine ids are MQTT topic levels; "
+                                  "use letters, digits, '-', '_' or '.'")
         self.ctx = ctx
         self.cfg = cfg
         self.identity = identity

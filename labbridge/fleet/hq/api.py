@@ -49,6 +49,11 @@ def build_router(ctx: HqContext) -> APIRouter:
     def labs(_: Principal = Depends(viewer)) -> list[dict[str, Any]]:
         return ctx.fleet.public()
 
+    @router.get("/status", summary="Every lab's status: online or offline since when, version")
+    def status(_: Principal = Depends(viewer)) -> list[dict[str, Any]]:
+        return [{"id": v.id, "name": v.name, "online": v.online, "since": v.since, "last_seen": v.last_seen,
+                 "version": v.version} for v in sorted(ctx.fleet.labs.values(), key=lambda v: v.id)]
+
     @router.get("/labs/{lab}", summary="One lab with its active alarms, recent events and jobs")
     def lab_detail(lab: str, _: Principal = Depends(viewer)) -> dict[str, Any]:
         known_lab(lab)

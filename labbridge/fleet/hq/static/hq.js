@@ -120,8 +120,9 @@ function onEvent(lab, e) {
 
 // ---------- labs ----------
 async function loadLabs() {
-  const list = await call("GET", "/api/fleet/labs");
-  HQ.labs = Object.fromEntries(list.map((lab) => [lab.id, lab]));
+  const [list, status] = await Promise.all([call("GET", "/api/fleet/labs"), call("GET", "/api/fleet/status")]);
+  const since = Object.fromEntries(status.map((s) => [s.id, s.since]));
+  HQ.labs = Object.fromEntries(list.map((lab) => [lab.id, { ...lab, since: since[lab.id] }]));
   const box = q("#labs");
   box.replaceChildren(...list.map(labSection));
   q("#no-labs").hidden = list.length > 0;
@@ -132,7 +133,8 @@ function labSection(lab) {
   return el("section", { class: "lab", "data-lab": lab.id },
     el("h2", {}, lab.name || lab.id, " ",
       el("span", { class: `badge ${lab.online ? "st-run" : "st-disconnected"}` }, lab.online ? "online" : "offline"),
-      el("span", { class: "muted" }, ` ${lab.id} · last seen ${when(lab.last_seen)}`)),
+      el("span", { class: "muted" }, ` ${lab.id} · ${lab.online ? "online" : "offline"} since ${when(lab.since)}` +
+        ` · last seen ${when(lab.last_seen)}`)),
     el("div", { class: "cards" }, lab.machines.map((st) => machineCard(lab.id, st))));
 }
 
@@ -149,11 +151,20 @@ function machineCard(lab, st) {
     job ? el("div", { class: "muted" }, `${job.program}: ${job.state} ${Math.round((job.fraction || 0) * 100)}%`) : null);
 }
 
+// Many labs change many times a second: redraw each changed lab at most once per frame.
+const dirty = new Set();
 function redraw(labId, machine) {
-  const lab = HQ.labs[labId];
-  const old = document.querySelector(`section.lab[data-lab="${CSS.escape(labId)}"]`);
-  if (old) old.replaceWith(labSection(lab));
   if (HQ.page && HQ.page.lab === labId && HQ.page.machine === machine) drawMachineState();
+  if (dirty.size === 0) requestAnimationFrame(flushLabs);
+  dirty.add(labId);
+}
+
+function flushLabs() {
+  for (const labId of dirty) {
+    const old = document.querySelector(`section.lab[data-lab="${CSS.escape(labId)}"]`);
+    if (old && HQ.labs[labId]) old.replaceWith(labSection(HQ.labs[labId]));
+  }
+  dirty.clear();
 }
 
 // ---------- one machine ----------
