@@ -40,7 +40,13 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.web_support import ServerProcess  # noqa: E402  (the same launcher the browser tests use)
+from tests.web_support import ServerProcess, admin_first_sign_in, password_of  # noqa: E402  (as the browser tests)
+
+
+def first_sign_in(server: ServerProcess) -> str:
+    """The admin's token after choosing a password at the one-time password's first sign-in."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        return admin_first_sign_in(client, server.password)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -181,8 +187,7 @@ async def main(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            token = (await client.post("/api/auth/login", json={"username": "admin", "password": server.password}))
-            token = token.json()["token"]
+            token = await asyncio.to_thread(first_sign_in, server)
             auth = {"Authorization": f"Bearer {token}"}
             deadline = time.monotonic() + 60
             while True:
@@ -216,9 +221,9 @@ async def main(args: argparse.Namespace) -> int:
                   f"status polled at 10 Hz); {os.cpu_count()} CPUs shared by server, simulator and clients")
             window1, cpu1 = await measure(args.seconds, pid)
             await client.post("/api/users", headers=auth,
-                              json={"username": "stalled", "password": "stalled-password", "role": "viewer"})
+                              json={"username": "stalled", "password": password_of("stalled"), "role": "viewer"})
             stalled_token = (await client.post("/api/auth/login", json={"username": "stalled",
-                                                                        "password": "stalled-password"}))
+                                                                        "password": password_of("stalled")}))
             stalled = await stalled_client(ws_url, stalled_token.json()["token"])
             await asyncio.sleep(1.0)
             window2, cpu2 = await measure(args.seconds, pid)

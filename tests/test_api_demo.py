@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.web_support import ROOT, ServerProcess, lab_config, running_app, wait_for
+from tests.web_support import ROOT, ServerProcess, admin_first_sign_in, lab_config, running_app, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +20,7 @@ def test_demo_command_starts_a_simulated_lab(tmp_path: Path) -> None:
         assert server.password and len(server.password) >= 12
         with httpx.Client(base_url=server.url, timeout=30) as client:
             assert client.get("/api/machines").status_code == 401  # nothing without signing in
-            token = client.post("/api/auth/login", json={"username": "admin", "password": server.password})
-            auth = {"Authorization": f"Bearer {token.json()['token']}"}
+            auth = {"Authorization": f"Bearer {admin_first_sign_in(client, server.password)}"}
 
             def all_connected() -> bool:
                 machines = client.get("/api/machines", headers=auth).json()

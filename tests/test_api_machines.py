@@ -132,7 +132,7 @@ def test_queued_job_runs_holds_resumes_and_cancels(api: Api) -> None:
     assert any(a[1] == "job.finished" and a[2] == "cancelled" for a in actions)
     api.call("operator", "DELETE", f"/api/queue/{entry2['id']}")
     job_id = api.ctx.store.queue_entry(entry["id"])["job_id"]
-    jobs = api.call("viewer", "GET", "/api/jobs?machine=mill-1").json()
+    jobs = api.call("trainer", "GET", "/api/jobs?machine=mill-1").json()
     record = next(j for j in jobs if j["id"] == job_id)
     JobRecord.model_validate(record)  # the documented shape of /api/jobs
     assert record["state"] == "cancelled" and record["program_name"] == "zigzag.nc" and record["user"] == "operator"

@@ -35,6 +35,11 @@ EXPECTED: dict[str, set[str]] = {
     "settings.write": {"technician", "admin"},
     "users": {"admin"},
     "audit": {"technician", "admin"},
+    # issue #13: viewers see live state only; storage trouble is for those who can act on it
+    "records": {"trainer", "operator", "technician", "admin"},
+    "storage": {"operator", "technician", "admin"},
+    "share": {"operator", "admin"},
+    "dry_run": {"trainer", "operator", "admin"},  # issue #12: "a trainer or operator can start a dry run"
 }
 
 
@@ -59,10 +64,10 @@ def calls(api: Api) -> list[tuple[str, str, str, dict[str, Any]]]:
     return [
         ("view", "GET", "/api/machines", {}),
         ("view", "GET", m, {}),
-        ("view", "GET", "/api/queue", {}),
-        ("view", "GET", "/api/programs", {}),
-        ("view", "GET", "/api/jobs", {}),
-        ("view", "GET", f"/api/programs/{api.program}", {}),
+        ("records", "GET", "/api/queue", {}),
+        ("records", "GET", "/api/programs", {}),
+        ("records", "GET", "/api/jobs", {}),
+        ("records", "GET", f"/api/programs/{api.program}", {}),
         ("program.upload", "POST", "/api/programs/text", {"json": {"name": "x.nc", "text": GOOD}}),
         ("program.upload", "POST", "/api/programs", {"files": {"file": ("f.nc", GOOD.encode(), "text/plain")}}),
         ("program.check", "POST", f"/api/programs/{api.program}/check", {"json": {"machine": "mill-1"}}),
@@ -84,6 +89,11 @@ def calls(api: Api) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("users", "GET", "/api/users", {}),
         ("users", "POST", "/api/users", {"json": {"username": "new-{role}", "password": "longenough1", "role": "viewer"}}),
         ("audit", "GET", "/api/audit", {}),
+        ("storage", "GET", "/api/server/storage", {}),
+        ("share", "POST", "/api/share", {"json": {"label": "class 7b", "hours": 1}}),
+        ("share", "GET", "/api/share", {}),
+        ("dry_run", "POST", f"/api/queue/{entry()}/dry-run", {"json": {"speed": 16}}),
+        ("view", "GET", f"/api/programs/{api.program}/toolpath?machine=mill-1", {}),
     ]
 
 
@@ -140,7 +150,7 @@ def test_queue_remove_rules(api: Api) -> None:
     assert api.call("trainer", "DELETE", f"/api/queue/{mine}").status_code == 200
     assert api.call("operator", "DELETE", f"/api/queue/{theirs}").status_code == 200
     assert api.call("operator", "DELETE", f"/api/queue/{theirs}").status_code == 409  # already removed
-    states = {e["id"]: e["state"] for e in api.call("viewer", "GET", "/api/queue?all=true").json()}
+    states = {e["id"]: e["state"] for e in api.call("operator", "GET", "/api/queue?all=true").json()}
     assert states[mine] == "removed" and states[theirs] == "removed"
 
 

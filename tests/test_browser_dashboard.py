@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.web_support import CONFIG_PATH, ROOT, ServerProcess
+from tests.web_support import ADMIN_PASSWORD, CONFIG_PATH, ROOT, ServerProcess, admin_first_sign_in, password_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -49,10 +49,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     try:
         assert proc.password, "the one-time admin password was not printed"
         client = httpx.Client(base_url=proc.url, timeout=30)
-        token = client.post("/api/auth/login", json={"username": "admin", "password": proc.password}).json()["token"]
+        token = admin_first_sign_in(client, proc.password)
         auth = {"Authorization": f"Bearer {token}"}
         for role in ("viewer", "operator", "trainer", "technician"):
-            r = client.post("/api/users", headers=auth, json={"username": role, "password": f"{role}-password",
+            r = client.post("/api/users", headers=auth, json={"username": role, "password": password_of(role),
                                                               "role": role})
             assert r.status_code == 201, r.text
         proc.admin_token = token  # type: ignore[attr-defined]
@@ -111,7 +111,7 @@ def test_sign_in_wrong_password_then_right(browser: Any, server: ServerProcess) 
     page.click("#login-form button[type=submit]")
     page.wait_for_function("document.querySelector('#login-error').textContent.length > 0")
     assert "wrong user name or password" in page.text_content("#login-error")
-    page.fill("#login-form input[name=password]", "operator-password")
+    page.fill("#login-form input[name=password]", password_of("operator"))
     page.click("#login-form button[type=submit]")
     page.wait_for_selector('.card[data-machine="mill-1"]')
     assert "operator (operator)" in page.text_content("#whoami")
@@ -120,7 +120,7 @@ def test_sign_in_wrong_password_then_right(browser: Any, server: ServerProcess) 
 
 
 def test_job_runs_readout_moves_and_hold_shows_hold(browser: Any, server: ServerProcess) -> None:
-    page = sign_in(browser, server, "operator", "operator-password")
+    page = sign_in(browser, server, "operator", password_of("operator"))
     card = '.card[data-machine="mill-1"]'
     if badge(page) == "Alarm":  # homing is required after power-up
         page.click(f"{card} button:has-text('Home')")
@@ -164,7 +164,7 @@ def test_job_runs_readout_moves_and_hold_shows_hold(browser: Any, server: Server
 
 def test_program_leaving_envelope_is_shown_on_its_line_and_in_red(browser: Any, server: ServerProcess,
                                                                   tmp_path: Path) -> None:
-    page = sign_in(browser, server, "trainer", "trainer-password")
+    page = sign_in(browser, server, "trainer", password_of("trainer"))
     page.click("#nav a[data-view=programs]")
     upload = tmp_path / "student-outside.nc"
     upload.write_text(OUTSIDE)
@@ -177,6 +177,7 @@ def test_program_leaving_envelope_is_shown_on_its_line_and_in_red(browser: Any, 
     diag.click()
     page.wait_for_selector("#listing li#L4.error.current")
     assert page.text_content("#listing li#L4").strip() == "G1 X-120 Y10 F300"
+    page.wait_for_selector("#view-xy[data-bad]")  # the toolpath arrives after the report
     assert int(page.get_attribute("#view-xy", "data-bad")) >= 1
     red = page.evaluate("""() => {
         const c = document.querySelector('#view-xy');
@@ -191,7 +192,7 @@ def test_program_leaving_envelope_is_shown_on_its_line_and_in_red(browser: Any, 
 
 
 def test_upload_refuses_binary_file(browser: Any, server: ServerProcess, tmp_path: Path) -> None:
-    page = sign_in(browser, server, "trainer", "trainer-password")
+    page = sign_in(browser, server, "trainer", password_of("trainer"))
     page.click("#nav a[data-view=programs]")
     binary = tmp_path / "photo.nc"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
@@ -202,7 +203,7 @@ def test_upload_refuses_binary_file(browser: Any, server: ServerProcess, tmp_pat
 
 
 def test_viewer_on_a_phone_sees_state_but_no_controls(browser: Any, server: ServerProcess) -> None:
-    page = sign_in(browser, server, "viewer", "viewer-password",
+    page = sign_in(browser, server, "viewer", password_of("viewer"),
                    viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     card = '.card[data-machine="mill-1"]'
     assert badge(page) in ("Idle", "Alarm", "Run", "Hold")
@@ -218,7 +219,7 @@ def test_viewer_on_a_phone_sees_state_but_no_controls(browser: Any, server: Serv
 
 
 def test_technician_sees_diagnostics(browser: Any, server: ServerProcess) -> None:
-    page = sign_in(browser, server, "technician", "technician-password")
+    page = sign_in(browser, server, "technician", password_of("technician"))
     assert not page.is_visible("#nav a[data-view=programs]")
     page.click("#nav a[data-view=diagnostics]")
     page.wait_for_selector("#settings-table")
@@ -230,14 +231,14 @@ def test_technician_sees_diagnostics(browser: Any, server: ServerProcess) -> Non
 
 
 def test_admin_adds_a_user_then_disabling_them_ends_their_session(browser: Any, server: ServerProcess) -> None:
-    admin = sign_in(browser, server, "admin", server.password)
+    admin = sign_in(browser, server, "admin", ADMIN_PASSWORD)
     admin.click("#nav a[data-view=users]")
     admin.fill("#user-form input[name=username]", "student1")
-    admin.fill("#user-form input[name=password]", "student1-password")
+    admin.fill("#user-form input[name=password]", password_of("student1"))
     admin.select_option("#user-form select[name=role]", "viewer")
     admin.click("#user-form button[type=submit]")
     admin.wait_for_selector('#users-table tr[data-user="student1"]')
-    student = sign_in(browser, server, "student1", "student1-password")
+    student = sign_in(browser, server, "student1", password_of("student1"))
     student.wait_for_selector("#link-state.up")
     admin.click('#users-table tr[data-user="student1"] button:has-text("Disable")')
     student.wait_for_selector("#view-login:not([hidden])")
@@ -258,7 +259,7 @@ def test_dashboard_runs_under_its_csp_and_offline(browser: Any, server: ServerPr
     page.wait_for_selector("text=labbridge", timeout=30_000)
     page.goto(server.url + "/")
     page.fill("#login-form input[name=username]", "viewer")
-    page.fill("#login-form input[name=password]", "viewer-password")
+    page.fill("#login-form input[name=password]", password_of("viewer"))
     page.click("#login-form button[type=submit]")
     page.wait_for_selector('.card[data-machine="mill-1"] .mpos-X', timeout=30_000)
     page.wait_for_selector("#link-state.up", timeout=30_000)  # the websocket is live
@@ -270,16 +271,16 @@ def test_dashboard_runs_under_its_csp_and_offline(browser: Any, server: ServerPr
 def test_user_changes_own_password(browser: Any, server: ServerProcess) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         r = client.post("/api/users", headers={"Authorization": f"Bearer {server.admin_token}"},  # type: ignore[attr-defined]
-                        json={"username": "pat", "password": "pat-old-password", "role": "trainer"})
+                        json={"username": "pat", "password": password_of("pat", "old"), "role": "trainer"})
         assert r.status_code == 201, r.text
-    page = sign_in(browser, server, "pat", "pat-old-password")
-    answers = iter(["pat-old-password", "pat-new-password"])
+    page = sign_in(browser, server, "pat", password_of("pat", "old"))
+    answers = iter([password_of("pat", "old"), password_of("pat", "new")])
     page.on("dialog", lambda dialog: dialog.accept(next(answers)))
     page.click("#password")
     page.wait_for_selector("#view-login:not([hidden])")
     assert "Password changed" in page.text_content("#login-error")
     page.fill("#login-form input[name=username]", "pat")
-    page.fill("#login-form input[name=password]", "pat-new-password")
+    page.fill("#login-form input[name=password]", password_of("pat", "new"))
     page.click("#login-form button[type=submit]")
     page.wait_for_selector('.card[data-machine="mill-1"]')
 
@@ -292,7 +293,7 @@ def test_every_view_shows_words_not_catalog_keys(browser: Any, server: ServerPro
     keys = json.loads((ROOT / "labbridge/server/static/locales/en.json").read_text(encoding="utf-8"))
     groups = "|".join(sorted({k.split(".")[0] for k in keys}))
     looks_like_key = re.compile(rf"^({groups})\.[A-Za-z_]+$")  # what t() returns for a key with no message
-    page = sign_in(browser, server, "admin", server.password)
+    page = sign_in(browser, server, "admin", ADMIN_PASSWORD)
     assert page.evaluate("document.documentElement.lang") == "en"
     texts_js = """() => {
         const out = [];

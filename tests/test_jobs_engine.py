@@ -323,6 +323,7 @@ def test_job_store_round_trip_and_events_shared_by_two_connections(tmp_path) -> 
     job.error_code, job.message = "disconnected", "connection lost"
     a.save(job)
     a.add_event("j1", "job_started", lines=10)
+    assert a.db.flush()  # records are written behind (a hold never waits for the disk): land them now
     got = b.get("j1")
     assert got == job
     assert [j.id for j in b.list_jobs("mill-1", states=(JobState.INTERRUPTED,))] == ["j1"]

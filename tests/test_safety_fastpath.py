@@ -121,3 +121,12 @@ def test_comments_with_bad_bytes_are_judged_by_python_on_both_paths():
     fast, slow = both(program, machine)
     assert_same(fast, slow)
     assert [d.line for d in fast.errors] == [3, 4, 5] and {d.code for d in fast.errors} == {"binary"}
+
+
+def test_fast_path_names_modal_values_as_python_does():
+    from labbridge.safety.modal import MotionMode, Plane
+
+    for name, value in [("MOTION_RAPID", MotionMode.RAPID), ("MOTION_LINEAR", MotionMode.LINEAR),
+                        ("MOTION_ARC_CW", MotionMode.ARC_CW), ("MOTION_ARC_CCW", MotionMode.ARC_CCW),
+                        ("PLANE_XY", Plane.XY), ("PLANE_ZX", Plane.ZX), ("PLANE_YZ", Plane.YZ)]:
+        assert getattr(_fastcheck, name) == value, name

@@ -27,6 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = ROOT / "config" / "machines.yaml"
 ROLES = ("viewer", "trainer", "operator", "technician", "admin")
 PASSWORD = "correct horse battery"
+ADMIN_PASSWORD = "the lab runs on coffee"
+
+
+def password_of(user: str, which: str = "") -> str:
+    """A password for ``user`` that the password policy accepts (it never contains the user name)."""
+    return f"silver lathe {which} {sum(map(ord, user))}".replace("  ", " ")
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
 
 
@@ -48,6 +54,19 @@ def settings(tmp: Path, config: LabConfig | None = None, **kw: Any) -> ServerSet
     return ServerSettings(config=config or lab_config(), data_dir=tmp, **kw)
 
 
+def admin_first_sign_in(client: Any, one_time_password: str) -> str:
+    """Sign in with the printed one-time password, choose ADMIN_PASSWORD as the dashboard asks, sign in again;
+    returns the admin's full token. ``client`` is a TestClient or an httpx.Client on a running server."""
+    r = client.post("/api/auth/login", json={"username": "admin", "password": one_time_password})
+    assert r.status_code == 200 and r.json()["must_change_password"], r.text
+    r = client.post("/api/auth/password", headers={"Authorization": f"Bearer {r.json()['token']}"},
+                    json={"old_password": one_time_password, "new_password": ADMIN_PASSWORD})
+    assert r.status_code == 200, r.text
+    r = client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert r.status_code == 200 and not r.json()["must_change_password"], r.text
+    return str(r.json()["token"])
+
+
 class Api:
     """A TestClient plus tokens for one user per role."""
 
@@ -61,8 +80,11 @@ class Api:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def first_admin_sign_in(self) -> str:
+        return admin_first_sign_in(self.client, self.ctx.admin_password)
+
     def add_users(self) -> None:
-        self.tokens["admin"] = self.login("admin", self.ctx.admin_password)["token"]
+        self.tokens["admin"] = self.first_admin_sign_in()
         for role in ROLES:
             if role == "admin":
                 continue
@@ -78,10 +100,13 @@ class Api:
 
 
 @contextmanager
-def running_app(tmp: Path, config: LabConfig | None = None, with_users: bool = True, **kw: Any) -> Iterator[Api]:
+def running_app(tmp: Path, config: LabConfig | None = None, with_users: bool = True, extend: Any = None,
+                **kw: Any) -> Iterator[Api]:
+    """The app on ``tmp``; ``extend(ctx)`` may add services (e.g. the fleet link) before it is built."""
     s = settings(tmp, config, **kw)
-    ctx = build_context(s)
-    ctx.auth.hasher = FAST_HASHER  # keep the suite fast; production uses argon2's defaults
+    ctx = build_context(s, hasher=FAST_HASHER)  # keep the suite fast; production uses argon2's defaults
+    if extend is not None:
+        extend(ctx)
     app = create_app(s, ctx)
     with TestClient(app) as client:
         api = Api(client, ctx)

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "labbridge.cli.dnc",
     "labbridge.cli.fanuc_sim",
     "labbridge.cli.jobs",
+    "labbridge.cli.fleet",
 )
 
 app = typer.Typer(

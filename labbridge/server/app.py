@@ -17,27 +17,31 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from labbridge.server import storage as server_storage, validation
+from labbridge.server.api import share as api_share
+from labbridge.server.limits import BodyLimit
+
 from labbridge.log import get_logger
 from labbridge.server.api import auth as api_auth, machines as api_machines, programs as api_programs, queue as api_queue, ws as api_ws
 from labbridge.server.api import commands as api_commands
+from labbridge.server.api import dry_run as api_dry_run
 from labbridge.server.api.deps import Context, ServerSettings, require
 from labbridge.server.auth import Action, Auth, Principal
 from labbridge.server.hub import Hub
 from labbridge.server.lab import Lab
 from labbridge.server.schemas import Health, ServerStats
 from labbridge.server.store import Store
+from labbridge.server.twins import DryRuns
 
 STATIC_DIR = Path(__file__).parent / "static"
 SWAGGER_DIR = STATIC_DIR / "node_modules" / "swagger-ui-dist"
-UPLOAD_PREFIX = "/api/programs"
-MULTIPART_SLACK = 64 * 1024
 
 log = get_logger()
 
@@ -45,39 +49,6 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'"
 )
-
-
-class UploadLimit:
-    """Refuse request bodies over the upload limit on the program routes, before they are stored."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit + MULTIPART_SLACK
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(UPLOAD_PREFIX) or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        limit_mb = (self.limit - MULTIPART_SLACK) / (1024 * 1024)
-        message = f"the upload is larger than the {limit_mb:.1f} MB limit; split the program"
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            response = JSONResponse({"detail": message}, status_code=413)
-            await response(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise HTTPException(413, message)
-            return msg
-
-        await self.app(scope, limited, send)
 
 
 class SecurityHeaders:
@@ -106,14 +77,16 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def build_context(settings: ServerSettings) -> Context:
+def build_context(settings: ServerSettings, hasher: Any = None) -> Context:
+    """Everything the app serves; ``hasher`` replaces argon2's default cost (tests use a cheap one)."""
     store = Store(settings.data_dir)
-    auth = Auth(store)
+    auth = Auth(store, hasher=hasher, idle_timeout=settings.token_idle_timeout)
     admin_password = auth.ensure_admin(reset=settings.reset_admin)
     lab = Lab(settings.config, store, simulators=settings.simulators, data_dir=settings.data_dir,
               sim_options=settings.sim_options, poll_hz=settings.poll_hz)
     hub = Hub(max_rate=settings.ws_max_rate, heartbeat=settings.ws_heartbeat)
     ctx = Context(settings, store, auth, lab, hub, admin_password)
+    ctx.dry_runs = DryRuns(lab, store, hub, settings.twins, settings.sim_options)
 
     def job_finished(machine: str, entry_id: int | None, outcome: str, message: str) -> None:
         hub.broadcast({"type": "job", "machine": machine, "entry": entry_id, "outcome": outcome,
@@ -136,7 +109,10 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
                                        message="the server stopped while this job ran")
         await context.lab.prepare()
         context.hub.start(context.lab.states())
+        server_storage.watch(context)
         await context.lab.start()
+        for service in context.services:
+            await service.start()
         if settings.freeze_gc:
             # Everything loaded so far lives as long as the server: move it out of the collector's sight so
             # that full collections stay short and do not stall the websocket fan-out (the CLI's choice;
@@ -147,7 +123,10 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         try:
             yield
         finally:
+            for service in reversed(context.services):
+                await service.stop()
             await context.hub.stop()
+            await context.dry_runs.stop()
             await context.lab.stop()
             context.store.close()
 
@@ -162,8 +141,15 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     app.state.ctx = context
     for module in (api_auth, api_machines, api_programs, api_queue, api_ws):
         app.include_router(module.router)
+    app.include_router(api_share.router)
+    server_storage.install(app, context)
+    validation.install(app)
     app.include_router(api_queue.jobs_router)
     app.include_router(api_commands.router)
+    for service in context.services:
+        if getattr(service, "router", None) is not None:
+            app.include_router(service.router)
+    app.include_router(api_dry_run.router)
 
     @app.get("/api/health", tags=["server"], response_model=Health, summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:
@@ -187,7 +173,7 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         app.mount("/swagger", StaticFiles(directory=SWAGGER_DIR), name="swagger")
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
 
-    app.add_middleware(UploadLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, max_upload=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

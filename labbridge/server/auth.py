@@ -1,24 +1,28 @@
-"""Who may do what: roles, password hashing, bearer tokens and the login rate limit.
+"""Who may do what: roles, password hashing, bearer tokens and sign-in throttling.
 
 Safe by default: every API route but login and the static dashboard needs a valid
 token, and every action is checked against the caller's role. Stop always wins:
 any signed-in role except viewer may hold or cancel; starting motion needs an
-operator. Tokens are random, stored only as SHA-256 hashes, and revocable.
+operator. Tokens are random, stored only as SHA-256 hashes, and revocable; they
+expire after a while and sooner when unused (``last_used`` is recorded). A token
+issued for a one-time password may only change that password; a share-link token
+is a viewer with no user behind it. Checking a token never waits for the disk (the
+store keeps tokens in memory), so a hold is never slowed by storage.
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from labbridge.server.passwords import check_password
 from labbridge.server.store import Store, User, sha256
+from labbridge.server.throttle import LoginThrottle, Throttled
 
 
 class Role(str, Enum):
@@ -51,18 +55,23 @@ class Action(str, Enum):
     SETTINGS_WRITE = "settings.write"
     USERS = "users"
     AUDIT = "audit"
+    RECORDS = "records"  # program texts, queue notes, job records (not for viewers: live state only)
+    STORAGE = "storage"  # see whether the data dir can be written
+    SHARE = "share"  # make and revoke view-only share links
+    DRY_RUN = "dry_run"  # rehearse a queued program on the machine's digital twin (nothing moves)
 
 
-_STOP = {Action.VIEW, Action.HOLD, Action.CANCEL}
+_STOP = {Action.VIEW, Action.HOLD, Action.CANCEL, Action.RECORDS}
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.VIEW}),
     Role.TRAINER: frozenset(_STOP | {Action.PROGRAM_UPLOAD, Action.PROGRAM_CHECK, Action.QUEUE_SUBMIT,
-                                     Action.QUEUE_REMOVE}),
+                                     Action.QUEUE_REMOVE, Action.DRY_RUN}),
     Role.OPERATOR: frozenset(_STOP | {Action.PROGRAM_UPLOAD, Action.PROGRAM_CHECK, Action.QUEUE_SUBMIT,
-                                      Action.QUEUE_REMOVE, Action.JOB_START, Action.JOB_RESUME, Action.HOME,
-                                      Action.UNLOCK, Action.JOG, Action.OVERRIDE, Action.RESET}),
+                                      Action.QUEUE_REMOVE, Action.DRY_RUN, Action.JOB_START, Action.JOB_RESUME, Action.HOME,
+                                      Action.UNLOCK, Action.JOG, Action.OVERRIDE, Action.RESET,
+                                      Action.STORAGE, Action.SHARE}),
     Role.TECHNICIAN: frozenset(_STOP | {Action.DIAGNOSTICS, Action.SETTINGS_READ, Action.SETTINGS_WRITE,
-                                        Action.AUDIT}),
+                                        Action.AUDIT, Action.STORAGE}),
     Role.ADMIN: frozenset(Action),
 }
 """The whole policy in one table (the admin may do everything, including users)."""
@@ -75,6 +84,14 @@ def allowed(role: str, action: Action) -> bool:
         return False
 
 
+class Scope(str, Enum):
+    """What a token may be used for."""
+
+    FULL = "full"  # everything the user's role allows
+    PASSWORD = "password"  # only POST /api/auth/password (signed in with a one-time password)
+    SHARE = "share"  # a class's view-only share link: live state, nothing else
+
+
 @dataclass(frozen=True)
 class Principal:
     """A signed-in caller: the user and the token they used (so that it can be revoked)."""
@@ -82,16 +99,17 @@ class Principal:
     username: str
     role: str
     token_id: str
+    scope: str = Scope.FULL.value
 
     def can(self, action: Action) -> bool:
-        return allowed(self.role, action)
+        return self.scope != Scope.PASSWORD.value and allowed(self.role, action)
 
     def permissions(self) -> list[str]:
         return sorted(a.value for a in Action if self.can(a))
 
 
 class AuthError(Exception):
-    """Bad credentials, missing/expired/revoked token (HTTP 401) or rate limited (429)."""
+    """Bad credentials, missing/expired/revoked token (HTTP 401) or throttled (429)."""
 
     def __init__(self, message: str, status: int = 401, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -99,52 +117,19 @@ class AuthError(Exception):
         self.retry_after = retry_after
 
 
-class LoginLimiter:
-    """At most ``attempts`` failed logins per ``window`` seconds per client address and per user name."""
-
-    def __init__(self, attempts: int = 5, window: float = 60.0) -> None:
-        self.attempts = attempts
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and q[0] < now - self.window:
-            q.popleft()
-        return q
-
-    def check(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                q = self._recent(key, now)
-                if len(q) >= self.attempts:
-                    wait = q[0] + self.window - now
-                    raise AuthError(
-                        f"too many failed sign-ins; wait {wait:.0f} s and try again", status=429, retry_after=wait
-                    )
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-
-    def succeeded(self, username_key: str) -> None:
-        with self._lock:
-            self._failures.pop(username_key, None)
-
-
 class Auth:
     """Users, passwords and tokens on top of the store."""
 
     TOKEN_TTL = 12 * 3600.0
+    IDLE_TIMEOUT = 2 * 3600.0
+    TOUCH_EVERY = 15.0  # seconds between last_used writes of one token
 
-    def __init__(self, store: Store, hasher: PasswordHasher | None = None, limiter: LoginLimiter | None = None) -> None:
+    def __init__(self, store: Store, hasher: PasswordHasher | None = None, throttle: LoginThrottle | None = None,
+                 idle_timeout: float | None = None) -> None:
         self.store = store
         self.hasher = hasher or PasswordHasher()
-        self.limiter = limiter or LoginLimiter()
+        self.throttle = throttle or LoginThrottle()
+        self.idle_timeout = idle_timeout or self.IDLE_TIMEOUT
         self._dummy_hash = self.hasher.hash(secrets.token_hex(8))
 
     @staticmethod
@@ -154,60 +139,78 @@ class Auth:
     def create_user(self, username: str, password: str, role: str) -> User:
         validate_username(username)
         Role(role)
-        validate_password(password)
+        validate_password(password, username)
         if self.store.get_user(username) is not None:
             raise ValueError(f"user {username!r} already exists")
         return self.store.add_user(username, self.hasher.hash(password), role)
 
     def set_password(self, username: str, password: str) -> None:
-        validate_password(password)
-        self.store.update_user(username, password_hash=self.hasher.hash(password))
+        validate_password(password, username)
+        self.store.update_user(username, password_hash=self.hasher.hash(password), must_change=False)
 
     def ensure_admin(self, reset: bool = False) -> str | None:
-        """Create the first admin (or reset its password); returns the one-time password, or None."""
+        """Create the first admin (or reset its password); returns the one-time password, or None.
+
+        The one-time password only lets its holder choose a new one (it was printed on a terminal)."""
         existing = self.store.get_user("admin")
         if existing is not None and not reset:
             return None
         password = self.new_password()
         if existing is None:
-            self.store.add_user("admin", self.hasher.hash(password), Role.ADMIN.value)
+            self.store.add_user("admin", self.hasher.hash(password), Role.ADMIN.value, must_change=True)
         else:
             self.store.update_user("admin", password_hash=self.hasher.hash(password), role=Role.ADMIN.value,
-                                   disabled=False)
+                                   disabled=False, must_change=True)
             self.store.revoke_user_tokens("admin")
         return password
 
+    def verify(self, username: str, password: str, client: str) -> User:
+        """Check a password, throttled per (user, client); raises AuthError (401 or 429)."""
+        try:
+            attempt = self.throttle.begin(username, client)
+        except Throttled as exc:
+            raise AuthError(str(exc), status=429, retry_after=exc.retry_after) from None
+        ok = False
+        try:
+            found = self.store.get_user(username)
+            if found is None:
+                try:  # same work as a real check, so that timing does not reveal which names exist
+                    self.hasher.verify(self._dummy_hash, password)
+                except (VerificationError, InvalidHashError):
+                    pass
+            else:
+                user, stored = found
+                try:
+                    ok = self.hasher.verify(stored, password) and not user.disabled
+                except (VerificationError, InvalidHashError):
+                    ok = False
+        finally:
+            attempt.succeeded() if ok else attempt.failed()
+        if not ok or found is None:
+            raise AuthError("wrong user name or password")
+        if self.hasher.check_needs_rehash(stored):
+            try:
+                self.store.update_user(username, password_hash=self.hasher.hash(password))
+            except Exception:
+                pass  # a full disk: the old hash still works
+        return found[0]
+
     def login(self, username: str, password: str, client: str) -> tuple[str, dict[str, object], User]:
         """Verify the password and issue a token; raises AuthError (401 or 429)."""
-        keys = (f"ip:{client}", f"user:{username}")
-        self.limiter.check(*keys)
-        found = self.store.get_user(username)
-        ok = False
-        if found is None:
-            try:  # same work as a real check, so that timing does not reveal which names exist
-                self.hasher.verify(self._dummy_hash, password)
-            except (VerificationError, InvalidHashError):
-                pass
-        else:
-            user, stored = found
-            try:
-                ok = self.hasher.verify(stored, password) and not user.disabled
-            except (VerificationError, InvalidHashError):
-                ok = False
-        if not ok or found is None:
-            self.limiter.failed(*keys)
-            raise AuthError("wrong user name or password")
-        user = found[0]
-        self.limiter.succeeded(keys[1])
-        if self.hasher.check_needs_rehash(found[1]):
-            self.store.update_user(username, password_hash=self.hasher.hash(password))
-        token = secrets.token_urlsafe(32)
-        token_id = secrets.token_hex(8)
-        info = self.store.add_token(token_id, sha256(token.encode()), user.username, self.TOKEN_TTL)
+        user = self.verify(username, password, client)
+        scope = Scope.PASSWORD if user.must_change else Scope.FULL
+        token, info = self.issue(user.username, self.TOKEN_TTL, scope)
         return token, info, user
 
-    def authenticate(self, token: str | None) -> Principal:
-        """The principal behind a bearer token; raises AuthError(401) if missing, unknown, expired or revoked."""
+    def issue(self, username: str, ttl: float, scope: Scope, label: str = "") -> tuple[str, dict[str, object]]:
+        token = secrets.token_urlsafe(32)
+        info = self.store.add_token(secrets.token_hex(8), sha256(token.encode()), username, ttl, scope.value, label)
+        return token, info
+
+    def authenticate(self, token: str | None, touch: bool = True) -> Principal:
+        """The principal behind a bearer token; raises AuthError(401) if missing, unknown, expired, idle or revoked.
+
+        ``touch`` records the use (``last_used``, at most every TOUCH_EVERY seconds)."""
         if not token:
             raise AuthError("sign in first (no token given)")
         row = self.store.token_by_hash(sha256(token.encode()))
@@ -215,12 +218,23 @@ class Auth:
             raise AuthError("unknown token; sign in again")
         if row["revoked_at"] is not None:
             raise AuthError("this token was revoked; sign in again")
-        if row["expires_at"] < time.time():
+        now = time.time()
+        if row["expires_at"] < now:
             raise AuthError("this token has expired; sign in again")
-        found = self.store.get_user(row["username"])
-        if found is None or found[0].disabled:
-            raise AuthError("this user no longer exists or is disabled")
-        return Principal(found[0].username, found[0].role, row["id"])
+        scope = row.get("scope") or Scope.FULL.value
+        last = row["last_used"] or row["created_at"]
+        if scope != Scope.SHARE.value and now - last > self.idle_timeout:
+            raise AuthError(f"signed out after {self.idle_timeout / 60:.0f} minutes without use; sign in again")
+        if scope == Scope.SHARE.value:
+            principal = Principal(row["username"], Role.VIEWER.value, row["id"], scope)
+        else:
+            found = self.store.get_user(row["username"])
+            if found is None or found[0].disabled:
+                raise AuthError("this user no longer exists or is disabled")
+            principal = Principal(found[0].username, found[0].role, row["id"], scope)
+        if touch and now - last >= self.TOUCH_EVERY:
+            self.store.touch_token(row["id"], now)
+        return principal
 
 
 def validate_username(name: str) -> None:
@@ -228,6 +242,6 @@ def validate_username(name: str) -> None:
         raise ValueError("user names are 1-64 letters, digits, '-', '_' or '.'")
 
 
-def validate_password(password: str) -> None:
-    if len(password) < 8:
-        raise ValueError("passwords need at least 8 characters")
+def validate_password(password: str, username: str | None = None) -> None:
+    """The policy of :mod:`labbridge.server.passwords` (raises ValueError saying which rule)."""
+    check_password(password, username)

@@ -246,11 +246,13 @@ class Hub:
             return None
         return _dumps({"type": "snapshot", "machine": machine, "state": state.to_dict(), "sent": time.time()})
 
-    def broadcast(self, event: dict[str, Any], machine: str | None = None) -> None:
-        """An event (job finished, queue changed) for everyone watching ``machine`` (or everyone)."""
+    def broadcast(self, event: dict[str, Any], machine: str | None = None,
+                  roles: frozenset[str] | None = None) -> None:
+        """An event (job finished, queue changed) for everyone watching ``machine`` (or everyone), or only
+        for clients of ``roles``."""
         message = _dumps(event)
         for client in self.clients:
-            if machine is None or machine in client.subscriptions:
+            if (machine is None or machine in client.subscriptions) and (roles is None or client.role in roles):
                 client.offer_event(message)
 
     # clients -------------------------------------------------------------------

@@ -162,6 +162,24 @@ class CheckResult(BaseModel):
 
 
 # queue and jobs ----------------------------------------------------------------------------------------
+class Rehearsal(BaseModel):
+    """A dry run of a queued program on the machine's digital twin (nothing moved)."""
+
+    id: int
+    entry_id: int
+    machine: str
+    speed: int
+    started_by: str
+    started_at: float
+    finished_at: float | None
+    outcome: str = Field(description="running, completed, failed, cancelled or interrupted")
+    simulated_seconds: float | None
+    estimated_seconds: float | None
+    alarms: list[Any]
+    job_id: str | None
+    message: str
+
+
 class QueueEntry(BaseModel):
     """A checked program waiting for (or run on) a machine."""
 
@@ -179,6 +197,7 @@ class QueueEntry(BaseModel):
     finished_at: float | None
     job_id: str | None
     message: str
+    rehearsal: Rehearsal | None = Field(None, description="the newest dry run of this entry on the machine's twin")
 
 
 class Removed(BaseModel):
@@ -205,6 +224,7 @@ class Me(BaseModel):
     role: str
     token_id: str
     permissions: list[str]
+    scope: str = Field("full", description="full; password (may only change it); share (a view-only link)")
 
 
 class UserInfo(BaseModel):
@@ -212,6 +232,7 @@ class UserInfo(BaseModel):
     role: str
     disabled: bool
     created_at: float
+    must_change_password: bool = False
 
 
 class TokenInfo(BaseModel):
@@ -221,6 +242,8 @@ class TokenInfo(BaseModel):
     expires_at: float
     revoked_at: float | None
     last_used: float | None
+    scope: str = "full"
+    label: str = ""
 
 
 class LoggedOut(BaseModel):
@@ -248,6 +271,7 @@ class AuditEntry(BaseModel):
     action: str
     outcome: str
     detail: str
+    count: int = Field(1, description="repeats folded into this row (failed sign-ins: one row per source and minute)")
 
 
 class Health(BaseModel):
@@ -256,3 +280,38 @@ class Health(BaseModel):
 
 class ServerStats(Open):
     hub: dict[str, Any] = Field(description="websocket clients and how far behind each is")
+
+
+# share links and storage (issue #13) ---------------------------------------------------------------
+
+
+class ShareLink(BaseModel):
+    """A new view-only link: the URL (token in its fragment) and its QR code, shown once."""
+
+    id: str
+    label: str
+    url: str
+    expires_at: float
+    qr_svg: str = Field(description="the URL as a QR code, an SVG data: URI (drawn on the server, no internet)")
+    note: str
+
+
+class ShareInfo(BaseModel):
+    id: str
+    label: str
+    created_at: float
+    expires_at: float
+    last_used: float | None
+
+
+class StorageState(BaseModel):
+    """Whether the data directory takes writes; records wait in memory while it does not."""
+
+    ok: bool
+    full: bool
+    problem: str | None
+    since: float | None
+    pending: int = Field(description="records kept in memory, to be written when space returns")
+    dropped: int = Field(description="audit records given up because memory filled (a long outage)")
+    data_dir: str
+    message: str | None

@@ -32,6 +32,7 @@ from labbridge.safety import Report, check_program
 from labbridge.streaming.base import read_program
 from labbridge.streaming.job import Job, JobState, new_job_id
 from labbridge.transports.serial_link import SerialLink
+from labbridge.safety.lexer import split_lines
 
 #: What the job says while the tape goes out (the sender's state in words for the dashboard).
 TAPE_MESSAGES = {
@@ -106,7 +107,7 @@ def dnc_settings(machine_id: str, machine: Machine) -> DncConnection:
 
 def _ascii_lines(path: Path, data: bytes) -> list[str]:
     try:
-        return data.decode("ascii").splitlines()
+        return split_lines(data.decode("ascii"))
     except UnicodeDecodeError as exc:
         raise ProgramReadError(
             f"{path}: byte {exc.start} is not ASCII; a DNC tape carries ISO code only (remove accents/symbols)"

@@ -6,19 +6,25 @@ tables (``web_*``); this store owns ``jobs`` and ``job_events`` only. One
 connection per store, WAL mode and a busy timeout, so the CLI and the server can
 both write the same file. A database written by an older labbridge gets the
 columns added since (never dropped or renamed).
+
+A job's record never waits for the disk (a hold must not): saves and events go
+through :class:`labbridge.durable.Database` without waiting, are written at once
+by its writer thread, and are kept in memory, in order, while the disk is full.
+Reads see the newest state either way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from labbridge.config import DATA_DIR_ENV, DB_NAME, database_path
+from labbridge.durable import Database
 from labbridge.errors import ConfigError
 from labbridge.streaming.job import Job, JobState
 
@@ -92,26 +98,20 @@ class JobStore:
         self.path = resolve_db_path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(SCHEMA)
-            self._add_missing_columns()
+            self._db = Database(self.path, SCHEMA, timeout=10.0)
+            self._db.ensure_columns(tuple(("jobs", name, decl) for name, decl in _ADDED_COLUMNS.items()))
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"{self.path}: cannot open the job database: {exc} "
                               f"(set {DATA_DIR_ENV} to a writable directory)") from None
-        self._lock = threading.RLock()
+        self._unsaved: dict[str, Job] = {}  # the newest state of jobs whose save waits for the disk
+        self._unsaved_events: list[tuple[str, dict[str, Any]]] = []
 
-    def _add_missing_columns(self) -> None:
-        present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
-        for name, declaration in _ADDED_COLUMNS.items():
-            if name not in present:
-                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+    @property
+    def db(self) -> Database:
+        return self._db
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def __enter__(self) -> JobStore:
         return self
@@ -132,11 +132,25 @@ class JobStore:
             values.append(value)
         return values
 
+    def _keep(self, job: Job) -> Any:
+        snapshot = dataclasses.replace(job)
+
+        def kept() -> Any:
+            self._unsaved[job.id] = snapshot
+
+            def written() -> None:
+                if self._unsaved.get(job.id) is snapshot:
+                    del self._unsaved[job.id]
+
+            return written
+
+        return kept
+
     def create(self, job: Job) -> Job:
         job.updated_at = time.time()
         marks = ",".join("?" for _ in _COLUMNS)
-        with self._lock:
-            self._db.execute(f"INSERT INTO jobs({','.join(_COLUMNS)}) VALUES ({marks})", self._values(job))
+        self._db.write((f"INSERT INTO jobs({','.join(_COLUMNS)}) VALUES ({marks})", tuple(self._values(job))),
+                       wait=False, what=f"job {job.id}", deferred=self._keep(job))
         return job
 
     def save(self, job: Job) -> None:
@@ -144,16 +158,18 @@ class JobStore:
         job.updated_at = time.time()
         sets = ",".join(f"{c}=?" for c in _COLUMNS if c != "id")
         values = [v for c, v in zip(_COLUMNS, self._values(job)) if c != "id"]
-        with self._lock:
-            self._db.execute(f"UPDATE jobs SET {sets} WHERE id=?", [*values, job.id])
+        self._db.write((f"UPDATE jobs SET {sets} WHERE id=?", (*values, job.id)), wait=False,
+                       key=("job", job.id), what=f"job {job.id}", deferred=self._keep(job))
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return Job.from_row(dict(row)) if row is not None else None
+        row = self._db.one("SELECT * FROM jobs WHERE id=?", (job_id,))
+        newer = self._unsaved.get(job_id)
+        if newer is not None:
+            return dataclasses.replace(newer)
+        return Job.from_row(row) if row is not None else None
 
     def list_jobs(self, machine: str | None = None, *, states: tuple[JobState, ...] | None = None,
-             limit: int = 100) -> list[Job]:
+                  limit: int = 100) -> list[Job]:
         """Newest first."""
         sql, args = "SELECT * FROM jobs WHERE 1=1", []
         if machine is not None:
@@ -164,18 +180,27 @@ class JobStore:
             args.extend(s.value for s in states)
         sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
         args.append(limit)
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [Job.from_row(dict(r)) for r in rows]
+        jobs = {j.id: j for j in (Job.from_row(r) for r in self._db.all(sql, tuple(args)))}
+        for job in list(self._unsaved.values()):
+            if job.machine == machine or machine is None:
+                jobs[job.id] = dataclasses.replace(job)
+        found = [j for j in jobs.values() if not states or j.state in states]
+        return sorted(found, key=lambda j: j.created_at, reverse=True)[:limit]
 
     # events -------------------------------------------------------------------
     def add_event(self, job_id: str, event: str, **detail: Any) -> None:
-        with self._lock:
-            self._db.execute("INSERT INTO job_events(job_id, time, event, detail) VALUES (?,?,?,?)",
-                             (job_id, time.time(), event, json.dumps(detail, default=str)))
+        now = time.time()
+        entry = (job_id, {"time": now, "event": event, **json.loads(json.dumps(detail, default=str))})
+
+        def kept() -> Any:
+            self._unsaved_events.append(entry)
+            return lambda: self._unsaved_events.remove(entry)
+
+        self._db.write(("INSERT INTO job_events(job_id, time, event, detail) VALUES (?,?,?,?)",
+                        (job_id, now, event, json.dumps(detail, default=str))),
+                       wait=False, what=f"job {job_id} event {event}", deferred=kept)
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT time, event, detail FROM job_events WHERE job_id=? ORDER BY id",
-                                    (job_id,)).fetchall()
-        return [{"time": r["time"], "event": r["event"], **json.loads(r["detail"])} for r in rows]
+        rows = self._db.all("SELECT time, event, detail FROM job_events WHERE job_id=? ORDER BY id", (job_id,))
+        written = [{"time": r["time"], "event": r["event"], **json.loads(r["detail"])} for r in rows]
+        return written + [dict(e) for j, e in list(self._unsaved_events) if j == job_id]

@@ -41,6 +41,7 @@ from labbridge.streaming.interlocks import check_interlocks
 from labbridge.streaming.job import Job, JobState
 from labbridge.streaming.records import JobStore
 from labbridge.streaming.resume import build_resume
+from labbridge.safety.lexer import split_lines
 from labbridge.streaming.runner_watch import ExecutionWatch
 
 __all__ = ["GateRejected", "Job", "JobRunner", "JobState", "JobStore", "InterlockError", "active_job"]
@@ -184,7 +185,7 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
         offsets = {k: _vec(v) for k, v in params.items() if k in WORK_OFFSET_CODES}
         pos = self.state.position_machine
         start = _vec(pos.get(a, 0.0) for a in "XYZ") if pos else None
-        text_lines = data.decode("utf-8", "replace").splitlines()
+        text_lines = split_lines(data.decode("utf-8", "replace"))  # as the gate and GRBL end lines
         if from_line is None:
             report = await asyncio.to_thread(check_program, data, self.machine, machine_id=self.machine_id,
                                              program_name=name, work_offsets=offsets or None, start=start)

@@ -11,10 +11,13 @@ from fastapi import Depends, HTTPException, Request
 
 from labbridge.config import LabConfig
 from labbridge.log import get_logger
-from labbridge.server.auth import Action, Auth, AuthError, Principal
+from labbridge.server.audit import AuditTrail
+from labbridge.server.auth import Action, Auth, AuthError, Principal, Scope
 from labbridge.server.hub import Hub
 from labbridge.server.lab import Lab, SimulatorFactory
+from labbridge.server.previews import PreviewService
 from labbridge.server.store import Store
+from labbridge.server.throttle import DeviceCookies
 
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
 
@@ -35,6 +38,11 @@ class ServerSettings:
     reset_admin: bool = False
     poll_hz: float | None = None
     freeze_gc: bool = False
+    trusted_proxies: list[str] = field(default_factory=list)  # addresses whose X-Forwarded-For is believed
+    token_idle_timeout: float | None = None  # seconds (Auth.IDLE_TIMEOUT if unset)
+    ws_recheck: float = 5.0  # seconds between an open websocket's token checks
+    tls: bool = False  # served over https (share links and cookies say so)
+    twins: SimulatorFactory | None = None  # given by the CLI in every mode: digital twins for dry runs
 
     @property
     def demo(self) -> bool:
@@ -49,9 +57,20 @@ class Context:
     lab: Lab
     hub: Hub
     admin_password: str | None = None
+    services: list[Any] = field(default_factory=list)
+    """Optional parts started after the lab and stopped before it (``start()``/``stop()``, maybe a ``router``)."""
+    audit_trail: AuditTrail = field(init=False)
+    devices: DeviceCookies = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit_trail = AuditTrail(self.store)
+        self.devices = DeviceCookies(self.settings.data_dir / "device-cookie.key")
+    previews: PreviewService = field(default_factory=PreviewService)
+    dry_runs: Any = None  # labbridge.server.twins.DryRuns
 
     def audit(self, who: Principal | str | None, machine: str | None, action: str, outcome: str,
               detail: str = "") -> None:
+        """One audit row; never waits for the disk (kept in memory while it is full)."""
         username = who.username if isinstance(who, Principal) else who
         self.store.audit(username, machine, action, outcome, detail)
         get_logger(machine=machine, user=username).info("audit", action=action, outcome=outcome, detail=detail)
@@ -73,11 +92,32 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def current_principal(request: Request, ctx: Context = Depends(get_ctx)) -> Principal:
+def client_address(request: Request, ctx: Context) -> str:
+    """The caller's address: the socket's peer, or X-Forwarded-For's last hop when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    if peer in ctx.settings.trusted_proxies:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        if hops:
+            return hops[-1][:64]
+    return peer
+
+
+PASSWORD_ROUTE = "/api/auth/password"
+
+
+async def current_principal(request: Request, ctx: Context = Depends(get_ctx)) -> Principal:
+    """The caller (async and served from memory: a hold never waits for a thread or the disk)."""
     try:
         principal = ctx.auth.authenticate(bearer_token(request))
     except AuthError as exc:
         raise HTTPException(exc.status, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    if principal.scope == Scope.PASSWORD.value and not (request.method == "POST"
+                                                         and request.url.path == PASSWORD_ROUTE):
+        ctx.audit(principal, None, f"{request.method} {request.url.path}"[:80], "denied",
+                  "one-time password not changed yet")
+        raise HTTPException(403, "choose a new password first: this sign-in used a one-time password, which "
+                                 f"only allows POST {PASSWORD_ROUTE}")
     request.state.principal = principal
     return principal
 
@@ -85,8 +125,8 @@ def current_principal(request: Request, ctx: Context = Depends(get_ctx)) -> Prin
 def require(action: Action) -> Any:
     """A dependency that lets the call through only if the caller's role allows ``action``."""
 
-    def check(request: Request, principal: Principal = Depends(current_principal),
-              ctx: Context = Depends(get_ctx)) -> Principal:
+    async def check(request: Request, principal: Principal = Depends(current_principal),
+                    ctx: Context = Depends(get_ctx)) -> Principal:
         if not principal.can(action):
             machine = request.path_params.get("machine")
             entry_id = request.path_params.get("entry_id")
@@ -122,6 +162,10 @@ _DESCRIPTIONS = {
     Action.SETTINGS_WRITE: "change controller settings",
     Action.USERS: "manage users",
     Action.AUDIT: "read the audit log",
+    Action.STORAGE: "see the storage status",
+    Action.SHARE: "make share links",
+    Action.RECORDS: "read programs, notes and job records (viewers see live state only)",
+    Action.DRY_RUN: "start dry runs",
 }
 
 

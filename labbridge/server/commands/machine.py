@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from labbridge.server.auth import Action
 from labbridge.server.commands.registry import Call, Command, Handler, NotFound, Registry, Rest
@@ -27,6 +27,7 @@ MACHINE = "/api/machines/{machine}"
 
 
 class JogRequest(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # NaN and Infinity are refused (422), never sent
     x: float | None = None
     y: float | None = None
     z: float | None = None
@@ -180,7 +181,8 @@ async def override(call: Call) -> str:
 
 @COMMANDS.define("settings.write", Action.SETTINGS_WRITE, "Write one controller setting (technician)",
                  rest=Rest("PUT", f"{MACHINE}/settings/{{key}}"), args=SettingWrite,
-                 audit=lambda call: f"{call.args.key}={call.args.value}", changes_settings=True)
+                 audit=lambda call: f"{call.args.key!r} = {call.args.value!r}",  # exactly as sent
+                 changes_settings=True)
 async def write_setting(call: Call) -> str:
     lab, machine = call.ctx.lab, call.machine
     if lab.runtime(machine).state.is_moving or lab.job_running(machine):

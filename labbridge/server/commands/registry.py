@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from labbridge.durable import StorageFull
 from labbridge.errors import InterlockError, LabbridgeError
 from labbridge.server.auth import Action, Principal
 from labbridge.server.lab import CommandError, _jsonable
@@ -172,6 +173,9 @@ async def execute(ctx: Context, principal: Principal, command: Command, machine:
         raise CommandFailed(409, str(exc), machine) from None
     except NotFound as exc:
         raise CommandFailed(404, str(exc), machine) from None
+    except StorageFull as exc:  # its record could not be kept, so it was not carried out
+        ctx.audit(principal, machine, command.name, "storage-full", _detail(via, f"{exc} {detail}".strip()))
+        raise CommandFailed(507, str(exc), machine) from None
     except (CommandError, LabbridgeError) as exc:
         ctx.audit(principal, machine, command.name, "failed", _detail(via, f"{exc} {detail}".strip()))
         raise CommandFailed(409, str(exc), machine) from None

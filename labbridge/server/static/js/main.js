@@ -7,16 +7,21 @@ import { setMachines, state } from "./store.js";
 import { connect } from "./ws.js";
 import { openAudit } from "./views/audit.js";
 import { initDiagnostics, openDiagnostics } from "./views/diagnostics.js";
+import { initFleet } from "./views/fleet.js";
 import { initInterruptions } from "./views/interruptions.js";
 import { buildCards, initMachines } from "./views/machines.js";
+import { initMachinePaths } from "./views/machine_path.js";
 import { initNotices } from "./views/notices.js";
 import { initPrograms } from "./views/programs.js";
 import { initQueue, openQueue, refreshQueue } from "./views/queue.js";
 import { initSignIn, signedOut } from "./views/signin.js";
 import { initUsers, openUsers } from "./views/users.js";
+import { initFirstPassword } from "./views/firstpassword.js";
+import { initShare, openShare, takeShareToken } from "./views/share.js";
+import { checkStorage, initStorage } from "./views/storage.js";
 
 const DEFAULT_VIEW = "machines";
-const OPEN = { queue: openQueue, diagnostics: openDiagnostics, users: openUsers, audit: openAudit };
+const OPEN = { queue: openQueue, diagnostics: openDiagnostics, users: openUsers, audit: openAudit, share: openShare };
 
 function route() {
   if (!state.me) { showView("login"); return; }
@@ -41,6 +46,7 @@ async function start() {
   setMachines(await api("GET", "/api/machines"));
   connect();
   await refreshQueue();
+  checkStorage();
   route();
 }
 
@@ -57,11 +63,17 @@ async function init() {
   initNotices();
   initMachines();
   initInterruptions();
+  initMachinePaths();
   initPrograms();
   initQueue();
   initDiagnostics();
+  initFleet();
   initUsers();
+  initFirstPassword();
+  initShare();
+  initStorage();
   window.addEventListener("hashchange", route);
+  takeShareToken();  // a class's share link: watch without a password
   if (getToken()) start().catch(() => signedOut());
   else showView("login");
 }

@@ -22,6 +22,8 @@ function handle(socket, msg) {
     case "ping": socket.send(JSON.stringify({ type: "pong" })); break;
     case "error": publish("live-error", msg); break;
     case "result": publish("result", msg); break;
+    case "storage": publish("storage", msg); break;
+    case "dryrun": publish("dryrun", msg); break;
     default: break;
   }
 }

@@ -5,6 +5,7 @@ import { t } from "../i18n.js";
 import { showView } from "../shell.js";
 import { clearSession, subscribe } from "../store.js";
 import { disconnect } from "../ws.js";
+import { chooseFirstPassword } from "./firstpassword.js";
 
 /** Forget the session and show the sign-in form, with a message saying why. */
 export function signedOut(message) {
@@ -23,8 +24,10 @@ async function signIn(ev, onSignedIn) {
   $("#login-error").textContent = "";
   try {
     const r = await api("POST", "/api/auth/login", { username: form.username.value, password: form.password.value });
-    setToken(r.token);
+    const typed = form.password.value;
     form.password.value = "";
+    setToken(r.token);  // with a one-time password this token may only choose the new password
+    if (r.must_change_password) { chooseFirstPassword(form.username.value, typed, onSignedIn); return; }
     await onSignedIn();
   } catch (e) {
     $("#login-error").textContent = e.message;
