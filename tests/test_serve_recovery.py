@@ -53,7 +53,7 @@ def state(c: httpx.Client) -> dict:
 
 @pytest.mark.slow
 def test_serve_killed_mid_job_then_restarted_reports_stops_and_resumes(tmp_path: Path) -> None:
-    sim = Sim(mill(), time_scale=2.0, reset_on_open=False)
+    sim = Sim(mill(), time_scale=4.0, reset_on_open=False)
     data = tmp_path / "data"
     server = None
     try:

@@ -122,8 +122,10 @@ def _where_it_stands(driver: Any, machine_id: str, job: Job, data: bytes, from_l
                   first, job.last_sent_line, work_offsets=offsets or None, idle=state.state == Status.IDLE)
     if line is None:
         return
-    where = (f"it ran every line sent (up to line {job.last_sent_line})" if line > job.last_sent_line
-             else f"it stopped on line {line}")
+    if line > len(lines):
+        sys.stderr.write(f"labbridge: {machine_id}: from its position, the machine ran the program to its end\n")
+        return
+    where = f"it stands at the end of line {line - 1}" if state.state == Status.IDLE else f"it is on line {line}"
     sys.stderr.write(f"labbridge: {machine_id}: from its position, the machine ran on after the bridge stopped: "
                      f"{where}: resume with --from-line {line}\n")
     if from_line is not None and from_line > line:

@@ -87,29 +87,31 @@ class ExecutionTracker:
                 self.executed = sent.number
 
 
+LOOKAHEAD = 500  # lines past the last one the record saw sent: the record is at most a second old
+
+
 def locate(lines: list[str], machine: Machine, machine_id: str, position: Vec, first: int, last: int, *,
            work_offsets: dict[str, Vec] | None = None, idle: bool = True) -> int | None:
     """Where a machine stands in a program after the bridge stopped: the line to resume from, or None.
 
-    The controller ran on with what it had buffered, so the truth lies between the last line
-    the record saw executed (``first``) and the last line sent (``last``). Lines are searched
-    from ``last`` backwards; a machine idle at the end of the last line sent ran everything:
-    resume after it. On a line's path but not at its end: resume that line.
+    The controller runs on with what it had buffered, and the record, written once a second,
+    may have missed the last lines sent. An idle controller ran every line it was sent: it
+    stands at the end of a line at or after the last one the record saw sent (``last``) and at
+    most ``LOOKAHEAD`` lines past it; the first such line going forward is taken (a later line
+    ending at the same point would be a skip; an earlier one only cuts again). A controller
+    still moving is on a line after the last one the record saw executed (``first``): the
+    first line from there whose path holds the position.
     """
     interp = Interpreter(machine, work_offsets=work_offsets, machine_id=machine_id)
-    paths: dict[int, list[Motion]] = {}
-    for number, text in enumerate(lines[:last], 1):
-        result = interp.execute(text, number)
-        if number >= first and result.motions:
-            paths[number] = list(result.motions)
-    for number in sorted(paths, reverse=True):
-        motions = paths[number]
-        if not any(distance_to_motion(m, position) <= TOLERANCE for m in motions):
+    start = last if idle else first
+    for number, text in enumerate(lines[:min(len(lines), last + LOOKAHEAD)], 1):
+        motions = interp.execute(text, number).motions
+        if number < start or not motions:
             continue
-        at_end = distance_to_motion_end(motions[-1], position) <= TOLERANCE
-        if at_end and idle and number == max(paths):
-            return last + 1 if last < len(lines) else None
-        return number + 1 if at_end and idle else number
+        if idle and distance_to_motion_end(motions[-1], position) <= TOLERANCE:
+            return number + 1
+        if not idle and any(distance_to_motion(m, position) <= TOLERANCE for m in motions):
+            return number
     return None
 
 

@@ -91,21 +91,26 @@ class ExecutionWatch:
         """Keep the record fresh, notice stalls, and resume sending once a stall has been judged."""
         while True:
             await asyncio.sleep(BEAT)
-            now = time.monotonic()
-            if self.stalls.beat(now):
-                self._stall_begins()
-            elif self.stalls.judging:
-                self._poll_status()
-            if self.stalls.due(now):
-                starved = self.stalls.conclude()
-                if starved is not None:
-                    self._event("stream_starved", level="warning", seconds=round(starved.seconds, 1),
-                                line=starved.line, message=starved.message())
-                self._refill()
-            self._save()
+            try:
+                self._beat(time.monotonic())
+            except Exception:  # the heartbeat must outlive any one bad beat
+                self.log.exception("job_heartbeat_failed")
+
+    def _beat(self, now: float) -> None:
+        if self.stalls.beat(now):
+            self._stall_begins()
+        elif self.stalls.judging:
+            self._poll_status()
+        if self.stalls.due(now):
+            starved = self.stalls.conclude()
+            if starved is not None:
+                self._event("stream_starved", level="warning", seconds=round(starved.seconds, 1),
+                            line=starved.line, message=starved.message())
+            self._refill()
+        self._save()
 
     def _stall_begins(self) -> None:
-        self._event("stream_stalled", level="warning", seconds=round(self.stalls.gap or 0.0, 1),
+        self._event("stream_stalled", seconds=round(self.stalls.gap or 0.0, 1),
                      last_sent_line=self.job.last_sent_line)
         self._poll_status()
 
