@@ -8,11 +8,14 @@ hub only marks the machine dirty and coalesces.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Literal, get_type_hints
+
+from pydantic import BaseModel, Field, create_model
 
 
 class Status(str, Enum):
@@ -139,25 +142,127 @@ class MachineState:
 
     def to_dict(self) -> dict[str, Any]:
         """The public shape, shared by ``labbridge state --json``, the REST API and the websocket."""
-        return {
-            "machine": self.machine,
-            "connected": self.connected,
-            "state": self.state.value,
-            "substate": self.substate,
-            "position": {"machine": self.position_machine, "work": self.position_work},
-            "work_offset": self.work_offset,
-            "spindle": {"rpm": self.spindle_rpm, "load": self.spindle_load, "direction": self.spindle_direction},
-            "feed": self.feed,
-            "coolant": self.coolant,
-            "overrides": {"feed": self.override_feed, "rapid": self.override_rapid, "spindle": self.override_spindle},
-            "pins": sorted(self.pins),
-            "buffer": {"planner_free": self.planner_free, "rx_free": self.rx_free},
-            "line_number": self.line_number,
-            "alarms": [asdict(a) for a in self.alarms],
-            "fault": self.fault,
-            "program_name": self.program_name,
-            "homed": self.homed,
-            "firmware": self.firmware,
-            "job": None if self.job is None else {**asdict(self.job), "fraction": self.job.fraction},
-            "updated_at": self.updated_at,
-        }
+        return self.public().model_dump()
+
+    def public(self) -> _MachineStateFields:
+        """This state as :class:`MachineStateJSON` (the one definition of its public shape).
+
+        Built without re-validation or conversion (the dataclass is already typed, and this runs for every
+        websocket update): numbers keep their type, so the JSON is exactly what the driver reported.
+        """
+        job = None
+        if self.job is not None:
+            job = JobProgressJSON.model_construct(**{f.name: getattr(self.job, f.name) for f in _JOB_FIELDS},
+                                                  fraction=self.job.fraction)
+        return MachineStateJSON.model_construct(
+            machine=self.machine,
+            connected=self.connected,
+            state=self.state.value,
+            substate=self.substate,
+            position=Position.model_construct(machine=self.position_machine, work=self.position_work),
+            work_offset=self.work_offset,
+            spindle=Spindle.model_construct(rpm=self.spindle_rpm, load=self.spindle_load,
+                                            direction=self.spindle_direction),
+            feed=self.feed,
+            coolant=self.coolant,
+            overrides=Overrides.model_construct(feed=self.override_feed, rapid=self.override_rapid,
+                                                spindle=self.override_spindle),
+            pins=sorted(self.pins),
+            buffer=Buffer.model_construct(planner_free=self.planner_free, rx_free=self.rx_free),
+            line_number=self.line_number,
+            alarms=list(self.alarms),
+            fault=self.fault,
+            program_name=self.program_name,
+            homed=self.homed,
+            firmware=self.firmware,
+            job=job,
+            updated_at=self.updated_at,
+        )
+
+
+# The public shape ---------------------------------------------------------------------------------------
+# What `labbridge state --json`, the REST API (and its /openapi.json), the websocket and the fleet link show.
+# Field order is the order of the JSON object.
+
+
+def model_of(source: type, name: str, **extra: Any) -> type[BaseModel]:
+    """A pydantic model with a dataclass's fields (types and defaults) plus ``extra`` fields, for its JSON shape."""
+    hints = get_type_hints(source)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(source):
+        if f.name.startswith("_"):
+            continue
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=f.default_factory)
+        else:
+            default = ...
+        fields[f.name] = (hints[f.name], default)
+    fields.update(extra)
+    return create_model(name, __doc__=source.__doc__, **fields)  # type: ignore[call-overload, no-any-return]
+
+
+StatusName = Literal[tuple(s.value for s in Status)]  # type: ignore[valid-type]
+"""A :class:`Status` as it appears in JSON."""
+
+
+class Position(BaseModel):
+    """Axis positions in mm: ``machine`` (MPos) and ``work`` (WPos = MPos − work offset)."""
+
+    machine: dict[str, float] | None = None
+    work: dict[str, float] | None = None
+
+
+class Spindle(BaseModel):
+    rpm: float | None = None
+    load: float | None = Field(None, description="percent of rated load")
+    direction: str | None = Field(None, description='"cw", "ccw" or "off"')
+
+
+class Overrides(BaseModel):
+    """Overrides in percent."""
+
+    feed: int | None = None
+    rapid: int | None = None
+    spindle: int | None = None
+
+
+class Buffer(BaseModel):
+    """GRBL's free planner blocks and serial receive bytes (``Bf:``)."""
+
+    planner_free: int | None = None
+    rx_free: int | None = None
+
+
+JobProgressJSON = model_of(JobProgress, "JobProgress", fraction=(float, Field(0.0, description="0..1")))
+_JOB_FIELDS = dataclasses.fields(JobProgress)
+
+
+class _MachineStateFields(BaseModel):
+    """Everything known about a machine right now. Fields a machine does not provide are null."""
+
+    machine: str
+    connected: bool
+    state: StatusName  # type: ignore[valid-type]
+    substate: int | None = None
+    position: Position
+    work_offset: dict[str, float] | None = None
+    spindle: Spindle
+    feed: float | None = Field(None, description="mm/min")
+    coolant: str | None = Field(None, description='"flood", "mist", "both" or "off"')
+    overrides: Overrides
+    pins: list[str]
+    buffer: Buffer
+    line_number: int | None = None
+    alarms: list[AlarmRecord]
+    fault: str | None = None
+    program_name: str | None = None
+    homed: bool | None = None
+    firmware: str | None = None
+    job: JobProgressJSON | None = None  # type: ignore[valid-type]
+    updated_at: float
+
+
+MachineStateJSON = create_model("MachineState", __base__=_MachineStateFields, __doc__=_MachineStateFields.__doc__)
+"""MachineState's public shape (named so in /openapi.json)."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from labbridge.server.schemas import JobRecord, JobStartReply
 from tests.web_support import Api, lab_config, running_app, wait_for
 
 # A job long enough to watch and hold (the simulator runs in real time at these feeds).
@@ -78,6 +79,8 @@ def test_diagnostics_and_settings(api: Api) -> None:
     assert d["firmware"].startswith("Grbl 1.1") and d["driver"] == "GrblDriver"
     assert d["settings"]["110"] > 0 and isinstance(d["mismatches"], list)
     assert d["connection"]["connects"] >= 1 and d["connection"]["fault"] is None
+    assert d["build_info"]["version"].startswith("1.1") and d["build_info"]["rx_buffer"] == 128  # from $I
+    assert d["connection"]["link"]["rx_buffer"] == 128 and "G54" in d["parameters"]
     r = api.call("technician", "GET", "/api/machines/mill-1/settings")
     assert r.status_code == 200 and "110" in r.json()["result"]
     old = r.json()["result"]["110"]
@@ -101,6 +104,7 @@ def test_queued_job_runs_holds_resumes_and_cancels(api: Api) -> None:
     assert r.status_code == 403  # a trainer may not start motion
     r = api.call("operator", "POST", f"/api/queue/{entry['id']}/start")
     assert r.status_code == 200, r.text
+    assert JobStartReply.model_validate(r.json()).entry.id == entry["id"]
     assert api.ctx.store.queue_entry(entry["id"])["state"] == "running"
     wait_for(lambda: state(api)["state"] == "Run", 30, what="Run")
     first = state(api)["position"]["work"]
@@ -129,6 +133,7 @@ def test_queued_job_runs_holds_resumes_and_cancels(api: Api) -> None:
     job_id = api.ctx.store.queue_entry(entry["id"])["job_id"]
     jobs = api.call("viewer", "GET", "/api/jobs?machine=mill-1").json()
     record = next(j for j in jobs if j["id"] == job_id)
+    JobRecord.model_validate(record)  # the documented shape of /api/jobs
     assert record["state"] == "cancelled" and record["program_name"] == "zigzag.nc" and record["user"] == "operator"
     assert api.call("viewer", "GET", f"/api/jobs/{job_id}/events").status_code == 403
     events = [e["event"] for e in api.call("technician", "GET", f"/api/jobs/{job_id}/events").json()]

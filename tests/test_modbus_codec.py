@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from labbridge.config import ModbusConnection, RegisterField
-from labbridge.protocols.modbus_registers import decode, effective_map, encode, load_profile, plan_reads
+from labbridge.drivers.field_map import effective_map
+from labbridge.modbus_profiles import load_profile
+from labbridge.protocols.modbus_registers import decode, encode, plan_reads
 from labbridge.errors import ConfigError
 
 

@@ -39,6 +39,21 @@ class FanucDriver:
 
             self.sources.append(OpcUaSource(machine_id, conn.opcua, self.state, on_link=self._on_link))
 
+    @property
+    def reconnects(self) -> bool:
+        """The Modbus and OPC UA sources reconnect by themselves once started."""
+        return True
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Each status source's link, and where programs go (DNC)."""
+        dnc = self.config.connection.dnc
+        return {
+            "link": {
+                "sources": {name: {"up": up, "fault": fault} for name, (up, fault) in self._links.items()},
+                "dnc_port": self.port or (dnc.port if dnc is not None else None),
+            },
+        }
+
     def _on_link(self, name: str, up: bool, fault: str | None) -> None:
         self._links[name] = (up, fault)
         ups = [ok for ok, _ in self._links.values()]

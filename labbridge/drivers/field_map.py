@@ -12,7 +12,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from labbridge.config import ModbusConnection, RegisterField
+from labbridge.errors import ConfigError
 from labbridge.model import AlarmRecord, MachineState, Status
+from labbridge.modbus_profiles import merged_map
+from labbridge.protocols.modbus_registers import STOP_ACTIONS
 
 SCALAR_PATHS: dict[str, str] = {
     "spindle.rpm": "spindle_rpm",
@@ -28,8 +32,6 @@ SCALAR_PATHS: dict[str, str] = {
     "firmware": "firmware",
 }
 SPECIAL_PATHS = ("state", "alarm", "door_open", "spindle.direction", "spindle.rotating", "coolant")
-STOP_ACTIONS = ("feed_hold", "spindle_stop")
-"""Map keys that are not state but the registers a stop action writes."""
 _POSITION = re.compile(r"^position\.(machine|work)\.([XYZ])$")
 _INT_FIELDS = {"override_feed", "override_rapid", "override_spindle", "line_number", "substate"}
 
@@ -41,6 +43,18 @@ STATUS_ALIASES = {
     "jog": Status.JOG, "home": Status.HOME, "door": Status.DOOR, "check": Status.CHECK,
     "aborted": Status.IDLE, "ended": Status.IDLE,
 }
+
+
+def effective_map(modbus: ModbusConnection, machine_id: str = "") -> dict[str, RegisterField]:
+    """A machine's Modbus map: its profile overlaid with its own entries, every key checked."""
+    fields = merged_map(modbus)
+    for path in fields:
+        try:
+            check_path(path, allow_actions=True)
+        except ValueError as exc:
+            where = f"machines.{machine_id}.connection.modbus.map" if machine_id else "connection.modbus.map"
+            raise ConfigError(f"{where}: {exc}") from None
+    return fields
 
 
 def known_paths() -> list[str]:

@@ -18,11 +18,13 @@ import contextlib
 import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from typing import Any
 
 import serial
 
 from labbridge.config import AXES, Machine
+from labbridge.drivers import grbl_settings
 from labbridge.protocols.grbl_codes import SETTINGS
 from labbridge.protocols.grbl import (
     LINE_MAX,
@@ -145,6 +147,26 @@ class GrblDriver:
     @property
     def connected(self) -> bool:
         return self.state.connected
+
+    @property
+    def reconnects(self) -> bool:
+        """With ``reconnect`` the driver reopens its own link after a loss (the CLI turns it off)."""
+        return self.reconnect
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Build (``$I``), parameters (``$#``) and the serial link, for the diagnostics page."""
+        parts = [asdict(p) for p in (self.version, self.options) if p is not None]
+        build = {k: v for part in parts for k, v in part.items()} or None  # $I: version, info, option codes
+        return {
+            "build_info": build,
+            "parameters": {k: list(v) for k, v in self.parameters.items()},
+            "link": {"port": self.port, "baudrate": self.baudrate, "rx_buffer": self.rx_buffer,
+                     "poll_hz": self.poll_hz, "busy_with": self.busy_with},
+        }
+
+    def describe_settings(self) -> dict[str, dict[str, Any]]:
+        """Each ``$n`` with its value, GRBL's name for it and its unit."""
+        return grbl_settings.describe(self.settings)
 
     def subscribe(self, callback: Callable[[Event], Any]) -> Callable[[], None]:
         """Receive every parsed event (on the event loop); returns a function that unsubscribes."""
@@ -481,7 +503,7 @@ class GrblDriver:
         """``$$``: every setting; also recomputes :attr:`mismatches` against the config."""
         self.settings = {}
         await self._command("$$")
-        self.mismatches = self.compare_settings()
+        self.mismatches = grbl_settings.mismatches(self.settings, self.config)
         for warning in self.mismatches:
             self.log.warning("grbl_setting_mismatch", detail=warning)
         return dict(self.settings)
@@ -573,36 +595,3 @@ class GrblDriver:
         if name not in _OVERRIDES:
             raise LabbridgeError(f"{self.machine_id}: unknown override {name!r}; use one of {', '.join(sorted(_OVERRIDES))}")
         self.send_realtime(REALTIME[name])
-
-    # ------------------------------------------------------------------ settings vs config
-
-    def compare_settings(self) -> list[str]:
-        """Warnings for technicians where the controller's settings disagree with config/machines.yaml."""
-        s, m, out = self.settings, self.config, []
-        for i, axis in enumerate("XYZ"):
-            if axis not in m.envelope:
-                continue
-            low, high = m.envelope[axis]
-            span = high - low
-            travel = s.get(130 + i)
-            if travel is not None and abs(travel - span) > 0.5:
-                out.append(f"${130 + i} ({axis} max travel) is {travel:g} mm but the config's envelope spans "
-                           f"{span:g} mm ({low:g}..{high:g}): soft limits and homing use ${130 + i}")
-            rate = s.get(110 + i)
-            expected = m.rapid(axis)
-            if rate is not None and abs(rate - expected) > max(1.0, 0.01 * expected):
-                out.append(f"${110 + i} ({axis} max rate) is {rate:g} mm/min but the config says {expected:g} mm/min "
-                           f"(rapid_rate/max_feed): estimates and checks assume the config's value")
-        rpm = s.get(30)
-        if rpm is not None and abs(rpm - m.spindle.max_rpm) > 0.5:
-            out.append(f"$30 (max spindle speed) is {rpm:g} rpm but the config's spindle.max_rpm is "
-                       f"{m.spindle.max_rpm:g}: S words map to a different spindle speed than checked")
-        homing = s.get(22)
-        if homing is not None and bool(homing) != m.homing_required:
-            out.append(f"$22 (homing) is {'on' if homing else 'off'} but the config has homing_required: "
-                       f"{'true' if m.homing_required else 'false'}")
-        soft = s.get(20)
-        if soft is not None and not soft:
-            out.append("$20 (soft limits) is off: GRBL will not stop a move beyond its travel; only labbridge's "
-                       "check does")
-        return out

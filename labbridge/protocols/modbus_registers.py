@@ -1,4 +1,5 @@
-"""Register maps: decode/encode values, plan block reads, load drive profiles. No I/O.
+"""Register maps: decode/encode values, plan block reads. No I/O: drive profiles are loaded by
+:mod:`labbridge.modbus_profiles`, the register traffic is the driver's.
 
 Addresses are the protocol's zero-based ones. 32-bit values take two registers;
 ``word_order: big`` puts the high word first (the Modbus norm), ``little`` the
@@ -7,23 +8,19 @@ low word first (many PLCs and drives). Coils and discrete inputs are always bool
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import ValidationError
-
-from labbridge.config import ModbusConnection, RegisterField
-from labbridge.drivers.field_map import STOP_ACTIONS, check_path
-from labbridge.errors import ConfigError
+if TYPE_CHECKING:
+    from labbridge.config import RegisterField
 
 BIT_TABLES = ("coil", "discrete")
 WORDS = {"bool": 1, "uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "float32": 2}
 MAX_REGISTERS = 125  # per read (Modbus limit for function 3/4)
 MAX_BITS = 2000
+STOP_ACTIONS = ("feed_hold", "spindle_stop")
+"""Map keys that are not read but name the register a stop action writes."""
 
 EXCEPTION_NAMES = {
     1: "ILLEGAL FUNCTION",
@@ -145,51 +142,3 @@ def plan_reads(fields: dict[str, RegisterField]) -> list[ReadBlock]:
         if current:
             blocks.append(ReadBlock(table, start, end - start, tuple(current)))
     return blocks
-
-
-# ---------------------------------------------------------------- profiles
-
-
-def profile_dirs() -> list[Path]:
-    """Where ``profile:`` names are looked up: $LABBRIDGE_PROFILES, ./config/profiles, the install's."""
-    dirs = []
-    if env := os.environ.get("LABBRIDGE_PROFILES"):
-        dirs.append(Path(env))
-    dirs.append(Path("config/profiles"))
-    dirs.append(Path(__file__).resolve().parents[2] / "config" / "profiles")
-    return dirs
-
-
-def available_profiles() -> list[str]:
-    names = {p.stem for d in profile_dirs() if d.is_dir() for p in d.glob("*.yaml")}
-    return sorted(names)
-
-
-def load_profile(name: str) -> dict[str, RegisterField]:
-    for directory in profile_dirs():
-        path = directory / f"{name}.yaml"
-        if path.is_file():
-            break
-    else:
-        known = ", ".join(available_profiles()) or "none found"
-        raise ConfigError(f"Modbus profile {name!r} not found; available: {known} (config/profiles/*.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return {key: RegisterField.model_validate(value) for key, value in (data.get("map") or {}).items()}
-    except (yaml.YAMLError, ValidationError, AttributeError, OSError) as exc:
-        raise ConfigError(f"{path}: invalid profile: {exc}") from None
-
-
-def effective_map(modbus: ModbusConnection, machine_id: str = "") -> dict[str, RegisterField]:
-    """The profile's map overlaid with the machine's own entries; every key checked."""
-    fields: dict[str, RegisterField] = {}
-    if modbus.profile:
-        fields.update(load_profile(modbus.profile))
-    fields.update(modbus.map)
-    for path in fields:
-        try:
-            check_path(path, allow_actions=True)
-        except ValueError as exc:
-            where = f"machines.{machine_id}.connection.modbus.map" if machine_id else "connection.modbus.map"
-            raise ConfigError(f"{where}: {exc}") from None
-    return fields

@@ -26,11 +26,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from labbridge.log import get_logger
 from labbridge.server.api import auth as api_auth, machines as api_machines, programs as api_programs, queue as api_queue, ws as api_ws
+from labbridge.server.api import commands as api_commands
 from labbridge.server.api import dry_run as api_dry_run
 from labbridge.server.api.deps import Context, ServerSettings, require
 from labbridge.server.auth import Action, Auth, Principal
 from labbridge.server.hub import Hub
 from labbridge.server.lab import Lab
+from labbridge.server.schemas import Health, ServerStats
 from labbridge.server.store import Store
 from labbridge.server.twins import DryRuns
 
@@ -165,13 +167,14 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     for module in (api_auth, api_machines, api_programs, api_queue, api_ws):
         app.include_router(module.router)
     app.include_router(api_queue.jobs_router)
+    app.include_router(api_commands.router)
     app.include_router(api_dry_run.router)
 
-    @app.get("/api/health", tags=["server"], summary="Liveness (no details without a token)")
+    @app.get("/api/health", tags=["server"], response_model=Health, summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:
         return {"ok": True}
 
-    @app.get("/api/server/stats", tags=["server"], summary="Websocket clients and how far behind each is")
+    @app.get("/api/server/stats", tags=["server"], response_model=ServerStats, summary="Websocket clients and how far behind each is")
     def server_stats(_: Principal = require(Action.DIAGNOSTICS)) -> dict[str, Any]:
         return {"hub": context.hub.stats()}
 

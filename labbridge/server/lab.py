@@ -10,15 +10,21 @@ at it, so the whole lab runs with no hardware.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from labbridge.config import LabConfig, Machine
-from labbridge.drivers.base import Unsupported
+from labbridge.drivers.base import (
+    Driver, HasDiagnostics, HasSettings, Homes, Jogs, Overrides, Polls, Resets, Resumes, Streams, Unlocks, Unsupported,
+)
 from labbridge.errors import InterlockError, LabbridgeError
 from labbridge.log import RECENT_EVENTS, get_logger
 from labbridge.model import MachineState, Status
@@ -27,6 +33,7 @@ from labbridge.model import MachineState, Status
 SimulatorFactory = Callable[..., Awaitable[tuple[Any, Machine]]]
 
 log = get_logger()
+C = TypeVar("C")
 
 
 class CommandError(LabbridgeError):
@@ -57,7 +64,7 @@ class MachineRuntime:
     machine_id: str
     config: Machine
     state: MachineState
-    driver: Any = None
+    driver: Driver | None = None
     sim: Any = None
     runner: Any = None
     job_task: asyncio.Task[None] | None = None
@@ -113,7 +120,7 @@ class Lab:
                     continue
             try:
                 runtime.driver = self._build_driver(machine_id, machine, runtime.sim)
-                if self.poll_hz and hasattr(runtime.driver, "poll_hz"):
+                if self.poll_hz and isinstance(runtime.driver, Polls):
                     runtime.driver.poll_hz = self.poll_hz
                 runtime.state = runtime.driver.state
             except Exception as exc:
@@ -131,7 +138,7 @@ class Lab:
         return await self.simulators(machine_id, machine, **opts)
 
     @staticmethod
-    def _build_driver(machine_id: str, machine: Machine, sim: Any) -> Any:
+    def _build_driver(machine_id: str, machine: Machine, sim: Any) -> Driver:
         from labbridge.drivers.factory import create_driver
 
         return create_driver(machine_id, machine)
@@ -152,7 +159,7 @@ class Lab:
                 except Exception as exc:
                     log.warning("job cancel on shutdown failed", machine=runtime.machine_id, error=str(exc))
         for runtime in self.machines.values():
-            if runtime.runner is not None and runtime.state.is_moving:
+            if runtime.driver is not None and runtime.runner is not None and runtime.state.is_moving:
                 try:
                     await asyncio.wait_for(_maybe_await(runtime.driver.feed_hold()), 2.0)
                 except Exception:
@@ -172,6 +179,7 @@ class Lab:
                     log.warning("simulator close failed", machine=runtime.machine_id, error=str(exc))
 
     async def _supervise(self, runtime: MachineRuntime) -> None:
+        assert runtime.driver is not None
         delay = 1.0
         stats = runtime.stats
         while not self._stopping:
@@ -195,7 +203,7 @@ class Lab:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
-            if getattr(runtime.driver, "sources", None) is not None or getattr(runtime.driver, "reconnect", False):
+            if runtime.driver.reconnects:
                 # Drivers that reconnect by themselves (GRBL's serial link, Modbus, OPC UA) take over from here.
                 stats.connects += 1
                 stats.connected_since = time.time()
@@ -252,7 +260,7 @@ class Lab:
     def states(self) -> dict[str, MachineState]:
         return {mid: rt.state for mid, rt in self.machines.items()}
 
-    def _connected_driver(self, runtime: MachineRuntime) -> Any:
+    def _connected_driver(self, runtime: MachineRuntime) -> Driver:
         if runtime.driver is None:
             raise CommandError(f"{runtime.machine_id}: no driver ({runtime.state.fault or 'not available'})")
         if not runtime.state.connected:
@@ -262,19 +270,22 @@ class Lab:
             )
         return runtime.driver
 
-    async def command(self, machine_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a driver command; raise CommandError with a readable reason if it cannot run."""
+    def capable(self, machine_id: str, capability: type[C], what: str) -> C:
+        """The machine's connected driver if it has ``capability``; else CommandError saying what is missing."""
         runtime = self.runtime(machine_id)
         driver = self._connected_driver(runtime)
-        method = getattr(driver, name, None)
-        if method is None:
-            raise CommandError(f"{machine_id}: the {runtime.config.controller} driver has no {name.replace('_', ' ')}")
+        if not isinstance(driver, capability):
+            raise CommandError(f"{machine_id}: the {runtime.config.controller} driver has no {what}")
+        return driver
+
+    async def _run(self, machine_id: str, what: str, call: Awaitable[Any]) -> Any:
+        """Await a driver command; raise CommandError with a readable reason if it cannot run."""
         try:
-            return await asyncio.wait_for(_maybe_await(method(*args, **kwargs)), 60.0)
+            return await asyncio.wait_for(_maybe_await(call), 60.0)
         except Unsupported as exc:
             raise CommandError(str(exc)) from None
         except asyncio.TimeoutError:
-            raise CommandError(f"{machine_id}: {name.replace('_', ' ')} got no answer within 60 s") from None
+            raise CommandError(f"{machine_id}: {what} got no answer within 60 s") from None
         except LabbridgeError as exc:
             raise CommandError(f"{machine_id}: {exc}") from None
 
@@ -284,7 +295,8 @@ class Lab:
         if runtime.active_runner is not None:
             await _maybe_await(runtime.active_runner.hold())
             return "job held"
-        await self.command(machine_id, "feed_hold")
+        driver = self.capable(machine_id, Driver, "feed hold")
+        await self._run(machine_id, "feed hold", driver.feed_hold())
         return "feed hold sent"
 
     async def resume(self, machine_id: str) -> str:
@@ -292,7 +304,8 @@ class Lab:
         if runtime.active_runner is not None:
             await _maybe_await(runtime.active_runner.resume())
             return "job resumed"
-        await self.command(machine_id, "cycle_start")
+        driver = self.capable(machine_id, Resumes, "cycle start")
+        await self._run(machine_id, "cycle start", driver.cycle_start())
         return "cycle start sent"
 
     async def cancel(self, machine_id: str) -> str:
@@ -301,19 +314,33 @@ class Lab:
             await _maybe_await(runtime.active_runner.cancel())
             return "job cancelled"
         if runtime.state.is_moving or runtime.state.state == Status.HOLD:
-            await self.command(machine_id, "soft_reset")
+            await self.reset(machine_id)
             return "soft reset sent"
         raise CommandError(f"{machine_id}: no job is running and the machine is not moving")
 
+    async def home(self, machine_id: str) -> None:
+        await self._run(machine_id, "home", self.capable(machine_id, Homes, "home").home())
+
+    async def unlock(self, machine_id: str) -> None:
+        await self._run(machine_id, "unlock", self.capable(machine_id, Unlocks, "unlock").unlock())
+
+    async def reset(self, machine_id: str) -> None:
+        await self._run(machine_id, "soft reset", self.capable(machine_id, Resets, "soft reset").soft_reset())
+
     async def jog(self, machine_id: str, moves: dict[str, float], feed: float, relative: bool) -> str:
-        await self.command(machine_id, "jog", moves, feed, incremental=relative)
+        driver = self.capable(machine_id, Jogs, "jog")
+        await self._run(machine_id, "jog", driver.jog(moves, feed, incremental=relative))
         return "jog " + " ".join(f"{a}{v:g}" for a, v in moves.items())
+
+    async def jog_cancel(self, machine_id: str) -> None:
+        await self._run(machine_id, "jog cancel", self.capable(machine_id, Jogs, "jog cancel").jog_cancel())
 
     async def set_override(self, machine_id: str, target: str, value: int) -> str:
         """Set an override to ``value`` percent with GRBL's realtime steps (reset, then ±10s and ±1s)."""
         prefix = {"feed": "FEED", "spindle": "SPINDLE", "rapid": "RAPID"}[target]
+        driver = self.capable(machine_id, Overrides, "override")
         if target == "rapid":
-            await self.command(machine_id, "override", f"RAPID_{value}")
+            await self._run(machine_id, "override", driver.override(f"RAPID_{value}"))
             return f"rapid override {value}%"
         steps = [f"{prefix}_100"]
         diff = value - 100
@@ -321,11 +348,12 @@ class Lab:
         steps += [f"{prefix}_{'PLUS' if tens > 0 else 'MINUS'}_10"] * abs(tens)
         steps += [f"{prefix}_{'PLUS' if ones > 0 else 'MINUS'}_1"] * abs(ones)
         for name in steps:
-            await self.command(machine_id, "override", name)
+            await self._run(machine_id, "override", driver.override(name))
         return f"{target} override {value}%"
 
     async def read_settings(self, machine_id: str) -> Any:
-        return _jsonable(await self.command(machine_id, "read_settings"))
+        driver = self.capable(machine_id, HasSettings, "read settings")
+        return _jsonable(await self._run(machine_id, "read settings", driver.read_settings()))
 
     async def write_setting(self, machine_id: str, key: str, value: str) -> str:
         number: Any = key.lstrip("$")
@@ -333,7 +361,8 @@ class Lab:
             if not number.isdigit():
                 raise CommandError(f"{machine_id}: GRBL settings are numbered, like $110; got {key!r}")
             number = int(number)
-        await self.command(machine_id, "write_setting", number, value)
+        driver = self.capable(machine_id, HasSettings, "write setting")
+        await self._run(machine_id, "write setting", driver.write_setting(number, value))
         return f"${number} = {value}"
 
     # jobs --------------------------------------------------------------------
@@ -349,7 +378,7 @@ class Lab:
         if self.job_running(machine_id):
             raise InterlockError("busy", f"{machine_id} is already running a job; wait for it or cancel it")
         if runtime.config.controller != "grbl":
-            if not hasattr(driver, "stream") or runtime.config.connection.dnc is None:
+            if not isinstance(driver, Streams) or runtime.config.connection.dnc is None:
                 raise CommandError(f"{machine_id}: no DNC link configured (connection.dnc); programs cannot be sent")
             from labbridge.streaming.dnc_runner import DncRunner
 
@@ -407,48 +436,37 @@ class Lab:
         runtime = self.runtime(machine_id)
         driver = runtime.driver
         events = [e for e in list(RECENT_EVENTS) if e.get("machine") == machine_id][-100:]
-
-        def attr(name: str) -> Any:
-            value = getattr(driver, name, None) if driver is not None else None
-            if callable(value):
-                return None
-            return _jsonable(value)
-
-        described = None
-        if runtime.config.controller == "grbl" and isinstance(getattr(driver, "settings", None), dict):
-            from labbridge.protocols.grbl_codes import SETTINGS
-
-            described = {str(n): {"value": v, "name": SETTINGS.get(n, ("unknown", ""))[0],
-                                  "unit": SETTINGS.get(n, ("", ""))[1]} for n, v in sorted(driver.settings.items())}
+        facts = _jsonable(driver.diagnostics()) if isinstance(driver, HasDiagnostics) else {}
+        settings = driver if isinstance(driver, HasSettings) else None
         return {
             "machine": machine_id,
             "controller": runtime.config.controller,
-            "settings_described": described,
+            "settings_described": _jsonable(settings.describe_settings()) if settings else None,
             "firmware": runtime.state.firmware,
             "driver": type(driver).__name__ if driver is not None else None,
             "simulated": runtime.sim is not None,
-            "settings": attr("settings"),
-            "mismatches": attr("mismatches"),
-            "parameters": attr("parameters"),
-            "build_info": attr("build_info"),
-            "connection": {**runtime.stats.to_dict(), "driver": attr("stats"), "fault": runtime.state.fault},
+            "settings": _jsonable(settings.settings) if settings else None,
+            "mismatches": _jsonable(settings.mismatches) if settings else None,
+            "parameters": facts.get("parameters"),
+            "build_info": facts.get("build_info"),
+            "connection": {**runtime.stats.to_dict(), "link": facts.get("link"), "fault": runtime.state.fault},
             "alarm_history": self.store.alarms(machine_id),
             "recent_events": _jsonable(events),
         }
 
 
 def _jsonable(value: Any) -> Any:
-    """Best-effort conversion of driver data (dataclasses, tuples, enums) to JSON-friendly values."""
+    """Driver data (dataclasses, tuples, enums, pydantic models) as JSON-friendly values."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_jsonable(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: _jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
-    if hasattr(value, "value") and hasattr(value, "name"):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
         return _jsonable(value.value)
-    if hasattr(value, "model_dump"):
+    if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     return str(value)

@@ -22,7 +22,7 @@ from pymodbus.exceptions import ModbusException
 from labbridge.config import ModbusConnection
 from labbridge.drivers import field_map
 from labbridge.drivers.base import Unsupported
-from labbridge.protocols.modbus_registers import ReadBlock, effective_map, encode, exception_name, plan_reads
+from labbridge.protocols.modbus_registers import ReadBlock, encode, exception_name, plan_reads
 from labbridge.drivers.sources.link_state import LinkCallback, LinkState
 from labbridge.errors import ConfigError, LabbridgeError
 from labbridge.log import get_logger
@@ -86,7 +86,7 @@ class ModbusSource(LinkState):
         self.machine_id = machine_id
         self.conn = conn
         self.state = state
-        self.fields = effective_map(conn, machine_id)
+        self.fields = field_map.effective_map(conn, machine_id)
         self.blocks: list[ReadBlock] = plan_reads(self.fields)
         self.target = parse_url(conn.url)
         self.on_link = on_link

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from labbridge.server.api.deps import Context, current_principal, get_ctx, require
 from labbridge.server.auth import Action, AuthError, Principal, Role
+from labbridge.server.schemas import AuditEntry, Deleted, LoggedOut, Me, StatusMessage, TokenInfo, TokenRevoked, UserInfo
 
 router = APIRouter(prefix="/api", tags=["auth & users"])
 
@@ -61,7 +62,7 @@ async def login(body: LoginRequest, request: Request, ctx: Context = Depends(get
                          permissions=principal.permissions(), expires_at=float(info["expires_at"]))  # type: ignore[arg-type]
 
 
-@router.post("/auth/logout", summary="Revoke the token used for this call")
+@router.post("/auth/logout", response_model=LoggedOut, summary="Revoke the token used for this call")
 async def logout(principal: Principal = Depends(current_principal), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     ctx.store.revoke_token(principal.token_id)
     await ctx.hub.drop_token(principal.token_id, "signed out")
@@ -69,13 +70,13 @@ async def logout(principal: Principal = Depends(current_principal), ctx: Context
     return {"revoked": principal.token_id}
 
 
-@router.get("/auth/me", summary="Who am I and what may I do")
+@router.get("/auth/me", response_model=Me, summary="Who am I and what may I do")
 def me(principal: Principal = Depends(current_principal)) -> dict[str, Any]:
     return {"username": principal.username, "role": principal.role, "token_id": principal.token_id,
             "permissions": principal.permissions()}
 
 
-@router.post("/auth/password", summary="Change my own password")
+@router.post("/auth/password", response_model=StatusMessage, summary="Change my own password")
 async def change_password(body: PasswordChange, request: Request, principal: Principal = Depends(current_principal),
                           ctx: Context = Depends(get_ctx)) -> dict[str, str]:
     client = request.client.host if request.client else "unknown"
@@ -92,12 +93,12 @@ async def change_password(body: PasswordChange, request: Request, principal: Pri
     return {"status": "password changed; sign in again"}
 
 
-@router.get("/tokens", summary="List tokens (admins see all, others their own)")
+@router.get("/tokens", response_model=list[TokenInfo], summary="List tokens (admins see all, others their own)")
 def list_tokens(principal: Principal = Depends(current_principal), ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     return ctx.store.list_tokens(None if principal.can(Action.USERS) else principal.username)
 
 
-@router.delete("/tokens/{token_id}", summary="Revoke a token (admins any, others their own)")
+@router.delete("/tokens/{token_id}", response_model=TokenRevoked, summary="Revoke a token (admins any, others their own)")
 async def revoke_token(token_id: str, principal: Principal = Depends(current_principal),
                        ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     row = ctx.store.token(token_id)
@@ -112,12 +113,12 @@ async def revoke_token(token_id: str, principal: Principal = Depends(current_pri
     return {"revoked": token_id, "websockets_closed": dropped}
 
 
-@router.get("/users", summary="List users")
+@router.get("/users", response_model=list[UserInfo], summary="List users")
 def list_users(_: Principal = require(Action.USERS), ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     return [u.public() for u in ctx.store.list_users()]
 
 
-@router.post("/users", status_code=201, summary="Create a user")
+@router.post("/users", status_code=201, response_model=UserInfo, summary="Create a user")
 async def create_user(body: NewUser, principal: Principal = require(Action.USERS),
                       ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     try:
@@ -129,7 +130,7 @@ async def create_user(body: NewUser, principal: Principal = require(Action.USERS
     return user.public()
 
 
-@router.patch("/users/{username}", summary="Change a user's role, password or disabled flag")
+@router.patch("/users/{username}", response_model=UserInfo, summary="Change a user's role, password or disabled flag")
 async def change_user(username: str, body: UserChange, principal: Principal = require(Action.USERS),
                       ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     if ctx.store.get_user(username) is None:
@@ -149,7 +150,7 @@ async def change_user(username: str, body: UserChange, principal: Principal = re
     return found[0].public()
 
 
-@router.delete("/users/{username}", summary="Delete a user and revoke their tokens")
+@router.delete("/users/{username}", response_model=Deleted, summary="Delete a user and revoke their tokens")
 async def delete_user(username: str, principal: Principal = require(Action.USERS),
                       ctx: Context = Depends(get_ctx)) -> dict[str, str]:
     if username == principal.username:
@@ -163,7 +164,7 @@ async def delete_user(username: str, principal: Principal = require(Action.USERS
     return {"deleted": username}
 
 
-@router.get("/audit", summary="The audit log, newest first")
+@router.get("/audit", response_model=list[AuditEntry], summary="The audit log, newest first")
 def audit_log(limit: int = 200, machine: str | None = None, username: str | None = None, action: str | None = None,
               _: Principal = require(Action.AUDIT), ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     return ctx.store.audit_log(min(max(limit, 1), 2000), machine=machine, username=username, action=action)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ class Context:
         username = who.username if isinstance(who, Principal) else who
         self.store.audit(username, machine, action, outcome, detail)
         get_logger(machine=machine, user=username).info("audit", action=action, outcome=outcome, detail=detail)
+
+    def announce_queue(self, machine: str) -> None:
+        """Tell every dashboard that a machine's queue changed."""
+        self.hub.broadcast({"type": "queue", "machine": machine, "time": time.time()})
 
 
 def get_ctx(request: Request) -> Context:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
 from labbridge.server.previews import PreviewBusy
+from labbridge.server.schemas import CheckResult, ProgramInfo, ProgramText, documented
 
 router = APIRouter(prefix="/api/programs", tags=["programs"])
 
@@ -84,7 +85,7 @@ def _store(ctx: Context, principal: Principal, data: bytes, name: str) -> dict[s
     return info
 
 
-@router.post("", status_code=201, summary="Upload a G-code file (multipart field 'file')")
+@router.post("", status_code=201, response_model=ProgramInfo, summary="Upload a G-code file (multipart field 'file')")
 async def upload(file: UploadFile, principal: Principal = require(Action.PROGRAM_UPLOAD),
                  ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     limit = ctx.settings.max_upload_bytes
@@ -93,13 +94,13 @@ async def upload(file: UploadFile, principal: Principal = require(Action.PROGRAM
     return await run_in_threadpool(_store, ctx, principal, data, name)
 
 
-@router.post("/text", status_code=201, summary="Store pasted G-code text")
+@router.post("/text", status_code=201, response_model=ProgramInfo, summary="Store pasted G-code text")
 async def upload_text(body: PastedProgram, principal: Principal = require(Action.PROGRAM_UPLOAD),
                       ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     return await run_in_threadpool(_store, ctx, principal, body.text.encode("utf-8"), _safe_name(body.name))
 
 
-@router.get("", summary="Recently uploaded programs")
+@router.get("", response_model=list[ProgramInfo], summary="Recently uploaded programs")
 def list_programs(_: Principal = require(Action.VIEW), ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     return ctx.store.list_programs()
 
@@ -112,7 +113,7 @@ def _program(ctx: Context, digest: str) -> tuple[dict[str, Any], str]:
     return info, data.decode("utf-8")
 
 
-@router.get("/{digest}", summary="A program's text and details")
+@router.get("/{digest}", response_model=ProgramText, response_model_exclude_unset=True, summary="A program's text and details")
 def get_program(digest: str, _: Principal = require(Action.VIEW), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     info, text = _program(ctx, digest)
     return {**info, "text": text}
@@ -181,7 +182,8 @@ async def toolpath(digest: str, machine: str, _: Principal = require(Action.VIEW
     return Response(data, media_type=TOOLPATH_TYPE)
 
 
-@router.post("/{digest}/check", summary="Check a program against a machine (same report as check --json)")
+@router.post("/{digest}/check", summary="Check a program against a machine (same report as check --json)",
+             **documented(CheckResult))
 async def check(digest: str, body: CheckRequest, principal: Principal = require(Action.PROGRAM_CHECK),
                 ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     known_machine(ctx, body.machine)

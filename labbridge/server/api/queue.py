@@ -1,7 +1,8 @@
 """The student-program queue: a trainer submits a checked program, an operator starts it.
 
 A queue entry names the program by the hash of the exact bytes that were checked
-and the check that passed; starting it hands the job runner a file with those
+and the check that passed; starting it (the ``job.start`` command in
+:mod:`labbridge.server.commands.machine`) hands the job runner a file with those
 bytes (verified again by hash), so nothing can change between check and cut.
 """
 
@@ -15,11 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
-from labbridge.server.api.machines import run_command
 from labbridge.server.api.programs import check_and_store
 from labbridge.server.auth import Action, Principal, Role
-from labbridge.server.lab import CommandError
-from labbridge.server.store import sha256
+from labbridge.server.schemas import JobEvent, JobRecord, QueueEntry, Removed, documented
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 
@@ -37,11 +36,7 @@ def _entry(ctx: Context, entry_id: int) -> dict[str, Any]:
     return entry
 
 
-def _announce(ctx: Context, machine: str) -> None:
-    ctx.hub.broadcast({"type": "queue", "machine": machine, "time": time.time()})
-
-
-@router.get("", summary="Queued and running programs (add all=true for finished ones too)")
+@router.get("", response_model=list[QueueEntry], summary="Queued and running programs (add all=true for finished ones too)")
 def list_queue(machine: str | None = None, all: bool = False, _: Principal = require(Action.VIEW),
                ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     entries = ctx.store.list_queue(machine, include_done=all)
@@ -49,7 +44,7 @@ def list_queue(machine: str | None = None, all: bool = False, _: Principal = req
     return [{**e, "rehearsal": rehearsed.get(e["id"])} for e in entries]
 
 
-@router.post("", status_code=201, summary="Submit a checked program for a machine")
+@router.post("", status_code=201, response_model=QueueEntry, summary="Submit a checked program for a machine")
 async def submit(body: Submission, principal: Principal = require(Action.QUEUE_SUBMIT),
                  ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     known_machine(ctx, body.machine)
@@ -69,33 +64,11 @@ async def submit(body: Submission, principal: Principal = require(Action.QUEUE_S
     assert info is not None
     entry = ctx.store.enqueue(body.machine, body.program, info["name"], check["id"], principal.username, body.note)
     ctx.audit(principal, body.machine, "queue.submit", "ok", f"#{entry['id']} {info['name']}")
-    _announce(ctx, body.machine)
+    ctx.announce_queue(body.machine)
     return entry
 
 
-@router.post("/{entry_id}/start", summary="Start a queued program (operator)")
-async def start(entry_id: int, principal: Principal = require(Action.JOB_START),
-                ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
-    entry = _entry(ctx, entry_id)
-    machine = entry["machine"]
-
-    async def call() -> Any:
-        if entry["state"] != "queued":
-            raise CommandError(f"queue entry {entry_id} is {entry['state']}, not queued")
-        path = ctx.store.program_file(entry["hash"])
-        if sha256(path.read_bytes()) != entry["hash"]:
-            raise CommandError(f"program file for entry {entry_id} does not match its checked bytes; re-upload it")
-        job_id = await ctx.lab.start_job(machine, path, entry["name"], principal.username, entry_id)
-        ctx.store.update_queue(entry_id, state="running", started_by=principal.username, started_at=time.time(),
-                               job_id=job_id)
-        return f"job {job_id} started"
-
-    result = await run_command(ctx, principal, machine, "job.start", call, f"#{entry_id} {entry['name']}")
-    _announce(ctx, machine)
-    return {**result, "entry": ctx.store.queue_entry(entry_id)}
-
-
-@router.delete("/{entry_id}", summary="Remove a queued (not running) entry")
+@router.delete("/{entry_id}", response_model=Removed, summary="Remove a queued (not running) entry")
 async def remove(entry_id: int, principal: Principal = require(Action.QUEUE_REMOVE),
                  ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     entry = _entry(ctx, entry_id)
@@ -106,14 +79,15 @@ async def remove(entry_id: int, principal: Principal = require(Action.QUEUE_REMO
         raise HTTPException(409, f"entry {entry_id} is {entry['state']}; cancel the running job instead")
     ctx.store.update_queue(entry_id, state="removed", finished_at=time.time(), message=f"removed by {principal.username}")
     ctx.audit(principal, entry["machine"], "queue.remove", "ok", f"#{entry_id} {entry['name']}")
-    _announce(ctx, entry["machine"])
+    ctx.announce_queue(entry["machine"])
     return {"removed": entry_id}
 
 
 jobs_router = APIRouter(prefix="/api/jobs", tags=["queue"])
 
 
-@jobs_router.get("", summary="Recorded GRBL jobs, newest first (state, lines, errors with their line)")
+@jobs_router.get("", summary="Recorded GRBL jobs, newest first (state, lines, errors with their line)",
+                 **documented(list[JobRecord]))
 def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = require(Action.VIEW),
               ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     store = ctx.lab.job_store()
@@ -122,7 +96,7 @@ def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = requir
     return [job.to_dict() for job in store.list_jobs(machine, limit=min(max(limit, 1), 500))]
 
 
-@jobs_router.get("/{job_id}/events", summary="A job's event log (technician)")
+@jobs_router.get("/{job_id}/events", summary="A job's event log (technician)", **documented(list[JobEvent]))
 def job_events(job_id: str, _: Principal = require(Action.DIAGNOSTICS),
                ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     store = ctx.lab.job_store()

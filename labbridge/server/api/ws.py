@@ -7,7 +7,10 @@ Protocol (JSON text frames):
   server → ``snapshot`` (full state) then ``state`` (changed top-level fields), ``alarm``,
            ``queue``, ``job``, ``ping`` events
   client → ``{"type": "pong"}`` (any frame counts as a heartbeat reply)
-  client → ``{"type": "hold"|"cancel", "machine": "mill-1", "id": 1}`` → ``result``/``error``
+  client → ``{"type": <command>, "machine": "mill-1", "args": {...}, "id": 1}`` → ``result``/``error``:
+           any command of :mod:`labbridge.server.commands` (``hold``, ``cancel``, ``jog``, ``settings.write``,
+           ``job.start`` with ``args: {"entry_id": 3}``...), with the same permission, checks and audit as its
+           REST route
 Every client message is checked against the token's current validity and role. Browsers
 must connect from the dashboard's own origin (or one passed with ``--ws-origin``).
 """
@@ -21,11 +24,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
 
 from labbridge.server.api.deps import Context
 from labbridge.server.auth import Action, AuthError, Principal
+from labbridge.server.commands import COMMANDS, WEBSOCKET, Command, CommandFailed, execute
 from labbridge.server.hub import _dumps
-from labbridge.server.lab import CommandError
 
 router = APIRouter()
 
@@ -126,19 +130,28 @@ async def _handle(ctx: Context, client: Any, principal: Principal, raw: str) -> 
             return {"type": "unsubscribed", "id": request_id, "machines": machines}
         unknown = ctx.hub.subscribe(client, [str(m) for m in machines])
         return {"type": "subscribed", "id": request_id, "machines": sorted(client.subscriptions), "unknown": unknown}
-    if kind in ("hold", "cancel"):
-        action = Action.HOLD if kind == "hold" else Action.CANCEL
-        machine = str(msg.get("machine", ""))
-        if not principal.can(action):
-            ctx.audit(principal, machine or None, kind, "denied", "websocket")
-            return {"type": "error", "id": request_id, "message": f"your role ({principal.role}) may not {kind}"}
-        if machine not in ctx.lab.machines:
-            return {"type": "error", "id": request_id, "message": f"no machine {machine!r}"}
-        try:
-            result = await (ctx.lab.hold(machine) if kind == "hold" else ctx.lab.cancel(machine))
-        except (CommandError, Exception) as exc:
-            ctx.audit(principal, machine, kind, "failed", f"websocket: {exc}")
-            return {"type": "error", "id": request_id, "machine": machine, "message": str(exc)}
-        ctx.audit(principal, machine, kind, "ok", f"websocket: {result}")
-        return {"type": "result", "id": request_id, "machine": machine, "action": kind, "result": result}
+    command = COMMANDS.get(str(kind))
+    if command is not None and command.websocket:
+        return await _command(ctx, principal, command, msg, request_id)
     return {"type": "error", "id": request_id, "message": f"unknown message type {kind!r}"}
+
+
+async def _command(ctx: Context, principal: Principal, command: Command, msg: dict[str, Any],
+                   request_id: Any) -> dict[str, Any]:
+    """Run a registry command exactly as its REST route does; the reply is ``result`` or ``error``."""
+    machine = msg.get("machine")
+    machine = None if machine is None else str(machine)
+    args = msg.get("args") or {}
+    if not isinstance(args, dict):
+        return {"type": "error", "id": request_id, "message": "args must be a JSON object"}
+    try:
+        parsed = command.parse(args)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return {"type": "error", "id": request_id, "machine": machine, "message": f"{command.name}: {problems}"}
+    try:
+        reply = await execute(ctx, principal, command, machine, parsed, WEBSOCKET)
+    except CommandFailed as exc:
+        return {"type": "error", "id": request_id, "machine": exc.machine, "message": exc.message,
+                "status": exc.status}
+    return {"type": "result", "id": request_id, **reply}

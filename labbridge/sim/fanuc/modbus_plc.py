@@ -10,7 +10,7 @@ from typing import Any
 
 from labbridge.config import ModbusConnection, RegisterField
 from labbridge.sim.fanuc.control import SimControl
-from labbridge.protocols.modbus_registers import effective_map
+from labbridge.drivers.field_map import effective_map
 from labbridge.sim.modbus_server import RegisterServer
 
 DEFAULT_LATHE_MAP: dict[str, dict[str, Any]] = {

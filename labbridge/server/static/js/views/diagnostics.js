@@ -61,8 +61,8 @@ async function loadDiagnostics() {
   box.replaceChildren(h("p", { class: "muted" }, t("common.loading")));
   try {
     const d = await api("GET", `/api/machines/${encodeURIComponent(id)}/diagnostics`);
-    const controller = { controller: d.controller, driver: d.driver, firmware: d.firmware, simulated: d.simulated };
-    if (d.build_info !== undefined) controller.build = d.build_info;
+    const controller = { controller: d.controller, driver: d.driver, firmware: d.firmware, simulated: d.simulated,
+      build: d.build_info };
     box.replaceChildren(
       sec(t("diag.controller"), kv(controller)),
       sec(t("diag.connection"), kv(d.connection)),
