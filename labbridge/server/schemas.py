@@ -134,50 +134,59 @@ class CheckReport(Open):
     diagnostics: list[Diagnostic]
 
 
-class Segment(Open):
-    line: int
-    kind: str = Field(description="traverse, feed or arc")
-    points: list[list[float]]
-    bad: bool
-
-
-class Preview(Open):
-    """The toolpath to draw, against the envelope and keep-out boxes."""
-
-    machine: str
-    lathe: bool
-    envelope: dict[str, list[float]]
-    keep_out: list[KeepOut]
-    segments: list[Segment]
-    bad_lines: list[int]
-    truncated: bool
-
-
 class CheckResult(BaseModel):
     check_id: int
     hash: str
     machine: str
     report: CheckReport
-    preview: Preview | None = Field(None, description="present when asked for (preview: true)")
+    toolpath: str | None = Field(None, description="URL of the compact binary toolpath (preview: true); see "
+                                 "GET /api/programs/{hash}/toolpath")
 
 
 # queue and jobs ----------------------------------------------------------------------------------------
-class Rehearsal(BaseModel):
-    """A dry run of a queued program on the machine's digital twin (nothing moved)."""
+class TwinAlarm(Open):
+    code: str
+    message: str
+    line: int | None = None
 
-    id: int
+
+class Rehearsal(Open):
+    """A dry run of a queued program on the machine's digital twin (the machine does not move)."""
+
     entry_id: int
     machine: str
-    speed: int
+    speed: int = Field(description="1, 4 or 16 times real time")
     started_by: str
     started_at: float
     finished_at: float | None
     outcome: str = Field(description="running, completed, failed, cancelled or interrupted")
-    simulated_seconds: float | None
-    estimated_seconds: float | None
-    alarms: list[Any]
+    simulated_seconds: float | None = Field(description="the twin's own clock from first line to the end")
+    estimated_seconds: float | None = Field(description="the safety gate's estimate, for comparison")
+    alarms: list[TwinAlarm]
     job_id: str | None
     message: str
+
+
+class DryRunStatus(Open):
+    """A dry run going on (or just ended) on a machine's twin; also sent as websocket "dryrun" messages."""
+
+    machine: str
+    entry: int
+    speed: int
+    label: str = Field(description="DRY RUN — the machine does not move")
+    program: str
+    hash: str
+    state: str = Field(description="running or finished")
+    twin_state: str
+    position: dict[str, float] | None
+    line: int | None
+    lines_acked: int
+    lines_total: int
+    result: dict[str, Any] | None
+
+
+class DryRunCancelled(BaseModel):
+    result: str
 
 
 class QueueEntry(BaseModel):
@@ -197,7 +206,7 @@ class QueueEntry(BaseModel):
     finished_at: float | None
     job_id: str | None
     message: str
-    rehearsal: Rehearsal | None = Field(None, description="the newest dry run of this entry on the machine's twin")
+    rehearsal: Rehearsal | None = Field(None, description="the latest dry run on the machine's digital twin")
 
 
 class Removed(BaseModel):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
+from labbridge.server.schemas import DryRunCancelled, DryRunStatus, documented
 from labbridge.server.store import sha256
 from labbridge.server.twins import LABEL, DryRunError
 
@@ -31,7 +32,8 @@ def _entry(ctx: Context, entry_id: int) -> dict[str, Any]:
     return entry
 
 
-@router.post("/api/queue/{entry_id}/dry-run", summary=f"Rehearse a queued program on the twin ({LABEL})")
+@router.post("/api/queue/{entry_id}/dry-run", summary=f"Rehearse a queued program on the twin ({LABEL})",
+             **documented(DryRunStatus))
 async def start_dry_run(entry_id: int, body: DryRunRequest, principal: Principal = require(Action.DRY_RUN),
                         ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     entry = _entry(ctx, entry_id)
@@ -53,7 +55,8 @@ async def start_dry_run(entry_id: int, body: DryRunRequest, principal: Principal
     return status
 
 
-@router.delete("/api/machines/{machine}/dry-run", summary="Stop the dry run on a machine's twin")
+@router.delete("/api/machines/{machine}/dry-run", summary="Stop the dry run on a machine's twin",
+               **documented(DryRunCancelled))
 async def cancel_dry_run(machine: str, principal: Principal = require(Action.DRY_RUN),
                          ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     known_machine(ctx, machine)
@@ -65,7 +68,8 @@ async def cancel_dry_run(machine: str, principal: Principal = require(Action.DRY
     return {"result": result}
 
 
-@router.get("/api/machines/{machine}/dry-run", summary="The machine's current or last dry run (null if none)")
+@router.get("/api/machines/{machine}/dry-run", summary="The machine's current or last dry run (null if none)",
+            **documented(DryRunStatus, "the dry run, or null if the machine's twin never ran one"))
 def dry_run_status(machine: str, _: Principal = require(Action.VIEW),
                    ctx: Context = Depends(get_ctx)) -> dict[str, Any] | None:
     known_machine(ctx, machine)

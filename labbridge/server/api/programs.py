@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from labbridge.i18n import _
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
-from labbridge.server.schemas import CheckResult, ProgramInfo, ProgramText, documented
 from labbridge.server.previews import PreviewBusy
+from labbridge.server.schemas import CheckResult, ProgramInfo, ProgramText, documented
 
 router = APIRouter(prefix="/api/programs", tags=["programs"])
 
