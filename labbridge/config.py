@@ -9,11 +9,12 @@ min 10.0 is above max 0.0``).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from labbridge.errors import ConfigError
 
@@ -52,7 +53,10 @@ class DncConnection(Strict):
     tv_check: bool = False
     dc1_timeout: float = Field(30.0, gt=0, description="seconds to wait for the control's first DC1")
     stall_timeout: float = Field(60.0, gt=0, description="seconds a DC3 pause may last")
-    chunk_size: int = Field(16, gt=0)
+    chunk_size: int = Field(16, gt=0, description="most characters per write (DC3 pacing may write fewer)")
+    dc3_slack: int = Field(10, ge=1, description="characters the control still accepts after it sends DC3")
+    dc3_reaction: float = Field(0.01, gt=0, description="seconds labbridge may take to notice a DC3 (USB "
+                                "adapter latency included); with dc3_slack it sizes each write")
 
 
 class RegisterField(Strict):
@@ -150,6 +154,10 @@ class Machine(Strict):
         default_factory=_default_rates, description="mm/s² per axis; default 500"
     )
     junction_deviation: float = Field(0.01, gt=0)
+    arc_tolerance: float = Field(0.002, gt=0, description="mm; GRBL $12: how finely arcs are cut into chords")
+    steps_per_mm: dict[Axis, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=_default_rates, description="per axis (GRBL $100-$102); default 250 on GRBL, 1000 else"
+    )
     keep_out: list[KeepOutBox] = []
     tool_changer: bool = False
     tools: dict[int, Tool] = {}
@@ -222,6 +230,10 @@ class Machine(Strict):
     def accel(self, axis: str) -> float:
         return float(self.acceleration.get(axis, 500.0))  # type: ignore[call-overload]
 
+    def steps(self, axis: str) -> float:
+        """Steps per mm of an axis: GRBL's factory 250, or a fine 1000 for controls that do not say."""
+        return float(self.steps_per_mm.get(axis, 250.0 if self.controller == "grbl" else 1000.0))  # type: ignore[call-overload]
+
     def effective_line_buffer(self) -> int:
         """GRBL accepts at most 79 characters of a cleaned block (LINE_BUFFER_SIZE 80 minus one)."""
         if self.line_buffer is not None:
@@ -229,8 +241,57 @@ class Machine(Strict):
         return 79 if self.controller == "grbl" else 256
 
 
+class LabIdentity(Strict):
+    """Who this lab is on the fleet link (``lab: {id: truck-1, name: InfoMobil truck 1}``)."""
+
+    id: str = Field(max_length=64, description="lower-case letters, digits and '-'")
+    name: str = Field("", max_length=200)
+
+    @field_validator("id")
+    @classmethod
+    def _topic_safe(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9-]+", value):
+            raise ValueError(f"{value!r} is not a lab id: use lower-case letters, digits and '-' (it is an MQTT topic level)")
+        return value
+
+
+class FleetLink(Strict):
+    """The MQTT broker a lab (or headquarters) connects out to; see README "Fleet"."""
+
+    broker: str = Field(description="mqtt://host:1883 or mqtts://host:8883")
+    username: str | None = Field(None, max_length=200)
+    password: str | None = Field(None, max_length=500)
+    password_file: str | None = Field(None, description="a file holding the password (relative to the config)")
+    ca_file: str | None = Field(None, description="CA certificate(s) for mqtts:// (default: the system's)")
+    keepalive: int = Field(30, ge=2, le=3600, description="seconds")
+    state_rate: float = Field(2.0, gt=0, le=50, description="retained state publishes per second per machine")
+    max_stored_events: int = Field(100_000, ge=10, description="events kept while the broker is unreachable")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if not re.fullmatch(r"mqtts?://[^/\s:]+(:\d{1,5})?/?", value):
+            raise ValueError(f"{value!r} is not a broker URL: write mqtt://host:1883 or mqtts://host:8883")
+        return value
+
+    @model_validator(mode="after")
+    def _one_password(self) -> FleetLink:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("password: give either password or password_file, not both")
+        return self
+
+
 class LabConfig(Strict):
     machines: dict[str, Machine]
+    lab: LabIdentity | None = None
+    fleet: FleetLink | None = None
+
+    @field_validator("fleet")
+    @classmethod
+    def _fleet_needs_lab(cls, value: FleetLink | None, info: ValidationInfo) -> FleetLink | None:
+        if value is not None and info.data.get("lab") is None:
+            raise ValueError("the fleet link needs the lab's identity too: add lab: {id: truck-1, name: ...}")
+        return value
 
     @field_validator("machines")
     @classmethod
@@ -286,6 +347,12 @@ def parse_config(data: Any, source: str) -> LabConfig:
 
 def load_config(path: str | Path | None = None) -> LabConfig:
     """Load and validate the lab config; raise ConfigError with a one-line-per-problem message."""
+    data, source = read_config_yaml(path)
+    return parse_config(data, source)
+
+
+def read_config_yaml(path: str | Path | None = None) -> tuple[Any, str]:
+    """The config file's YAML data and its name for messages; ConfigError if it cannot be read."""
     resolved = resolve_config_path(path)
     source = str(resolved)
     try:
@@ -301,4 +368,79 @@ def load_config(path: str | Path | None = None) -> LabConfig:
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{source}{where}: not valid YAML: {problem}") from None
-    return parse_config(data, source)
+    return data, source
+
+
+# ---------------------------------------------------------------------------- where labbridge keeps its data
+# The one place that names the data directory and the database file: the job records (CLI and server)
+# and the web server's tables share that one SQLite file.
+
+DATA_DIR_ENV = "LABBRIDGE_DATA_DIR"
+DEFAULT_DATA_DIR = Path("data")
+DB_NAME = "labbridge.sqlite"
+
+
+def default_data_dir() -> Path:
+    """``$LABBRIDGE_DATA_DIR`` if set, else ``./data``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else DEFAULT_DATA_DIR
+
+
+def database_path(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The SQLite file inside ``data_dir`` (the default data dir when None)."""
+    return Path(data_dir if data_dir is not None else default_data_dir()) / DB_NAME
+
+
+# ---------------------------------------------------------------------------- Modbus drive profiles
+# A ``profile:`` in a machine's Modbus section names a register map kept in config/profiles/*.yaml
+# (spindle drives: Delta GS20, Huanyang...); the machine's own ``map`` entries are laid over it by
+# labbridge.drivers.field_map.effective_map, which also checks every key.
+
+
+def profile_dirs() -> list[Path]:
+    """Where ``profile:`` names are looked up: $LABBRIDGE_PROFILES, ./config/profiles, the install's."""
+    dirs = []
+    if env := os.environ.get("LABBRIDGE_PROFILES"):
+        dirs.append(Path(env))
+    dirs.append(Path("config/profiles"))
+    dirs.append(Path(__file__).resolve().parents[1] / "config" / "profiles")
+    return dirs
+
+
+def available_profiles() -> list[str]:
+    names = {p.stem for d in profile_dirs() if d.is_dir() for p in d.glob("*.yaml")}
+    return sorted(names)
+
+
+def load_profile(name: str) -> dict[str, RegisterField]:
+    for directory in profile_dirs():
+        path = directory / f"{name}.yaml"
+        if path.is_file():
+            break
+    else:
+        known = ", ".join(available_profiles()) or "none found"
+        raise ConfigError(f"Modbus profile {name!r} not found; available: {known} (config/profiles/*.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return {key: RegisterField.model_validate(value) for key, value in (data.get("map") or {}).items()}
+    except (yaml.YAMLError, ValidationError, AttributeError, OSError) as exc:
+        raise ConfigError(f"{path}: invalid profile: {exc}") from None
+
+
+class HqConfig(Strict):
+    """Headquarters' config (``labbridge fleet``): the broker; ``machines:`` may be empty or missing."""
+
+    fleet: FleetLink
+    machines: dict[str, Machine] = {}
+    lab: LabIdentity | None = None
+
+
+def load_hq_config(path: str | Path | None = None) -> HqConfig:
+    """Load headquarters' config; the same file format as the lab's, ``fleet:`` required."""
+    data, source = read_config_yaml(path)
+    if not isinstance(data, dict) or "fleet" not in data:
+        raise ConfigError(f"{source}: headquarters needs a 'fleet:' section naming the broker (see README, Fleet)")
+    try:
+        return HqConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(f"{source}: {_describe(e)}" for e in exc.errors())) from None

@@ -14,7 +14,6 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_command_starts_a_simulated_lab(tmp_path: Path) -> None:
-    pytest.importorskip("labbridge.drivers.grbl")
     server = ServerProcess(["demo", "--port", "0", "--data-dir", str(tmp_path / "demo")], cwd=ROOT)
     try:
         assert server.url.startswith("http://127.0.0.1:")
@@ -43,7 +42,6 @@ def test_demo_command_starts_a_simulated_lab(tmp_path: Path) -> None:
 
 @pytest.fixture
 def lathe(tmp_path: Path) -> Any:
-    pytest.importorskip("labbridge.drivers.fanuc")
     with running_app(tmp_path, lab_config(("lathe-1",), unreachable=False), demo=True,
                      sim_options={"fanuc-lathe": {"time_scale": 50.0}}) as api:
         wait_for(lambda: api.call("viewer", "GET", "/api/machines/lathe-1").json()["state"]["connected"], 60,
@@ -66,6 +64,11 @@ def test_lathe_job_goes_out_over_dnc(lathe: Any) -> None:
     assert done["state"] == "completed", done
     job = api.call("viewer", "GET", "/api/machines/lathe-1").json()["state"]["job"]
     assert job["program"] == "shaft.nc" and job["state"] == "completed" and job["lines_acked"] > 0
+    (record,) = api.call("viewer", "GET", "/api/jobs?machine=lathe-1").json()  # DNC jobs are recorded too
+    assert record["id"] == job["job_id"] == done["job_id"] and record["protocol"] == "dnc"
+    assert record["state"] == "completed" and record["lines_acked"] == record["lines_total"] > 0
+    events = [e["event"] for e in api.call("technician", "GET", f"/api/jobs/{record['id']}/events").json()]
+    assert events[0] == "job_created" and "job_started" in events and events[-1] == "job_completed"
     r = api.call("operator", "POST", "/api/machines/lathe-1/jog", json={"x": 1.0, "feed": 100})
     assert r.status_code == 409  # a Fanuc-style lathe has no remote jog; the reply says why
 

@@ -19,7 +19,6 @@ JOB = "\n".join(
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    pytest.importorskip("labbridge.drivers.grbl")
     with running_app(tmp_path_factory.mktemp("machines"), lab_config(("mill-1",), unreachable=False),
                      demo=True, poll_hz=10.0) as api:
         wait_for(lambda: state(api)["connected"], 30, what="mill-1 simulator to connect")
@@ -49,6 +48,7 @@ def test_machine_is_live(api: Api) -> None:
     assert m["envelope"]["X"] == [-290.0, 0.0]
 
 
+@pytest.mark.slow
 def test_home_jog_and_overrides(api: Api) -> None:
     ready(api)
     before = state(api)["position"]["machine"]
@@ -96,6 +96,7 @@ def test_diagnostics_and_settings(api: Api) -> None:
     assert r.status_code == 409 and "$999" in r.json()["detail"]
 
 
+@pytest.mark.slow
 def test_queued_job_runs_holds_resumes_and_cancels(api: Api) -> None:
     ready(api)
     h = api.call("trainer", "POST", "/api/programs/text", json={"name": "zigzag.nc", "text": JOB}).json()["hash"]

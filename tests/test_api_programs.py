@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from labbridge.safety.toolpath import CUT, FLAGGED, RAPID, decode
 from tests.web_support import Api, running_app
 
 GOOD = "G21 G90 G54\nG0 X10 Y10 Z5\nG1 Z-1 F300\nG2 X20 Y10 I5 J0\nG0 Z5\nM30\n"
 # Line 3 moves far outside mill-1's envelope (G54 X is -240; X-100 work is -340 machine).
+GOOD_ARC_LINE = 4
 OUTSIDE = "G21 G90 G54\nG0 Z5\nG0 X-100 Y10\nG0 X10\nM30\n"
 
 
@@ -100,25 +102,36 @@ def test_check_report_matches_cli_json(api: Api) -> None:
     assert body["report"]["ok"] is False
     envelope_lines = {d["line"] for d in body["report"]["diagnostics"] if d["code"] == "envelope"}
     assert 3 in envelope_lines
-    preview = body["preview"]
-    assert preview["envelope"]["X"] == [-290.0, 0.0]
-    assert preview["keep_out"][0]["name"] == "vise fixed jaw"
-    bad = [s for s in preview["segments"] if s["bad"]]
-    assert bad and all(s["line"] in envelope_lines for s in bad)
-    assert any(s["line"] == 3 for s in bad)
-    assert all(not s["bad"] for s in preview["segments"] if s["line"] not in envelope_lines)
+    tp = decode(api.call("viewer", "GET", body["toolpath"]).content)
+    assert tp.header["envelope"]["X"] == [-290.0, 0.0]
+    assert tp.header["keep_out"][0]["name"] == "vise fixed jaw"
+    pts, lines, kinds = tp.unpack()
+    bad = {ln for ln, k in zip(lines, kinds) if k == FLAGGED}
+    assert 3 in bad and bad <= envelope_lines | {d["line"] for d in body["report"]["diagnostics"]
+                                                  if d["severity"] == "error"}
+    assert all(ln not in envelope_lines for ln, k in zip(lines, kinds) if k in (RAPID, CUT))
 
 
 def test_preview_flattens_arcs(api: Api) -> None:
     h = upload(api, GOOD.encode(), "arc.nc").json()["hash"]
-    preview = api.call("operator", "POST", f"/api/programs/{h}/check", json={"machine": "mill-1"}).json()["preview"]
-    arcs = [s for s in preview["segments"] if s["kind"] == "arc"]
-    assert len(arcs) == 1 and len(arcs[0]["points"]) > 10
-    # a half circle of radius 5 about (15, 10) in work coords: every point 5 mm from the centre
+    url = api.call("operator", "POST", f"/api/programs/{h}/check", json={"machine": "mill-1"}).json()["toolpath"]
+    r = api.call("viewer", "GET", url)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.labbridge.toolpath"
+    pts, lines, kinds = decode(r.content).unpack()
+    arc = [p for p, ln in zip(pts, lines) if ln == GOOD_ARC_LINE]
+    assert len(arc) > 10
+    # a clockwise half circle of radius 5 about (15, 10) in work coords: every point 5 mm from the centre
     cx, cy = -240 + 15, -150 + 10
-    for x, y, _z in arcs[0]["points"]:
+    for x, y, _z in arc:
         assert abs(((x - cx) ** 2 + (y - cy) ** 2) ** 0.5 - 5) < 1e-3
-    assert not any(s["bad"] for s in preview["segments"])
+    assert FLAGGED not in kinds
+
+
+def test_toolpath_unknown_program_or_machine(api: Api) -> None:
+    h = upload(api, GOOD.encode()).json()["hash"]
+    assert api.call("viewer", "GET", f"/api/programs/{h}/toolpath?machine=nope").status_code == 404
+    assert api.call("viewer", "GET", '/api/programs/' + '0' * 64 + '/toolpath?machine=mill-1').status_code == 404
+    assert api.call(None, "GET", f"/api/programs/{h}/toolpath?machine=mill-1").status_code == 401
 
 
 def test_check_unknown_machine_or_program(api: Api) -> None:

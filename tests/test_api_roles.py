@@ -39,6 +39,7 @@ EXPECTED: dict[str, set[str]] = {
     "records": {"trainer", "operator", "technician", "admin"},
     "storage": {"operator", "technician", "admin"},
     "share": {"operator", "admin"},
+    "dry_run": {"trainer", "operator", "admin"},  # issue #12: "a trainer or operator can start a dry run"
 }
 
 
@@ -91,6 +92,8 @@ def calls(api: Api) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("storage", "GET", "/api/server/storage", {}),
         ("share", "POST", "/api/share", {"json": {"label": "class 7b", "hours": 1}}),
         ("share", "GET", "/api/share", {}),
+        ("dry_run", "POST", f"/api/queue/{entry()}/dry-run", {"json": {"speed": 16}}),
+        ("view", "GET", f"/api/programs/{api.program}/toolpath?machine=mill-1", {}),
     ]
 
 

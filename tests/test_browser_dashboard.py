@@ -39,8 +39,6 @@ OUTSIDE = "G21 G90 G54\nG0 Z5\nG0 X10 Y10\nG1 X-120 Y10 F300\nG0 X10\nM30\n"  # 
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    pytest.importorskip("playwright.sync_api")
-    pytest.importorskip("labbridge.drivers.grbl")
     tmp = tmp_path_factory.mktemp("browser")
     data = yaml.safe_load(CONFIG_PATH.read_text())
     data["machines"] = {"mill-1": data["machines"]["mill-1"]}
@@ -179,6 +177,7 @@ def test_program_leaving_envelope_is_shown_on_its_line_and_in_red(browser: Any, 
     diag.click()
     page.wait_for_selector("#listing li#L4.error.current")
     assert page.text_content("#listing li#L4").strip() == "G1 X-120 Y10 F300"
+    page.wait_for_selector("#view-xy[data-bad]")  # the toolpath arrives after the report
     assert int(page.get_attribute("#view-xy", "data-bad")) >= 1
     red = page.evaluate("""() => {
         const c = document.querySelector('#view-xy');

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import CONFIG_PATH, EXAMPLES, ROOT
 
 LINE = re.compile(r"^(?P<prog>.+):(?P<line>\d+): (?P<sev>error|warning)\[(?P<code>[a-z-]+)\]: (?P<msg>.+)$")
@@ -60,6 +62,7 @@ def test_lathe_json_bounds_have_x_and_z():
     assert set(json.loads(r.stdout)["bounds"]["max"]) == {"X", "Z"}
 
 
+@pytest.mark.slow
 def test_every_example_is_clean_on_its_machine():
     for name, machine in (("mill-1-nameplate.nc", "mill-1"), ("lathe-1-shaft.nc", "lathe-1"),
                           ("mill-2-drill-plate.nc", "mill-2")):
@@ -67,6 +70,7 @@ def test_every_example_is_clean_on_its_machine():
         assert r.returncode == 0, r.stdout
 
 
+@pytest.mark.slow
 def test_missing_file_unknown_machine_bad_config_exit_2_without_traceback(tmp_path):
     cases = [
         ("check", str(tmp_path / "none.nc"), "--machine", "mill-1", "--config", str(CONFIG_PATH)),
@@ -90,6 +94,7 @@ def test_binary_program_is_reported_not_crashed(tmp_path):
     assert data["diagnostics"] and {d["code"] for d in data["diagnostics"]} == {"binary"}
 
 
+@pytest.mark.slow
 def test_config_from_environment_and_default_path(tmp_path):
     prog = str(EXAMPLES / "mill-1-nameplate.nc")
     r = run("check", prog, "--machine", "mill-1", env={"LABBRIDGE_CONFIG": str(CONFIG_PATH)}, cwd=tmp_path)
@@ -109,6 +114,7 @@ def test_invalid_config_message_is_one_line_per_problem(tmp_path):
                                "the config reference in README.md)"
 
 
+@pytest.mark.slow
 def test_usage_errors_are_one_line_naming_the_help():
     for args, text in ((("check", str(EXAMPLES / "mill-1-nameplate.nc")), "Missing option '--machine'"),
                        (("check", "x.nc", "-m", "mill-1", "--bogus"), "No such option: --bogus")):

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from labbridge.config import Machine, load_config
-from labbridge.streaming.dnc_transfer import receive_dnc, stream_dnc
-from labbridge.transports.serial_link import DncAborted, DncLinkLost, DncTimeout
+from labbridge.streaming.dnc_transfer import DncAborted, DncLinkLost, DncTimeout, receive_dnc, stream_dnc
 from labbridge.sim.fanuc.launch import start_fanuc_sim
 from labbridge.errors import GateRejected
 from labbridge.model import Status
@@ -47,7 +46,7 @@ async def test_stream_obeys_dc3_and_the_control_runs_every_block(lathe: Machine,
         result = await stream_dnc("lathe-1", machine, write_program(tmp_path, BLOCKS), on_progress=progress.append)
         assert result.blocks_sent == len(BLOCKS)
         assert result.pauses >= 1, "the 40-byte buffer must have made the control send DC3"
-        assert progress[-1].lines_acked == len(BLOCKS) and progress[-1].line_number == len(BLOCKS) + 1
+        assert progress[-1].lines_acked == len(BLOCKS) and progress[-1].last_acked_line == len(BLOCKS) + 1
         await wait_for(lambda: sim.sim.blocks_done == len(BLOCKS) and sim.sim.status == Status.IDLE)
         assert sim.sim.snapshot()["position.machine.X"] == pytest.approx(120.0)
         assert sim.sim.program_name == "O0042"
@@ -225,3 +224,35 @@ async def test_port_vanishing_mid_transfer_is_a_lost_link(lathe: Machine, tmp_pa
         os.close(slave)
     with pytest.raises(DncLinkLost, match=r"DNC port .* failed.*last block sent: #\d+"):
         await asyncio.wait_for(task, 20)
+
+
+async def test_dnc_runner_records_a_cancelled_tape_and_a_rejected_program(lathe: Machine, tmp_path: Path) -> None:
+    """The DNC runner writes the same record and state words as the GRBL runner: cancelled, failed."""
+    from labbridge.errors import InterlockError
+    from labbridge.streaming.dnc_runner import DncRunner
+    from labbridge.streaming.job import JobState
+    from labbridge.streaming.records import JobStore
+
+    long_program = write_program(tmp_path, [f"G1 X{i % 50 + 1} Z-1 F0.1" for i in range(400)])
+    async with await start_fanuc_sim("lathe-1", lathe, time_scale=5, buffer_bytes=40, modbus=False) as sim:
+        with JobStore(tmp_path / "data") as store:
+            machine = with_dnc(sim.machine, baudrate=38400)
+            runner = DncRunner(None, "lathe-1", machine, store, user="ana")
+            job = await runner.start(long_program)
+            with pytest.raises(InterlockError, match="busy"):
+                await DncRunner(None, "lathe-1", machine, store).start(long_program)
+            await wait_for(lambda: job.lines_acked >= 3)
+            ended = await runner.cancel()
+            assert ended is job and job.state == JobState.CANCELLED and "reset the control" in job.message
+            assert store.get(job.id) == job and store.events(job.id)[-1]["event"] == "job_cancelled"
+            blocks_then = sim.sim.blocks_done
+            await asyncio.sleep(0.5)
+            assert job.lines_acked < 400 and sim.sim.blocks_done <= blocks_then + 5  # the tape stopped (the control empties its 40-byte buffer)
+
+            rejected = write_program(tmp_path, BLOCKS[:5] + ["#1=5"] + BLOCKS[5:])
+            again = DncRunner(None, "lathe-1", machine, store, user="ana")
+            with pytest.raises(GateRejected):
+                await again.start(rejected)
+            failed = store.get(again.job.id)
+            assert failed.state == JobState.FAILED and failed.protocol == "dnc" and failed.lines_sent == 0
+            assert "rejected by the safety gate" in failed.message

@@ -1,4 +1,4 @@
-"""FanucDriver end to end on the simulated lathe: DNC program in, Modbus state out, feed hold written."""
+"""FanucDriver end to end on the simulated lathe: DNC job in (the DNC runner), Modbus state out, feed hold written."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from labbridge.drivers.factory import create_driver
 from labbridge.drivers.fanuc import FanucDriver
 from labbridge.sim.fanuc.launch import start_fanuc_sim
 from labbridge.model import Status
+from labbridge.streaming.dnc_runner import DncRunner
+from labbridge.streaming.job import JobState
+from labbridge.streaming.records import JobStore
 from tests.conftest import wait_for as _wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,19 +58,30 @@ async def test_program_runs_state_follows_and_feed_hold_stops_it(lathe: Machine,
             assert state.position_machine == {"X": 160.0, "Z": 0.0}
             seen: set[Status] = set()
             state.subscribe(lambda s, names: seen.add(s.state))
-            job = asyncio.create_task(driver.stream(program))
+            store = JobStore(tmp_path / "data")
+            runner = DncRunner(driver, "lathe-1", sim.machine, store, user="tester")
+            job = await runner.start(program)
+            assert job.protocol == "dnc" and job.state == JobState.RUNNING
             await wait_for(lambda: state.state == Status.RUN and (state.spindle_rpm or 0) > 0)
-            await driver.feed_hold()
+            await runner.hold()
+            assert job.state == JobState.HOLDING
             await wait_for(lambda: state.state == Status.HOLD)
             assert sim.sim.status == Status.HOLD
             held_at = dict(state.position_machine or {})
             await asyncio.sleep(0.3)
             assert sim.sim.snapshot()["position.machine.Z"] == pytest.approx(held_at["Z"], abs=0.01)
             sim.sim.cycle_start()
-            result = await asyncio.wait_for(job, 60)
-            assert result.blocks_sent == PROGRAM.count("\n") - 1
+            await wait_for(lambda: job.state == JobState.RUNNING)  # the record follows the control's resume
+            ended = await asyncio.wait_for(runner.wait(), 60)
+            assert ended.state == JobState.COMPLETED and ended.lines_acked == PROGRAM.count("\n") - 1
             await wait_for(lambda: state.state == Status.IDLE and state.position_machine == {"X": 150.0, "Z": -130.0})
             assert {Status.RUN, Status.HOLD, Status.IDLE} <= seen
+            recorded = store.get(job.id)
+            assert recorded is not None and recorded.state == JobState.COMPLETED and recorded.protocol == "dnc"
+            events = [e["event"] for e in store.events(job.id)]
+            assert events[:3] == ["job_created", "gate_checked", "job_started"]
+            assert {"job_held", "job_resumed"} <= set(events) and events[-1] == "job_completed"
+            store.close()
         finally:
             await driver.close()
         assert driver.state.state == Status.DISCONNECTED and not driver.state.connected

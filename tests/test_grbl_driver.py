@@ -292,22 +292,35 @@ class SerialServer:
         os.close(self.fd)
 
 
-async def test_pyserial_url_and_soft_reset_when_no_banner(sim) -> None:
+async def test_pyserial_url_and_no_banner_a_live_grbl_is_not_reset(sim) -> None:
+    """A board that does not reset on open gives no banner; GRBL answering ``?`` is left as it is (a machine
+    left running after a crash is reported, not changed), and one that answers nothing is soft-reset."""
     bridge = SerialServer(sim.port)
     port = await bridge.start()
     await asyncio.sleep(0.3)  # the simulator's banner for the bridge's open goes nowhere
     drv = GrblDriver("mill-1", mill(), port=f"socket://127.0.0.1:{port}", banner_timeout=1.0, reconnect=False)
-    try:
-        await drv.connect()  # no banner on connect: the driver soft-resets and gets one
-        assert drv.state.connected and drv.banner is not None
-        from labbridge.log import RECENT_EVENTS
+    from labbridge.log import RECENT_EVENTS
 
-        assert any(e.get("event") == "grbl_no_banner_soft_reset" and e.get("machine") == "mill-1"
+    try:
+        await drv.connect()
+        assert drv.state.connected and drv.banner is None  # connected without a reset
+        assert any(e.get("event") == "grbl_no_banner_answers_status" and e.get("machine") == "mill-1"
                    for e in RECENT_EVENTS)
         assert drv.settings[130] == 290.0
         await until(lambda: drv.state.position_machine is not None, what="status over TCP")
+        await drv.unlock()
+        with pytest.raises(GrblCommandError):
+            await drv.mdi("G53 G0 Z5")  # beyond the travel: ALARM:2, after which GRBL answers nothing
     finally:
         await drv.close()
+    silent = GrblDriver("mill-1", mill(), port=f"socket://127.0.0.1:{port}", banner_timeout=1.0, reconnect=False)
+    try:
+        await silent.connect()  # no banner and no status: the driver soft-resets and gets a banner
+        assert silent.state.connected and silent.banner is not None
+        assert any(e.get("event") == "grbl_no_banner_soft_reset" and e.get("machine") == "mill-1"
+                   for e in RECENT_EVENTS)
+    finally:
+        await silent.close()
         await bridge.close()
 
 

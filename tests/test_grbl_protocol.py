@@ -217,6 +217,7 @@ def test_trace_one_byte_at_a_time() -> None:
     assert events == WHOLE
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=len(TRACE_BYTES)), max_size=400))
 def test_trace_split_at_random_points(cuts: list[int]) -> None:

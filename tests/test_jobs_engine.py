@@ -334,6 +334,26 @@ def test_job_store_round_trip_and_events_shared_by_two_connections(tmp_path) -> 
     b.close()
 
 
+def test_job_store_brings_an_older_database_up_to_date(tmp_path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "labbridge.sqlite")  # the jobs table as the first release wrote it
+    old.executescript("""CREATE TABLE jobs (id TEXT PRIMARY KEY, machine TEXT NOT NULL, program_path TEXT NOT NULL,
+        program_name TEXT NOT NULL, program_sha256 TEXT NOT NULL, user TEXT, state TEXT NOT NULL,
+        check_mode INTEGER NOT NULL DEFAULT 0, from_line INTEGER, lines_total INTEGER NOT NULL DEFAULT 0,
+        lines_sent INTEGER NOT NULL DEFAULT 0, lines_acked INTEGER NOT NULL DEFAULT 0, last_acked_line INTEGER,
+        error_code TEXT, error_message TEXT, error_line INTEGER, error_block TEXT, message TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL, started_at REAL, ended_at REAL, estimated_seconds REAL, eta_seconds REAL);
+        INSERT INTO jobs(id, machine, program_path, program_name, program_sha256, state, created_at)
+        VALUES ('old1', 'mill-1', '/p/a.nc', 'a.nc', 'cd', 'completed', 1.0);""")
+    old.close()
+    with JobStore(tmp_path) as store:
+        assert store.get("old1").protocol == "grbl"  # jobs recorded before DNC jobs were kept were GRBL jobs
+        dnc = Job("d1", "lathe-1", "/p/b.nc", "b.nc", "ef", "ana", JobState.COMPLETED, protocol="dnc")
+        store.create(dnc)
+        assert [(j.id, j.protocol) for j in store.list_jobs()] == [("d1", "dnc"), ("old1", "grbl")]
+
+
 # ---------------------------------------------------------------- properties
 
 @settings(max_examples=200, deadline=None)

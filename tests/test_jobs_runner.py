@@ -46,6 +46,7 @@ async def test_full_job_every_line_acknowledged_and_recorded(tmp_path: Path) -> 
         await close_rig(rig)
 
 
+@pytest.mark.slow
 async def test_hold_sends_nothing_until_resume_then_completes(tmp_path: Path) -> None:
     rig = await make_rig(tmp_path, time_scale=10.0)
     try:

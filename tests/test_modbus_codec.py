@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from labbridge.config import ModbusConnection, RegisterField
+from labbridge.config import ModbusConnection, RegisterField, load_profile
 from labbridge.drivers.field_map import effective_map
-from labbridge.modbus_profiles import load_profile
 from labbridge.protocols.modbus_registers import decode, encode, plan_reads
 from labbridge.errors import ConfigError
 

@@ -115,6 +115,7 @@ async def test_wrong_password_is_refused_with_a_clear_fault(sim: FanucSimHandle)
         await src.stop()
 
 
+@pytest.mark.slow
 async def test_server_restart_marks_disconnected_then_recovers(sim: FanucSimHandle) -> None:
     load = {"spindle.load": f"nsu={NS};s=mill-2.CncSpindleList.S1.ActLoad"}
     machine = sim.machine.model_copy(update={"connection": sim.machine.connection.model_copy(

@@ -24,7 +24,7 @@ from tests.conftest import wait_for
 ROOT = Path(__file__).resolve().parents[1]
 NS = "urn:labbridge:sim:mill-2"
 MESSAGES = f"nsu={NS};s=mill-2.Notification.Messages"
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -17,6 +18,7 @@ from labbridge.model import MachineState
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 async def test_signed_and_encrypted_session_with_certificates(tmp_path: Path) -> None:
     host = socket.gethostname()
     await setup_self_signed_certificate(tmp_path / "server-key.pem", tmp_path / "server.der",

@@ -85,6 +85,7 @@ def render(items) -> bytes:
     return ("\n".join(["G21 G90 M3 S1000 F500"] + out) + "\n").encode()
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=st.lists(MOTION, max_size=40))
 def test_random_programs_agree(items):
@@ -95,6 +96,7 @@ def test_random_programs_agree(items):
     assert_same(*both(render(items), machine))
 
 
+@pytest.mark.slow
 def test_long_program_agrees_across_chunk_boundaries(lab, monkeypatch):
     from bench.check_speed import generate  # the benchmark's own program generator
 
@@ -119,3 +121,12 @@ def test_comments_with_bad_bytes_are_judged_by_python_on_both_paths():
     fast, slow = both(program, machine)
     assert_same(fast, slow)
     assert [d.line for d in fast.errors] == [3, 4, 5] and {d.code for d in fast.errors} == {"binary"}
+
+
+def test_fast_path_names_modal_values_as_python_does():
+    from labbridge.safety.modal import MotionMode, Plane
+
+    for name, value in [("MOTION_RAPID", MotionMode.RAPID), ("MOTION_LINEAR", MotionMode.LINEAR),
+                        ("MOTION_ARC_CW", MotionMode.ARC_CW), ("MOTION_ARC_CCW", MotionMode.ARC_CCW),
+                        ("PLANE_XY", Plane.XY), ("PLANE_ZX", Plane.ZX), ("PLANE_YZ", Plane.YZ)]:
+        assert getattr(_fastcheck, name) == value, name

@@ -37,6 +37,7 @@ class GeneratedProgram(io.RawIOBase):
         return n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast, lines", [(True, 200_000), (False, 8_000)])
 def test_memory_does_not_grow_with_the_program(fast, lines, monkeypatch):
     monkeypatch.setattr("labbridge.safety.program.CHUNK_BYTES", 16 * 1024)  # both sizes span many chunks

@@ -8,6 +8,7 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from labbridge.config import Machine, load_config
@@ -49,6 +50,7 @@ async def test_state_json_for_the_lathe_prints_the_contract_object(tmp_path: Pat
     assert obj["alarms"] == [] and obj["fault"] is None
 
 
+@pytest.mark.slow
 async def test_state_json_for_the_opcua_mill(tmp_path: Path) -> None:
     async with await start_fanuc_sim("mill-2", lab()["mill-2"]) as sim:
         config = write_config(tmp_path, {"mill-2": sim.machine})
@@ -61,6 +63,7 @@ async def test_state_json_for_the_opcua_mill(tmp_path: Path) -> None:
     assert obj["feed"] == 0.0 and obj["overrides"]["feed"] == 100
 
 
+@pytest.mark.slow
 async def test_unreachable_machine_prints_disconnected_and_exits_3(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -69,6 +70,7 @@ def jobs(tmp_path: Path) -> list:
         return store.list_jobs()
 
 
+@pytest.mark.slow
 def test_stream_completes_with_progress_and_summary(tmp_path: Path, grbl_sim) -> None:
     sim = grbl_sim()
     config = write_config(tmp_path, mill())
@@ -213,6 +215,16 @@ async def test_fanuc_machine_streams_by_dnc(tmp_path: Path) -> None:
             env={**os.environ, "LABBRIDGE_DATA_DIR": str(tmp_path / "data")})
         out, err = await asyncio.wait_for(proc.communicate(), 90)
         assert proc.returncode == 0, err.decode()
-        assert "sent by DNC" in out.decode()
+        assert "completed" in out.decode() and "blocks sent by DNC" in out.decode()
     (job,) = jobs(tmp_path)
     assert job.state == JobState.COMPLETED and job.machine == "lathe-1" and job.lines_acked > 0
+    assert job.protocol == "dnc" and job.lines_acked == job.lines_total and job.program_sha256
+    listed = subprocess.run([sys.executable, "-m", "labbridge.cli.main", "jobs", "--json", "--data-dir",
+                             str(tmp_path / "data")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    (record,) = json.loads(listed.stdout)
+    assert record["id"] == job.id and record["state"] == "completed" and record["protocol"] == "dnc"
+    table = subprocess.run([sys.executable, "-m", "labbridge.cli.main", "jobs", "-m", "lathe-1"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                           env={**os.environ, "LABBRIDGE_DATA_DIR": str(tmp_path / "data")})
+    assert table.returncode == 0 and job.id in table.stdout and "dnc" in table.stdout

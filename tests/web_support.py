@@ -100,9 +100,13 @@ class Api:
 
 
 @contextmanager
-def running_app(tmp: Path, config: LabConfig | None = None, with_users: bool = True, **kw: Any) -> Iterator[Api]:
+def running_app(tmp: Path, config: LabConfig | None = None, with_users: bool = True, extend: Any = None,
+                **kw: Any) -> Iterator[Api]:
+    """The app on ``tmp``; ``extend(ctx)`` may add services (e.g. the fleet link) before it is built."""
     s = settings(tmp, config, **kw)
     ctx = build_context(s, hasher=FAST_HASHER)  # keep the suite fast; production uses argon2's defaults
+    if extend is not None:
+        extend(ctx)
     app = create_app(s, ctx)
     with TestClient(app) as client:
         api = Api(client, ctx)

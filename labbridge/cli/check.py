@@ -13,9 +13,10 @@ from typing import Annotated
 
 import typer
 
-from labbridge.cli.common import EXIT_OK, EXIT_PROGRAM_ERRORS, ConfigOption, MachineOption, fail, load_machine
-from labbridge.errors import ProgramReadError
-from labbridge.safety import Report, check_program
+from labbridge.cli.common import EXIT_OK, EXIT_PROGRAM_ERRORS, ConfigOption, MachineOption, load_machine
+from labbridge.cli.reading import DEFAULT_MAX_SIZE_TEXT, MaxSizeOption, PipeTimeoutOption, read_and_check
+from labbridge.safety import Report
+from labbridge.safety.source import DEFAULT_PIPE_TIMEOUT
 
 
 def format_duration(seconds: float) -> str:
@@ -55,13 +56,12 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         machine: MachineOption,
         config: ConfigOption = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
+        max_size: MaxSizeOption = DEFAULT_MAX_SIZE_TEXT,
+        pipe_timeout: PipeTimeoutOption = DEFAULT_PIPE_TIMEOUT,
     ) -> None:
         """Check PROGRAM against a machine's envelope, limits and controller dialect."""
         machine_id, machine_cfg = load_machine(config, machine)
-        try:
-            report = check_program(program, machine_cfg, machine_id=machine_id, program_name=str(program))
-        except ProgramReadError as exc:
-            fail(str(exc))
+        report, _ = read_and_check(program, machine_id, machine_cfg, max_size, pipe_timeout)
         if as_json:
             typer.echo(json.dumps(report.to_json()))
         else:

@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "labbridge.cli.state",
     "labbridge.cli.dnc",
     "labbridge.cli.fanuc_sim",
+    "labbridge.cli.jobs",
+    "labbridge.cli.fleet",
 )
 
 app = typer.Typer(

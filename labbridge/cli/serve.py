@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from labbridge.cli.common import ConfigOption, fail, load_lab
+from labbridge.config import DATA_DIR_ENV, DEFAULT_DATA_DIR
 
 HostOption = Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this computer only).")]
 PortOption = Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one).", min=0, max=65535)]
@@ -60,7 +61,8 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
     settings = ServerSettings(
         config=lab, data_dir=data_dir, simulators=_simulators() if demo else None, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         cors_origins=cors_origins, ws_origins=ws_origins, reset_admin=reset_admin, poll_hz=poll_hz,
-        freeze_gc=True, trusted_proxies=list(exposure.trusted_proxies), tls=cert is not None,
+        freeze_gc=True, twins=_simulators(),  # dry runs rehearse on a simulator in every mode; machines stay real
+        trusted_proxies=list(exposure.trusted_proxies), tls=cert is not None,
         token_idle_timeout=exposure.idle_minutes * 60 if exposure.idle_minutes else None,
     )
     sock = _bind(host, port)
@@ -68,6 +70,7 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
         ctx = build_context(settings)
     except OSError as exc:
         fail(f"cannot use data dir {data_dir}: {exc}")
+    fleet = _attach_fleet(ctx, config)
     app = create_app(settings, ctx)
     bound_port = sock.getsockname()[1]
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
@@ -82,6 +85,9 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
     if ctx.admin_password is not None:
         out.write(f"labbridge: sign in as 'admin' with the one-time password: {ctx.admin_password}\n")
         out.write("labbridge: (it is shown only now and works once: you choose a new password at that sign-in)\n")
+    if fleet is not None:
+        out.write(f"labbridge: fleet link to {fleet.cfg.broker} as lab {fleet.identity.id!r} (retries in the "
+                  "background; the dashboard shows its state)\n")
     if host in ("0.0.0.0", "::"):
         out.write("labbridge: listening on every network interface; anyone on the network can reach the sign-in page\n")
         if cert is None:
@@ -102,6 +108,14 @@ def run_server(config: Path | None, host: str, port: int, demo: bool, data_dir: 
         ssl_certfile=str(cert.certfile) if cert else None, ssl_keyfile=str(cert.keyfile) if cert else None,
     ))
     server.run(sockets=[sock])
+
+
+def _attach_fleet(ctx: Any, config: Path | None) -> Any:
+    """The fleet link when the config has ``fleet:`` (passwords files are relative to the config)."""
+    from labbridge.config import resolve_config_path
+    from labbridge.fleet.service import attach
+
+    return attach(ctx, base_dir=resolve_config_path(config).resolve().parent)
 
 
 @dataclass(frozen=True)
@@ -144,8 +158,9 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         host: HostOption = "127.0.0.1",
         port: PortOption = 8000,
         demo: Annotated[bool, typer.Option("--demo", help="Back every machine with its simulator.")] = False,
-        data_dir: Annotated[Path, typer.Option("--data-dir", help="Where users, programs, jobs and the audit "
-                                               "log are kept (SQLite).")] = Path("data"),
+        data_dir: Annotated[Path, typer.Option("--data-dir", envvar=DATA_DIR_ENV, help="Where users, programs, "
+                                               "jobs and the audit log are kept (SQLite); labbridge stream records "
+                                               "its jobs in the same place.")] = DEFAULT_DATA_DIR,
         max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001)] = 10.0,
         cors_origin: Annotated[list[str], typer.Option("--cors-origin", help="Allow cross-origin API calls "
                                                        "from this origin (repeatable; closed by default).")] = [],

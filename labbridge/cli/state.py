@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 
 from labbridge.cli.common import EXIT_CONTROLLER, EXIT_OK, ConfigOption, load_machine
+from labbridge.cli.owner import claim
 from labbridge.errors import LabbridgeError
 from labbridge.model import MachineState
 
@@ -109,6 +110,8 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
     ) -> None:
         """Connect with the machine's drivers and print its live state."""
         mid, machine = load_machine(config, machine_id)
+        if machine.connection.serial is not None:  # opening a GRBL port resets it: only its owner may
+            claim(mid, machine.connection.serial.port)
         try:
             code = asyncio.run(_state(mid, machine, as_json, watch))
         except KeyboardInterrupt:

@@ -121,11 +121,10 @@ class HasDiagnostics(Protocol):
 
 @runtime_checkable
 class Streams(Protocol):
-    """Programs go to the controller whole, over a link of their own (DNC)."""
+    """Programs go to the controller whole, as a tape over a link of their own (DNC); the job runner sends it."""
 
-    async def stream(self, program_path: str | Path,
-                     on_progress: Callable[[Any], Awaitable[None] | None] | None = None) -> Any:
-        """Send a program; returns the transfer's outcome."""
+    def dnc_port(self) -> str | None:
+        """The serial port the tape goes out on (the config's ``connection.dnc.port`` unless overridden)."""
 
 
 @runtime_checkable

@@ -3,13 +3,12 @@
 A Fanuc-style control has no single status channel like GRBL's ``?``: the PLC or
 spindle drive answers over Modbus, the control itself over OPC UA. This driver
 starts whichever the config declares and merges them into one MachineState.
-Programs go by DNC (:func:`labbridge.streaming.dnc_transfer.stream_dnc`), a separate link.
+Programs go by DNC, a separate serial link the DNC job runner (``labbridge.streaming.dnc_runner``) opens;
+``port`` here overrides the config's DNC port for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from labbridge.config import Machine
@@ -24,7 +23,7 @@ class FanucDriver:
     def __init__(self, machine_id: str, machine: Machine, port: str | None = None) -> None:
         self.machine_id = machine_id
         self.config = machine
-        self.port = port  # DNC port override, used by stream()
+        self.port = port  # DNC port override (see dnc_port)
         self.state = MachineState(machine_id)
         self.log = get_logger(machine=machine_id).bind(driver="fanuc")
         self._links: dict[str, tuple[bool, str | None]] = {}
@@ -38,6 +37,11 @@ class FanucDriver:
             from labbridge.drivers.sources.opcua import OpcUaSource
 
             self.sources.append(OpcUaSource(machine_id, conn.opcua, self.state, on_link=self._on_link))
+
+    def dnc_port(self) -> str | None:
+        """Where the job runner sends tapes: the override given at construction, else connection.dnc.port."""
+        dnc = self.config.connection.dnc
+        return self.port or (dnc.port if dnc is not None else None)
 
     @property
     def reconnects(self) -> bool:
@@ -97,12 +101,3 @@ class FanucDriver:
             f"{self.machine_id}: no stop register is declared (add feed_hold: {{table: coil, address: N}} to "
             "connection.modbus.map and set writable: true); use the FEED HOLD button on the control"
         )
-
-    async def stream(
-        self,
-        program_path: str | Path,
-        on_progress: Callable[[Any], Awaitable[None] | None] | None = None,
-    ) -> Any:
-        from labbridge.streaming.dnc_transfer import stream_dnc
-
-        return await stream_dnc(self.machine_id, self.config, program_path, port=self.port, on_progress=on_progress)

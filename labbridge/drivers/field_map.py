@@ -12,10 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from labbridge.config import ModbusConnection, RegisterField
+from labbridge.config import ModbusConnection, RegisterField, load_profile
 from labbridge.errors import ConfigError
 from labbridge.model import AlarmRecord, MachineState, Status
-from labbridge.modbus_profiles import merged_map
 from labbridge.protocols.modbus_registers import STOP_ACTIONS
 
 SCALAR_PATHS: dict[str, str] = {
@@ -43,18 +42,6 @@ STATUS_ALIASES = {
     "jog": Status.JOG, "home": Status.HOME, "door": Status.DOOR, "check": Status.CHECK,
     "aborted": Status.IDLE, "ended": Status.IDLE,
 }
-
-
-def effective_map(modbus: ModbusConnection, machine_id: str = "") -> dict[str, RegisterField]:
-    """A machine's Modbus map: its profile overlaid with its own entries, every key checked."""
-    fields = merged_map(modbus)
-    for path in fields:
-        try:
-            check_path(path, allow_actions=True)
-        except ValueError as exc:
-            where = f"machines.{machine_id}.connection.modbus.map" if machine_id else "connection.modbus.map"
-            raise ConfigError(f"{where}: {exc}") from None
-    return fields
 
 
 def known_paths() -> list[str]:
@@ -159,3 +146,18 @@ def _alarms(state: MachineState, value: Any, source: str) -> tuple[AlarmRecord, 
 def apply(state: MachineState, values: dict[str, Any], source: str) -> frozenset[str]:
     """Decode and apply in one ``update`` (one notification per poll)."""
     return state.update(**state_changes(state, values, source))
+
+
+def effective_map(modbus: ModbusConnection, machine_id: str = "") -> dict[str, RegisterField]:
+    """The profile's map overlaid with the machine's own entries; every key checked."""
+    fields: dict[str, RegisterField] = {}
+    if modbus.profile:
+        fields.update(load_profile(modbus.profile))
+    fields.update(modbus.map)
+    for path in fields:
+        try:
+            check_path(path, allow_actions=True)
+        except ValueError as exc:
+            where = f"machines.{machine_id}.connection.modbus.map" if machine_id else "connection.modbus.map"
+            raise ConfigError(f"{where}: {exc}") from None
+    return fields

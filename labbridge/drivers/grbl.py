@@ -1,6 +1,6 @@
-"""GRBL 1.1 driver: a thin asyncio transport over pyserial around the sans-IO protocol core.
+"""GRBL 1.1 driver: the sans-IO protocol core over the one threaded serial link of labbridge.transports.
 
-A reader thread turns serial bytes into parser events on the event loop; every
+The link's reader thread hands serial bytes to the event loop, the parser turns them into events; every
 event goes to the MachineState, to a waiting command and to subscribers (the job
 runner streams with :meth:`GrblDriver.write` and counts ``ok`` itself through
 :meth:`GrblDriver.subscribe`). Works with device paths and pyserial URLs
@@ -16,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
+from functools import partial
 from typing import Any
-
-import serial
 
 from labbridge.config import AXES, Machine
 from labbridge.drivers import grbl_settings
@@ -48,6 +46,7 @@ from labbridge.errors import ConnectionLost, LabbridgeError
 from labbridge.log import get_logger
 from labbridge.model import MachineState
 from labbridge.model import Status as MachineStatus
+from labbridge.transports.serial_link import SerialLink
 
 _STATES = {s.value: s for s in MachineStatus}
 _OVERRIDES = {k for k in REALTIME if k.startswith(("FEED_", "RAPID_", "SPINDLE_"))} | {"FLOOD", "MIST"}
@@ -113,8 +112,7 @@ class GrblDriver:
         self.on_disconnect: list[Callable[[str], Any]] = []
         self.busy_with: str | None = None
         self._subscribers: list[Callable[[Event], Any]] = []
-        self._serial: Any = None
-        self._reader: threading.Thread | None = None
+        self._link: SerialLink | None = None
         self._generation = 0
         self._parser = GrblParser()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -180,14 +178,13 @@ class GrblDriver:
 
     def write(self, data: bytes) -> None:
         """Put bytes on the wire as they are (the job runner's streaming path). Raises ConnectionLost."""
-        ser = self._serial
-        if ser is None:
+        link = self._link
+        if link is None:
             raise ConnectionLost(f"{self.machine_id}: not connected to GRBL on {self.port}")
         try:
-            ser.write(data)
-        except (serial.SerialException, OSError) as exc:
-            self._lost(self._generation, f"write failed: {exc}")
-            raise ConnectionLost(f"{self.machine_id}: the serial link to {self.port} failed: {exc}") from exc
+            link.write(data)  # a failure has already reported the link lost (on_lost)
+        except ConnectionLost as exc:
+            raise ConnectionLost(f"{self.machine_id}: {exc}") from None
 
     @contextlib.asynccontextmanager
     async def exclusive(self, owner: str) -> AsyncIterator[None]:
@@ -235,18 +232,17 @@ class GrblDriver:
         self._banner_seen = asyncio.Event()
         self._status_seen = asyncio.Event()
         self._unlock_message = False
-        try:
-            ser = await asyncio.to_thread(self._open_serial)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise ConnectionLost(f"{self.machine_id}: cannot open {self.port}: {exc}") from exc
-        self._serial = ser
         self._generation += 1
         generation = self._generation
-        self._reader = threading.Thread(target=self._read_loop, args=(ser, generation), daemon=True,
-                                        name=f"grbl-read-{self.machine_id}")
-        self._reader.start()
+        link = SerialLink(str(self.port), baudrate=self.baudrate, label="GRBL port",
+                          on_data=partial(self._on_data, generation), on_lost=partial(self._lost, generation))
         try:
-            if not await self._wait_event(self._banner_seen, self.banner_timeout):
+            await link.open()
+        except ConnectionLost as exc:
+            raise ConnectionLost(f"{self.machine_id}: {exc}") from None
+        self._link = link
+        try:
+            if not await self._wait_event(self._banner_seen, self.banner_timeout) and not await self._alive():
                 self.log.warning("grbl_no_banner_soft_reset", port=self.port, waited=self.banner_timeout)
                 self.write(REALTIME["RESET"])
                 if not await self._wait_event(self._banner_seen, self.banner_timeout):
@@ -269,19 +265,20 @@ class GrblDriver:
         self.log.info("grbl_connected", port=self.port, firmware=self._firmware_text(), rx_buffer=self.rx_buffer,
                       mismatches=len(self.mismatches))
 
-    def _open_serial(self) -> Any:
-        ser = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.1, do_not_open=True)
-        if not str(self.port).startswith("rfc2217://"):  # pyserial's RFC 2217 client has no write timeout
-            ser.write_timeout = 2.0
-        ser.open()
-        return ser
+    async def _alive(self) -> bool:
+        """No banner (a board that does not reset on open): a GRBL that answers ``?`` is not reset, so that a
+        machine left running — spindle on after a crash — is reported as it is, not silently changed."""
+        self.write(REALTIME["STATUS"])
+        alive = await self._wait_event(self._status_seen, 1.0)
+        if alive:
+            self.log.warning("grbl_no_banner_answers_status", port=self.port)
+        return alive
 
     def _close_port(self) -> None:
         self._generation += 1
-        ser, self._serial = self._serial, None
-        if ser is not None:
-            with contextlib.suppress(Exception):
-                ser.close()
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
         if self._poll_task is not None and self._poll_task is not asyncio.current_task():
             self._poll_task.cancel()
             self._poll_task = None
@@ -302,22 +299,7 @@ class GrblDriver:
             return f"Grbl {self.version.version}"
         return f"Grbl {self.banner.version}" if self.banner else "Grbl"
 
-    # ------------------------------------------------------------------ I/O thread → loop
-
-    def _read_loop(self, ser: Any, generation: int) -> None:
-        loop = self._loop
-        assert loop is not None
-        while generation == self._generation:
-            try:
-                data = ser.read(ser.in_waiting or 1)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                if generation == self._generation:
-                    with contextlib.suppress(RuntimeError):
-                        loop.call_soon_threadsafe(self._lost, generation, f"read failed: {exc}")
-                return
-            if data:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._on_data, generation, data)
+    # ------------------------------------------------------------------ link → parser → state
 
     def _on_data(self, generation: int, data: bytes) -> None:
         if generation != self._generation:

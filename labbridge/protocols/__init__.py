@@ -4,5 +4,6 @@ GRBL 1.1 line protocol and its character-counting stream window (``grbl``, ``grb
 ``grbl_stream``), Fanuc-style DNC tape framing (``dnc``), Modbus register encoding (``modbus_registers``).
 Tested by feeding bytes whole, one at a time and at random splits, as h11 is.
 
-May import: the standard library (no asyncio, no serial, no files, no clock) and ``labbridge.errors``.
+May import: the standard library only (no asyncio, serial, threading or clock, no files); a caller passes time
+where a protocol has timeouts.
 """

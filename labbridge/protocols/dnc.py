@@ -20,6 +20,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from labbridge.protocols.dnc_pacing import Pacing
+
 NUL = 0x00
 LF = 0x0A
 CR = 0x0D
@@ -177,9 +179,12 @@ class DncSender:
         dc1_timeout: float = 30.0,
         stall_timeout: float = 60.0,
         now: float = 0.0,
+        pacing: Pacing | None = None,
     ) -> None:
         self.program = program
-        self.chunk_size = chunk_size
+        self.pacing = pacing  # when given, its chunk and gap keep a DC3 obeyed within the control's slack
+        self.chunk_size = pacing.chunk if pacing is not None else chunk_size
+        self._ready_at = now
         self.dc1_timeout = dc1_timeout
         self.stall_timeout = stall_timeout
         self.state = SendState.WAIT_DC1
@@ -252,11 +257,13 @@ class DncSender:
     # -- output
     def next_chunk(self, now: float) -> bytes:
         """Bytes to write now (empty while waiting or paused)."""
-        if self.state != SendState.SENDING:
+        if self.state != SendState.SENDING or now < self._ready_at:
             return b""
         chunk = self.program.data[self.offset : self.offset + self.chunk_size]
         self.offset += len(chunk)
         self._since = now
+        if self.pacing is not None:
+            self._ready_at = now + self.pacing.wait_after(len(chunk))
         if self.offset >= len(self.program.data):
             self.state = SendState.DONE
         return chunk
@@ -276,6 +283,10 @@ class DncSender:
                 "timeout-dc3",
             )
         return None
+
+    def time_until_write(self, now: float) -> float:
+        """Seconds until the pacing lets the next chunk go (0 when it may go now)."""
+        return max(0.0, self._ready_at - now)
 
     def time_left(self, now: float) -> float | None:
         """Seconds until the current wait times out, or None when not waiting."""

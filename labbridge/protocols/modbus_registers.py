@@ -1,26 +1,39 @@
-"""Register maps: decode/encode values, plan block reads. No I/O: drive profiles are loaded by
-:mod:`labbridge.modbus_profiles`, the register traffic is the driver's.
+"""Register maps: decode/encode values, plan block reads. No I/O, no files, no clock.
 
 Addresses are the protocol's zero-based ones. 32-bit values take two registers;
 ``word_order: big`` puts the high word first (the Modbus norm), ``little`` the
 low word first (many PLCs and drives). Coils and discrete inputs are always bool.
+A field is anything shaped like :class:`RegisterSpec` (the config's
+``RegisterSpec``); drive profiles are read by :mod:`labbridge.config`.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from labbridge.config import RegisterField
+STOP_ACTIONS = ("feed_hold", "spindle_stop")
+"""Map keys that are not state but the registers a stop action writes (never read)."""
+
+
+
+class RegisterSpec(Protocol):
+    """Where a value lives and how it is encoded (``labbridge.config.RegisterSpec`` has this shape)."""
+
+    table: str
+    address: int
+    type: str
+    word_order: str
+    scale: float
+    offset: float
+    values: dict[int, str] | None
+
 
 BIT_TABLES = ("coil", "discrete")
 WORDS = {"bool": 1, "uint16": 1, "int16": 1, "uint32": 2, "int32": 2, "float32": 2}
 MAX_REGISTERS = 125  # per read (Modbus limit for function 3/4)
 MAX_BITS = 2000
-STOP_ACTIONS = ("feed_hold", "spindle_stop")
-"""Map keys that are not read but name the register a stop action writes."""
 
 EXCEPTION_NAMES = {
     1: "ILLEGAL FUNCTION",
@@ -39,12 +52,12 @@ def exception_name(code: int) -> str:
     return f"exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})"
 
 
-def width(field: RegisterField) -> int:
+def width(field: RegisterSpec) -> int:
     """Registers (or bits) the field occupies."""
     return 1 if field.table in BIT_TABLES else WORDS[field.type]
 
 
-def _raw_from_registers(field: RegisterField, regs: list[int]) -> int | float:
+def _raw_from_registers(field: RegisterSpec, regs: list[int]) -> int | float:
     if field.type in ("bool", "uint16"):
         return regs[0] != 0 if field.type == "bool" else regs[0]
     if field.type == "int16":
@@ -55,7 +68,7 @@ def _raw_from_registers(field: RegisterField, regs: list[int]) -> int | float:
     return struct.unpack(fmt, data)[0]
 
 
-def decode(field: RegisterField, words: list[int] | list[bool]) -> Any:
+def decode(field: RegisterSpec, words: list[int] | list[bool]) -> Any:
     """The MachineState value of ``field`` from its registers or bits."""
     if field.table in BIT_TABLES or field.type == "bool":
         raw: Any = bool(words[0])
@@ -70,7 +83,7 @@ def decode(field: RegisterField, words: list[int] | list[bool]) -> Any:
     return raw * field.scale + field.offset
 
 
-def encode(field: RegisterField, value: Any) -> list[int] | list[bool]:
+def encode(field: RegisterSpec, value: Any) -> list[int] | list[bool]:
     """Registers (or bits) that decode to ``value`` (used by the simulators and stop writes)."""
     if field.values is not None and not isinstance(value, (int, float)) or isinstance(value, str):
         reverse = {str(v).lower(): k for k, v in (field.values or {}).items()}
@@ -99,7 +112,7 @@ class ReadBlock:
     table: str
     address: int
     count: int
-    fields: tuple[tuple[str, RegisterField], ...]
+    fields: tuple[tuple[str, RegisterSpec], ...]
 
     def describe(self) -> str:
         end = self.address + self.count - 1
@@ -113,14 +126,14 @@ class ReadBlock:
         return out
 
 
-def plan_reads(fields: dict[str, RegisterField]) -> list[ReadBlock]:
+def plan_reads(fields: dict[str, RegisterSpec]) -> list[ReadBlock]:
     """Group fields into as few requests as possible without reading unmapped addresses.
 
     Only touching or overlapping fields share a request: devices answer a read that
     spans an unmapped address with ILLEGAL DATA ADDRESS for the whole request.
     """
     blocks: list[ReadBlock] = []
-    by_table: dict[str, list[tuple[str, RegisterField]]] = {}
+    by_table: dict[str, list[tuple[str, RegisterSpec]]] = {}
     for path, field in fields.items():
         if path in STOP_ACTIONS:
             continue
@@ -128,7 +141,7 @@ def plan_reads(fields: dict[str, RegisterField]) -> list[ReadBlock]:
     for table, items in by_table.items():
         limit = MAX_BITS if table in BIT_TABLES else MAX_REGISTERS
         items.sort(key=lambda item: item[1].address)
-        current: list[tuple[str, RegisterField]] = []
+        current: list[tuple[str, RegisterSpec]] = []
         start = end = 0
         for path, field in items:
             f_end = field.address + width(field)

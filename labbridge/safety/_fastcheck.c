@@ -17,14 +17,17 @@
  *     units, plane, distance mode, spindle) back after every line it interprets.
  *   - Its arithmetic mirrors the Python code line for line; tests compare the two paths.
  *
- * The Estimator type is the GRBL-like planner of labbridge/safety/estimate.py in C; both
- * paths feed the same instance, so the estimate does not depend on which path ran a line.
+ * The Estimator type is the run-time estimate of labbridge/safety/estimate.py (GRBL's own planner, ported in
+ * labbridge/safety/planner.py) in C; both paths feed the same instance, so the estimate does not depend on
+ * which path ran a line.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_toolpath.h"
 
 #define HALF_WINDOW 8
 #define WINDOW (2 * HALF_WINDOW)
@@ -36,28 +39,118 @@
 #define MAX_LINE_NUMBER 10000000.0
 #define MAX_MARKS 4096 /* as in estimate.py: bounded ETA marks, spacing doubles when full */
 
+/* Modal values as labbridge/safety/modal.py names them (the G-code number x10); the module exports them and
+   a test checks that they agree with MotionMode and Plane. */
+enum { MOTION_RAPID = 0, MOTION_LINEAR = 10, MOTION_ARC_CW = 20, MOTION_ARC_CCW = 30 };
+enum { PLANE_XY = 170, PLANE_ZX = 180, PLANE_YZ = 190 };
+
+/* The arc kernel of labbridge/safety/geometry.py, function for function (same names, same formulas); the
+   differential tests hold them together. Returns 0 when no circle exists (as geometry.arc_center_offset's None). */
+static int arc_center_offset(double dx, double dy, double radius, int clockwise, double *i, double *j) {
+    double h_x2_div_d = 4.0 * radius * radius - dx * dx - dy * dy;
+    double chord = hypot(dx, dy);
+    if (h_x2_div_d < 0.0 || chord == 0.0 || !isfinite(h_x2_div_d)) return 0;
+    h_x2_div_d = -sqrt(h_x2_div_d) / chord;
+    if (!clockwise) h_x2_div_d = -h_x2_div_d;
+    if (radius < 0.0) h_x2_div_d = -h_x2_div_d;
+    *i = 0.5 * (dx - dy * h_x2_div_d);
+    *j = 0.5 * (dy + dx * h_x2_div_d);
+    return isfinite(*i) && isfinite(*j);
+}
+
+static double arc_sweep(const double s[3], const double e[3], const double c[3], int a, int b, int clockwise) {
+    double ra = s[a] - c[a], rb = s[b] - c[b];
+    double ta = e[a] - c[a], tb = e[b] - c[b];
+    double travel = atan2(ra * tb - rb * ta, ra * ta + rb * tb);
+    if (clockwise) { if (travel >= -ARC_EPS) travel -= TWO_PI; }
+    else if (travel <= ARC_EPS) travel += TWO_PI;
+    return travel;
+}
+
+static void arc_bounds(const double s[3], const double e[3], const double c[3], int a, int b, double r,
+                       double sweep, double lo[3], double hi[3]) {
+    for (int i = 0; i < 3; i++) {
+        lo[i] = s[i] < e[i] ? s[i] : e[i];
+        hi[i] = s[i] > e[i] ? s[i] : e[i];
+    }
+    double start_angle = atan2(s[b] - c[b], s[a] - c[a]);
+    int full = fabs(sweep) >= TWO_PI - 1e-12;
+    for (int k = 0; k < 4; k++) {
+        double cardinal = k * (M_PI / 2.0);
+        double delta = sweep > 0 ? cardinal - start_angle : start_angle - cardinal;
+        delta = fmod(delta, TWO_PI);
+        if (delta < 0) delta += TWO_PI;
+        if (!full && !(delta <= fabs(sweep))) continue;
+        if (k == 0) { if (c[a] + r > hi[a]) hi[a] = c[a] + r; }
+        else if (k == 1) { if (c[b] + r > hi[b]) hi[b] = c[b] + r; }
+        else if (k == 2) { if (c[a] - r < lo[a]) lo[a] = c[a] - r; }
+        else { if (c[b] - r < lo[b]) lo[b] = c[b] - r; }
+    }
+}
+
+/* geometry.grbl_arc_segments: how many chords GRBL's mc_arc makes (0 or 1: one straight line). */
+static long grbl_arc_segments(double sweep, double radius, double tolerance) {
+    double denominator = (2.0 * radius > tolerance && tolerance > 0.0) ? sqrt(tolerance * (2.0 * radius - tolerance)) : 0.0;
+    if (!(denominator > 0.0)) return 0;
+    double segments = floor(fabs(0.5 * sweep * radius) / denominator);
+    if (!(segments < 65535.0)) return segments >= 65535.0 ? 65535 : 0;
+    return (long)segments;
+}
+
+/* geometry.arc_path, one point at a time: the end of chord i (1-based) of `segments`; the last is the end. */
+static void arc_path_point(const double s[3], const double e[3], const double c[3], int a, int b, int n,
+                           double sweep, long segments, long i, double out[3]) {
+    if (segments <= 1 || i >= segments) { out[0] = e[0]; out[1] = e[1]; out[2] = e[2]; return; }
+    double ra = s[a] - c[a], rb = s[b] - c[b];
+    double step = sweep / segments;
+    double linear = (e[n] - s[n]) / segments;
+    double co = cos(i * step), si = sin(i * step);
+    out[a] = c[a] + ra * co - rb * si;
+    out[b] = c[b] + ra * si + rb * co;
+    out[n] = s[n] + linear * i;
+}
+
 /* ------------------------------------------------------------------ estimator */
+
+/* The run-time estimate of labbridge/safety/estimate.py and the GRBL planner of labbridge/safety/planner.py
+   (a port of GRBL 1.1h's planner.c), line for line: same blocks, same junctions, same 15-block horizon. */
+
+#define PLANNED_BLOCKS 15
+#define SOME_LARGE_VALUE 1.0e38
+#define MINIMUM_FEED_RATE 1.0
+#define DWELL_STEPS_PER_SECOND 20.0
+#define MAX_ESTIMATE_CHORDS 4096
+
+typedef struct {
+    double mm, accel, rapid_rate, programmed, max_junction_sqr, max_entry_sqr, entry_sqr;
+    int rapid;
+    long line;
+} pblock;
 
 typedef struct {
     PyObject_HEAD
-    double rate[3], accel[3], max_feed, jd;
-    double len[WINDOW], nom[WINDOW], acc[WINDOW], jmax[WINDOW];
-    long line[WINDOW];
-    int n;
-    double entry_sq;
-    double prev[3];
-    int has_prev;
-    double seconds, last_mark, mark_interval;
+    double steps[3], rate[3], accel[3], jd, arc_tol;
+    int grbl;
+    pblock ring[PLANNED_BLOCKS];
+    int head, n, planned;
+    long pos[3];
+    double prev_unit[3], prev_nominal;
+    double minutes, extra, speed_sqr;
+    int started;
+    double last_mark, mark_interval;
     double *marks;
     Py_ssize_t nmarks, capmarks;
 } Estimator;
 
+#define BLK(e, i) (&(e)->ring[((e)->head + (i)) % PLANNED_BLOCKS])
+
+static double est_seconds(Estimator *e) { return e->minutes * 60.0 + e->extra; }
+
 static double limit3(const double lim[3], const double u[3]) {
-    double best = INFINITY;
+    double best = SOME_LARGE_VALUE;
     for (int i = 0; i < 3; i++) {
-        double c = u[i];
-        if (c > 1e-12 || c < -1e-12) {
-            double v = lim[i] / (c > 0 ? c : -c);
+        if (u[i] != 0.0) {
+            double v = fabs(lim[i] / u[i]);
             if (v < best) best = v;
         }
     }
@@ -81,158 +174,199 @@ static int est_mark(Estimator *e, long line) {
         e->marks = m;
         e->capmarks = cap;
     }
+    double now = est_seconds(e);
     e->marks[e->nmarks++] = (double)line;
-    e->marks[e->nmarks++] = e->seconds;
-    e->last_mark = e->seconds;
+    e->marks[e->nmarks++] = now;
+    e->last_mark = now;
     return 0;
 }
 
-static double trapezoid(double length, double v0_sq, double v1_sq, double vmax_sq, double accel) {
-    if (accel <= 0.0 || isinf(accel)) return length / sqrt(vmax_sq);
-    double two_a = 2.0 * accel;
-    double d_acc = (vmax_sq - v0_sq) / two_a;
-    double d_dec = (vmax_sq - v1_sq) / two_a;
-    if (d_acc + d_dec <= length) {
-        double vmax = sqrt(vmax_sq);
-        return (vmax - sqrt(v0_sq)) / accel + (vmax - sqrt(v1_sq)) / accel + (length - d_acc - d_dec) / vmax;
+/* planner.profile_time: minutes to run a block along the stepper's ramps. */
+static double profile_time(double length, double entry_sqr, double exit_sqr, double nominal, double accel) {
+    if (length <= 0.0) return 0.0;
+    double inv_2a = 0.5 / accel;
+    double entry = sqrt(entry_sqr), exit_ = sqrt(exit_sqr);
+    double nominal_sqr = nominal * nominal;
+    if (entry_sqr > nominal_sqr) {
+        double down = inv_2a * (entry_sqr - nominal_sqr);
+        if (down >= length) return 2.0 * length / (entry + exit_);
+        return (entry - nominal) / accel + profile_time(length - down, nominal_sqr, exit_sqr, nominal, accel);
     }
-    double peak = sqrt((two_a * length + v0_sq + v1_sq) * 0.5);
-    double t0 = (peak - sqrt(v0_sq)) / accel, t1 = (peak - sqrt(v1_sq)) / accel;
-    return (t0 > 0 ? t0 : 0.0) + (t1 > 0 ? t1 : 0.0);
+    double intersect = 0.5 * (length + inv_2a * (entry_sqr - exit_sqr));
+    if (intersect <= 0.0 || intersect >= length) return entry + exit_ > 0.0 ? 2.0 * length / (entry + exit_) : 0.0;
+    double decelerate_after = inv_2a * (nominal_sqr - exit_sqr);
+    if (decelerate_after < intersect) {
+        double accelerate = inv_2a * (nominal_sqr - entry_sqr);
+        return (nominal - entry) / accel + (length - accelerate - decelerate_after) / nominal + (nominal - exit_) / accel;
+    }
+    double peak = sqrt(2.0 * accel * intersect + exit_sqr);
+    return (peak - entry) / accel + (peak - exit_) / accel;
 }
 
-static int est_plan(Estimator *e, int commit) {
-    int n = e->n;
-    double entry[WINDOW + 1];
-    entry[n] = 0.0;
-    for (int i = n - 1; i >= 0; i--) {
-        double reachable = entry[i + 1] + 2.0 * e->acc[i] * e->len[i];
-        entry[i] = e->jmax[i] < reachable ? e->jmax[i] : reachable;
+static double nominal_speed(const pblock *b) {
+    double speed;
+    if (b->rapid) speed = b->rapid_rate * 0.01 * 100;
+    else {
+        speed = b->programmed * (0.01 * 100);
+        if (speed > b->rapid_rate) speed = b->rapid_rate;
     }
-    if (e->entry_sq < entry[0]) entry[0] = e->entry_sq;
-    for (int i = 0; i < n; i++) {
-        double reachable = entry[i] + 2.0 * e->acc[i] * e->len[i];
-        if (entry[i + 1] > reachable) entry[i + 1] = reachable;
-    }
-    double t = e->seconds;
-    for (int i = 0; i < commit; i++) {
-        t += trapezoid(e->len[i], entry[i], entry[i + 1], e->nom[i], e->acc[i]);
-        if (t - e->last_mark >= e->mark_interval) {
-            e->seconds = t;
-            if (est_mark(e, e->line[i]) < 0) return -1;
+    return speed > MINIMUM_FEED_RATE ? speed : MINIMUM_FEED_RATE;
+}
+
+static void recalculate(Estimator *e) {
+    int last = e->n - 1;
+    if (last <= e->planned) return;
+    pblock *current = BLK(e, last), *next;
+    double reach = 2 * current->accel * current->mm;
+    current->entry_sqr = current->max_entry_sqr < reach ? current->max_entry_sqr : reach;
+    for (int i = last - 1; i > e->planned; i--) {
+        next = current;
+        current = BLK(e, i);
+        if (current->entry_sqr != current->max_entry_sqr) {
+            double v = next->entry_sqr + 2 * current->accel * current->mm;
+            current->entry_sqr = current->max_entry_sqr < v ? current->max_entry_sqr : v;
         }
     }
-    e->seconds = t;
-    e->entry_sq = entry[commit];
-    int rest = n - commit;
-    memmove(e->len, e->len + commit, rest * sizeof(double));
-    memmove(e->nom, e->nom + commit, rest * sizeof(double));
-    memmove(e->acc, e->acc + commit, rest * sizeof(double));
-    memmove(e->jmax, e->jmax + commit, rest * sizeof(double));
-    memmove(e->line, e->line + commit, rest * sizeof(long));
-    e->n = rest;
+    next = BLK(e, e->planned);
+    for (int i = e->planned + 1; i <= last; i++) {
+        current = next;
+        next = BLK(e, i);
+        if (current->entry_sqr < next->entry_sqr) {
+            double v = current->entry_sqr + 2 * current->accel * current->mm;
+            if (v < next->entry_sqr) {
+                next->entry_sqr = v;
+                e->planned = i;
+            }
+        }
+        if (next->entry_sqr == next->max_entry_sqr) e->planned = i;
+    }
+}
+
+static double junction_speed_sqr(Estimator *e, const double unit[3]) {
+    const double *prev = e->prev_unit;
+    double cos_theta = -(prev[0] * unit[0] + prev[1] * unit[1] + prev[2] * unit[2]);
+    if (cos_theta > 0.999999) return 0.0;
+    if (cos_theta < -0.999999) return SOME_LARGE_VALUE;
+    double j[3] = {unit[0] - prev[0], unit[1] - prev[1], unit[2] - prev[2]};
+    double norm = sqrt(j[0] * j[0] + j[1] * j[1] + j[2] * j[2]);
+    j[0] /= norm; j[1] /= norm; j[2] /= norm;
+    double accel = limit3(e->accel, j);
+    double sin_half = sqrt(0.5 * (1.0 - cos_theta));
+    double v = accel * e->jd * sin_half / (1.0 - sin_half);
+    return v > 0.0 ? v : 0.0;
+}
+
+/* planner.Planner.buffer_line */
+static void buffer_line(Estimator *e, const double target[3], double rate, int rapid, long line) {
+    long ts[3], delta[3], count = 0;
+    for (int i = 0; i < 3; i++) {
+        ts[i] = lround(target[i] * e->steps[i]);
+        delta[i] = ts[i] - e->pos[i];
+        long m = labs(delta[i]);
+        if (m > count) count = m;
+    }
+    if (count == 0) return;
+    double unit[3], mm = 0.0;
+    for (int i = 0; i < 3; i++) unit[i] = delta[i] / e->steps[i];
+    mm = sqrt(unit[0] * unit[0] + unit[1] * unit[1] + unit[2] * unit[2]);
+    unit[0] /= mm; unit[1] /= mm; unit[2] /= mm;
+    pblock *b = BLK(e, e->n);
+    b->mm = mm;
+    b->accel = limit3(e->accel, unit);
+    b->rapid_rate = limit3(e->rate, unit);
+    b->programmed = rate;
+    b->rapid = rapid;
+    b->line = line;
+    b->entry_sqr = 0.0;
+    b->max_junction_sqr = e->n == 0 ? 0.0 : junction_speed_sqr(e, unit);
+    double nominal = nominal_speed(b);
+    double lower = nominal > e->prev_nominal ? e->prev_nominal : nominal;
+    b->max_entry_sqr = lower * lower < b->max_junction_sqr ? lower * lower : b->max_junction_sqr;
+    e->prev_nominal = nominal;
+    memcpy(e->prev_unit, unit, sizeof unit);
+    memcpy(e->pos, ts, sizeof ts);
+    e->n++;
+    recalculate(e);
+}
+
+/* planner.BlockTimer.run_one plus the estimator's marks */
+static int run_one(Estimator *e) {
+    pblock *b = BLK(e, 0);
+    b->entry_sqr = e->speed_sqr;
+    e->planned = 0;
+    recalculate(e);
+    double exit_sqr = e->n > 1 ? BLK(e, 1)->entry_sqr : 0.0;
+    e->minutes += profile_time(b->mm, b->entry_sqr, exit_sqr, nominal_speed(b), b->accel);
+    e->speed_sqr = exit_sqr;
+    long line = b->line;
+    e->head = (e->head + 1) % PLANNED_BLOCKS;
+    e->n--;
+    e->planned = e->planned > 0 ? e->planned - 1 : 0;
+    if (est_seconds(e) - e->last_mark >= e->mark_interval) return est_mark(e, line);
     return 0;
 }
 
 static int est_flush(Estimator *e) {
     if (e->n) {
-        long last = e->line[e->n - 1];
-        if (est_plan(e, e->n) < 0) return -1;
+        long last = BLK(e, e->n - 1)->line;
+        while (e->n)
+            if (run_one(e) < 0) return -1;
         if (est_mark(e, last) < 0) return -1;
     }
-    e->entry_sq = 0.0;
-    e->has_prev = 0;
+    e->speed_sqr = 0.0;
     return 0;
 }
 
-/* kind: 0 traverse, 1 feed, 2 arc, 3 probe, 4 dwell */
+static int est_block(Estimator *e, const double target[3], double rate, int rapid, long line) {
+    if (e->n >= PLANNED_BLOCKS && run_one(e) < 0) return -1;
+    buffer_line(e, target, rate, rapid, line);
+    return 0;
+}
+
+/* kind: 0 traverse, 1 feed, 2 arc, 3 probe, 4 dwell (estimate.Estimator.add) */
 static int est_add(Estimator *e, int kind, const double s[3], const double en[3], double feed, const double c[3],
                    int a, int b, int nn, double sweep, double radius, double seconds, long line) {
     if (kind == 4) {
         if (est_flush(e) < 0) return -1;
-        e->seconds += seconds;
+        e->extra += e->grbl ? ceil(seconds * DWELL_STEPS_PER_SECOND - 1e-9) / DWELL_STEPS_PER_SECOND : seconds;
         return est_mark(e, line);
     }
-    double length, nominal, acc;
-    double us[3], ue[3];
+    int off_plan = 0;
+    for (int i = 0; i < 3; i++)
+        if (fabs(s[i] * e->steps[i] - e->pos[i]) > 0.5 + 1e-6) off_plan = 1;
+    if (!e->started || off_plan) {
+        if (est_flush(e) < 0) return -1;
+        for (int i = 0; i < 3; i++) e->pos[i] = lround(s[i] * e->steps[i]);
+        e->started = 1;
+    }
+    if (kind == 3 && est_flush(e) < 0) return -1;
     if (kind == 2) {
-        double arc_len = fabs(sweep) * radius;
-        double dn = en[nn] - s[nn];
-        length = hypot(arc_len, dn);
-        if (length < MIN_LENGTH) return 0;
-        double sign = sweep > 0 ? 1.0 : -1.0;
-        double r = radius != 0.0 ? radius : 1.0;
-        us[0] = us[1] = us[2] = 0.0;
-        us[a] = -sign * (s[b] - c[b]) / r * arc_len / length;
-        us[b] = sign * (s[a] - c[a]) / r * arc_len / length;
-        us[nn] = dn / length;
-        double end_angle = atan2(s[b] - c[b], s[a] - c[a]) + sweep;
-        ue[0] = ue[1] = ue[2] = 0.0;
-        ue[a] = -sign * sin(end_angle) * arc_len / length;
-        ue[b] = sign * cos(end_angle) * arc_len / length;
-        ue[nn] = dn / length;
-        double plane_rate = e->rate[a] < e->rate[b] ? e->rate[a] : e->rate[b];
-        double plane_acc = e->accel[a] < e->accel[b] ? e->accel[a] : e->accel[b];
-        nominal = feed / 60.0;
-        if (plane_rate < nominal) nominal = plane_rate;
-        if (e->max_feed < nominal) nominal = e->max_feed;
-        if (radius > 0) {
-            double cap = sqrt(plane_acc * radius);
-            if (cap < nominal) nominal = cap;
+        long segments = grbl_arc_segments(sweep, radius, e->arc_tol);
+        if (segments > MAX_ESTIMATE_CHORDS) segments = MAX_ESTIMATE_CHORDS; /* as estimate.MAX_ESTIMATE_CHORDS */
+        long count = segments > 1 ? segments : 1;
+        for (long i = 1; i <= count; i++) {
+            double p[3];
+            arc_path_point(s, en, c, a, b, nn, sweep, segments, i, p);
+            if (est_block(e, p, feed, 0, line) < 0) return -1;
         }
-        acc = plane_acc;
-    } else {
-        double dx = en[0] - s[0], dy = en[1] - s[1], dz = en[2] - s[2];
-        length = sqrt(dx * dx + dy * dy + dz * dz);
-        if (length < MIN_LENGTH) return 0;
-        us[0] = ue[0] = dx / length;
-        us[1] = ue[1] = dy / length;
-        us[2] = ue[2] = dz / length;
-        double axis_rate = limit3(e->rate, us);
-        if (kind == 0) nominal = axis_rate;
-        else nominal = feed / 60.0 < axis_rate ? feed / 60.0 : axis_rate;
-        acc = limit3(e->accel, us);
+    } else if (est_block(e, en, feed, kind == 0, line) < 0) {
+        return -1;
     }
-    if (nominal <= 0.0) nominal = 1.0;
-    double nominal_sq = nominal * nominal;
-    double jmax;
-    if (!e->has_prev) {
-        jmax = 0.0;
-    } else {
-        double *p = e->prev;
-        double cos_theta = -(p[0] * us[0] + p[1] * us[1] + p[2] * us[2]);
-        if (cos_theta > 0.999999) jmax = 0.0;
-        else if (cos_theta < -0.999999) jmax = INFINITY;
-        else {
-            double j[3] = {us[0] - p[0], us[1] - p[1], us[2] - p[2]};
-            double jl = sqrt(j[0] * j[0] + j[1] * j[1] + j[2] * j[2]);
-            j[0] /= jl; j[1] /= jl; j[2] /= jl;
-            double j_acc = limit3(e->accel, j);
-            double sin_half = sqrt(0.5 * (1.0 - cos_theta));
-            jmax = j_acc * e->jd * sin_half / (1.0 - sin_half);
-        }
-        if (e->n && e->nom[e->n - 1] < jmax) jmax = e->nom[e->n - 1];
-    }
-    e->prev[0] = ue[0]; e->prev[1] = ue[1]; e->prev[2] = ue[2];
-    e->has_prev = 1;
-    int i = e->n++;
-    e->len[i] = length;
-    e->nom[i] = nominal_sq;
-    e->acc[i] = acc;
-    e->jmax[i] = jmax < nominal_sq ? jmax : nominal_sq;
-    e->line[i] = line;
-    if (e->n >= WINDOW) return est_plan(e, HALF_WINDOW);
+    if (kind == 3 && est_flush(e) < 0) return -1;
     return 0;
 }
 
 static int Estimator_init(Estimator *self, PyObject *args, PyObject *kw) {
-    if (!PyArg_ParseTuple(args, "(ddd)(ddd)dd", &self->rate[0], &self->rate[1], &self->rate[2], &self->accel[0],
-                          &self->accel[1], &self->accel[2], &self->max_feed, &self->jd))
+    if (!PyArg_ParseTuple(args, "(ddd)(ddd)(ddd)ddp", &self->steps[0], &self->steps[1], &self->steps[2],
+                          &self->rate[0], &self->rate[1], &self->rate[2], &self->accel[0], &self->accel[1],
+                          &self->accel[2], &self->jd, &self->arc_tol, &self->grbl))
         return -1;
-    self->n = 0;
-    self->entry_sq = 0.0;
-    self->has_prev = 0;
-    self->seconds = 0.0;
+    self->head = self->n = self->planned = 0;
+    self->pos[0] = self->pos[1] = self->pos[2] = 0;
+    self->prev_unit[0] = self->prev_unit[1] = self->prev_unit[2] = 0.0;
+    self->prev_nominal = 0.0;
+    self->minutes = self->extra = self->speed_sqr = 0.0;
+    self->started = 0;
     self->last_mark = -1.0;
     self->mark_interval = 1.0;
     self->nmarks = 0;
@@ -266,7 +400,7 @@ static PyObject *Estimator_flush(Estimator *self, PyObject *unused) {
 
 static PyObject *Estimator_finish(Estimator *self, PyObject *unused) {
     if (est_flush(self) < 0) return NULL;
-    return PyFloat_FromDouble(self->seconds);
+    return PyFloat_FromDouble(est_seconds(self));
 }
 
 static PyObject *Estimator_pairs(Estimator *self, PyObject *unused) {
@@ -280,7 +414,7 @@ static PyObject *Estimator_pairs(Estimator *self, PyObject *unused) {
     return out;
 }
 
-static PyObject *Estimator_get_seconds(Estimator *self, void *closure) { return PyFloat_FromDouble(self->seconds); }
+static PyObject *Estimator_get_seconds(Estimator *self, void *closure) { return PyFloat_FromDouble(est_seconds(self)); }
 
 static PyMethodDef Estimator_methods[] = {
     {"add_raw", (PyCFunction)Estimator_add, METH_VARARGS, "Add one motion (kind, start, end, feed, centre, plane, "
@@ -302,7 +436,7 @@ static PyTypeObject EstimatorType = {
     .tp_dealloc = (destructor)Estimator_dealloc,
     .tp_methods = Estimator_methods,
     .tp_getset = Estimator_getset,
-    .tp_doc = "GRBL-like run-time estimator (see labbridge/safety/estimate.py)",
+    .tp_doc = "Run-time estimate through GRBL's planner (see labbridge/safety/estimate.py and planner.py)",
 };
 
 /* ------------------------------------------------------------------ fast path */
@@ -324,6 +458,7 @@ typedef struct {
     /* bounds of fast-path motions */
     double lo[3], hi[3];
     int have_bounds;
+    PyObject *sink; /* a Toolpath that also receives every motion (the dashboard's preview), or NULL */
 } FastPath;
 
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kw) {
@@ -359,6 +494,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kw) {
 
 static void FastPath_dealloc(FastPath *self) {
     Py_XDECREF(self->est);
+    Py_XDECREF(self->sink);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -367,6 +503,15 @@ static PyObject *FastPath_sync(FastPath *self, PyObject *args) {
                           &self->offset[1], &self->offset[2], &self->unit_scale, &self->absolute, &self->motion,
                           &self->plane, &self->per_minute, &self->feed, &self->spindle_on, &self->enabled))
         return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *FastPath_set_sink(FastPath *self, PyObject *sink) {
+    if (sink != Py_None && !PyObject_TypeCheck(sink, &ToolpathType)) {
+        PyErr_SetString(PyExc_TypeError, "the sink must be a Toolpath or None");
+        return NULL;
+    }
+    Py_XSETREF(self->sink, sink == Py_None ? NULL : Py_NewRef(sink));
     Py_RETURN_NONE;
 }
 
@@ -389,7 +534,9 @@ static int parse_number(const char *p, const char *end, double *out, int *has_po
     while (q < end) {
         char ch = *q;
         if (ch >= '0' && ch <= '9') {
-            if (digits >= 17) return 0; /* too precise to convert exactly: let Python read it */
+            /* More digits than GRBL's read_float keeps (MAX_INT_DIGITS) or a Fanuc-style control accepts:
+               Python reads it as the controller does, or refuses it. */
+            if (digits >= 8) return 0;
             mant = mant * 10 + (uint64_t)(ch - '0');
             digits++;
             if (point) frac++;
@@ -420,34 +567,10 @@ static int word_index(char c) {
     }
 }
 
-static void arc_bounds(const double s[3], const double e[3], const double c[3], int a, int b, double r,
-                       double sweep, double lo[3], double hi[3]) {
-    for (int i = 0; i < 3; i++) {
-        lo[i] = s[i] < e[i] ? s[i] : e[i];
-        hi[i] = s[i] > e[i] ? s[i] : e[i];
-    }
-    double start_angle = atan2(s[b] - c[b], s[a] - c[a]);
-    int full = fabs(sweep) >= TWO_PI - 1e-12;
-    for (int k = 0; k < 4; k++) {
-        double cardinal = k * (M_PI / 2.0);
-        if (!full) {
-            double delta = sweep > 0 ? cardinal - start_angle : start_angle - cardinal;
-            delta = fmod(delta, TWO_PI);
-            if (delta < 0) delta += TWO_PI;
-            if (delta > fabs(sweep)) continue;
-        }
-        if (k == 0) { if (c[a] + r > hi[a]) hi[a] = c[a] + r; }
-        else if (k == 1) { if (c[b] + r > hi[b]) hi[b] = c[b] + r; }
-        else if (k == 2) { if (c[a] - r < lo[a]) lo[a] = c[a] - r; }
-        else { if (c[b] - r < lo[b]) lo[b] = c[b] - r; }
-    }
-}
-
-/* Try one line [p, eol). Returns 1 if it was clean and applied, 0 to hand it to Python, -1 on error. */
-static int fast_line(FastPath *self, const char *p, const char *eol, long line_no) {
-    double val[W_COUNT];
-    int have[W_COUNT] = {0};
-    int points[W_COUNT] = {0};
+/* The words of one line [p, eol), comments and spaces skipped as GRBL's reader skips them. Returns the count
+   of characters GRBL would keep, or -1 to hand the line to Python. */
+static long read_words(const char *p, const char *eol, double val[W_COUNT], int have[W_COUNT],
+                       int points[W_COUNT]) {
     long cleaned = 0;
     const char *q = p;
     while (q < eol) {
@@ -459,26 +582,35 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             const char *stop = eol;
             if (ch == '(') {
                 stop = memchr(q, ')', (size_t)(eol - q));
-                if (!stop) return 0;
+                if (!stop) return -1;
             }
             for (const char *c = q; c < stop; c++)
-                if ((unsigned char)*c >= 0x80 || *c == 0) return 0;
+                if ((unsigned char)*c >= 0x80 || *c == 0) return -1;
             q = ch == '(' ? stop + 1 : eol;
             continue;
         }
         if (ch >= 'a' && ch <= 'z') ch = (unsigned char)(ch - 'a' + 'A');
         int w = word_index((char)ch);
-        if (w < 0 || have[w]) return 0;
+        if (w < 0 || have[w]) return -1;
         q++;
         cleaned++;
         /* numbers may contain spaces in GRBL's reading only if stripped first: keep it simple, punt on them */
         int used = parse_number(q, eol, &val[w], &points[w]);
-        if (!used) return 0;
+        if (!used) return -1;
         cleaned += used;
         q += used;
         have[w] = 1;
     }
-    if (cleaned > self->line_buffer) return 0;
+    return cleaned;
+}
+
+/* Try one line [p, eol). Returns 1 if it was clean and applied, 0 to hand it to Python, -1 on error. */
+static int fast_line(FastPath *self, const char *p, const char *eol, long line_no) {
+    double val[W_COUNT];
+    int have[W_COUNT] = {0};
+    int points[W_COUNT] = {0};
+    long cleaned = read_words(p, eol, val, have, points);
+    if (cleaned < 0 || cleaned > self->line_buffer) return 0;
     if (!self->per_minute) return 0; /* G93/G95: F means something else; Python interprets */
     if (!cleaned) return 1; /* blank line */
     if (have[W_N] && (val[W_N] < 0 || val[W_N] > MAX_LINE_NUMBER)) return 0;
@@ -486,9 +618,10 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
     if (have[W_G]) {
         double g = val[W_G];
         if (g != 0.0 && g != 1.0 && g != 2.0 && g != 3.0) return 0;
-        motion = (int)g * 10;
+        motion = (int)g * 10; /* G0..G3 -> MOTION_RAPID..MOTION_ARC_CCW */
     }
-    if (motion != 0 && motion != 10 && motion != 20 && motion != 30) return 0;
+    if (motion != MOTION_RAPID && motion != MOTION_LINEAR && motion != MOTION_ARC_CW && motion != MOTION_ARC_CCW)
+        return 0;
     if (self->require_decimal) {
         for (int w = W_X; w <= W_R; w++)
             if (have[w] && !points[w]) return 0;
@@ -499,7 +632,7 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
         feed = val[W_F] * self->unit_scale;
     }
     int axis_words = have[W_X] || have[W_Y] || have[W_Z];
-    int arc = motion == 20 || motion == 30;
+    int arc = motion == MOTION_ARC_CW || motion == MOTION_ARC_CCW;
     int ijk = have[W_I] || have[W_J] || have[W_K];
     if ((ijk || have[W_R]) && !(arc && axis_words)) return 0; /* unused words: Python explains */
     if (ijk && have[W_R]) return 0;
@@ -520,8 +653,8 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
     }
     double lo[3], hi[3], center[3] = {0, 0, 0}, radius = 0, sweep = 0;
     int a = 0, b = 1, n = 2;
-    if (self->plane == 180) { a = 2; b = 0; n = 1; }
-    else if (self->plane == 190) { a = 1; b = 2; n = 0; }
+    if (self->plane == PLANE_ZX) { a = 2; b = 0; n = 1; }
+    else if (self->plane == PLANE_YZ) { a = 1; b = 2; n = 0; }
     if (arc) {
         static const int plane_word[3] = {W_X, W_Y, W_Z};
         if (!have[plane_word[a]] && !have[plane_word[b]]) return 0;
@@ -532,14 +665,8 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             double r = val[W_R] * self->unit_scale;
             if (target[0] == pos[0] && target[1] == pos[1] && target[2] == pos[2]) return 0;
             if (r == 0.0) return 0;
-            double h = 4.0 * r * r - x * x - y * y;
-            if (h < 0) return 0;
-            h = -sqrt(h) / hypot(x, y);
-            if (motion == 30) h = -h;
-            if (r < 0) { h = -h; r = -r; }
-            i_off = 0.5 * (x - y * h);
-            j_off = 0.5 * (y + x * h);
-            radius = r;
+            if (!arc_center_offset(x, y, r, motion == MOTION_ARC_CW, &i_off, &j_off)) return 0;
+            radius = fabs(r);
         } else {
             static const int off_word[3] = {W_I, W_J, W_K};
             if (!have[off_word[a]] && !have[off_word[b]]) return 0;
@@ -549,17 +676,15 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             radius = hypot(i_off, j_off);
             double target_r = hypot(x - i_off, y - j_off);
             double delta = fabs(target_r - radius);
-            if (delta > 0.005 && (delta > 0.5 || delta > 0.001 * radius)) return 0;
+            if (!(delta <= 0.005) && (delta > 0.5 || delta > 0.001 * radius)) return 0;
             if (radius == 0.0) return 0;
         }
         center[0] = pos[0]; center[1] = pos[1]; center[2] = pos[2];
         center[a] = pos[a] + i_off;
         center[b] = pos[b] + j_off;
-        double ra = pos[a] - center[a], rb = pos[b] - center[b];
-        double ta = target[a] - center[a], tb = target[b] - center[b];
-        sweep = atan2(ra * tb - rb * ta, ra * ta + rb * tb);
-        if (motion == 20) { if (sweep >= -ARC_EPS) sweep -= TWO_PI; }
-        else if (sweep <= ARC_EPS) sweep += TWO_PI;
+        sweep = arc_sweep(pos, target, center, a, b, motion == MOTION_ARC_CW);
+        /* Anything not finite (a huge radius, an overflowing centre) is Python's to explain. */
+        if (!isfinite(radius) || !isfinite(sweep) || !isfinite(center[a]) || !isfinite(center[b])) return 0;
         arc_bounds(pos, target, center, a, b, radius, sweep, lo, hi);
     } else {
         for (int i = 0; i < 3; i++) {
@@ -567,7 +692,7 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             hi[i] = self->pos[i] > target[i] ? self->pos[i] : target[i];
         }
     }
-    if (motion != 0) {
+    if (motion != MOTION_RAPID) {
         if (!self->spindle_on) return 0;
         if (feed > self->max_feed + ENV_EPS) return 0;
     }
@@ -589,8 +714,11 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             if (hi[i] > self->hi[i]) self->hi[i] = hi[i];
         }
     }
-    int kind = motion == 0 ? 0 : (arc ? 2 : 1);
+    int kind = motion == MOTION_RAPID ? 0 : (arc ? 2 : 1);
     if (est_add(self->est, kind, self->pos, target, feed, center, a, b, n, sweep, radius, 0.0, line_no) < 0)
+        return -1;
+    if (self->sink != NULL &&
+        tp_motion(self->sink, kind, self->pos, target, arc ? center : NULL, a, b, n, sweep, radius, line_no) < 0)
         return -1;
     memcpy(self->pos, target, sizeof target);
     self->motion = motion;
@@ -608,12 +736,24 @@ static PyObject *FastPath_run(FastPath *self, PyObject *args) {
     const char *end = base + buf.len;
     if (self->enabled) {
         while (p < end) {
+            /* Lines end as GRBL ends them: LF, CR or CR LF. A CR that ends the buffer is left to Python,
+               which knows whether an LF follows in the next chunk. */
             const char *eol = memchr(p, '\n', (size_t)(end - p));
-            if (!eol) break;
+            const char *cr = memchr(p, '\r', (size_t)((eol ? eol : end) - p));
+            const char *next;
+            if (cr) {
+                if (cr + 1 == end) break;
+                eol = cr;
+                next = cr[1] == '\n' ? cr + 2 : cr + 1;
+            } else if (eol) {
+                next = eol + 1;
+            } else {
+                break;
+            }
             int r = fast_line(self, p, eol, line_no + 1);
             if (r < 0) { PyBuffer_Release(&buf); return NULL; }
             if (r == 0) break;
-            p = eol + 1;
+            p = next;
             line_no++;
         }
     }
@@ -624,6 +764,7 @@ static PyObject *FastPath_run(FastPath *self, PyObject *args) {
 
 static PyMethodDef FastPath_methods[] = {
     {"sync", (PyCFunction)FastPath_sync, METH_VARARGS, "Load the modal state Python's interpreter holds."},
+    {"set_sink", (PyCFunction)FastPath_set_sink, METH_O, "Also hand every motion to this Toolpath (None: stop)."},
     {"state", (PyCFunction)FastPath_state, METH_NOARGS, "(position, motion, feed) after fast lines."},
     {"bounds", (PyCFunction)FastPath_bounds, METH_NOARGS, "Bounds of the motions the fast path ran, or None."},
     {"run", (PyCFunction)FastPath_run, METH_VARARGS,
@@ -645,12 +786,20 @@ static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_fastcheck",
                                        "Fast path of the labbridge safety gate.", -1, NULL};
 
 PyMODINIT_FUNC PyInit__fastcheck(void) {
-    if (PyType_Ready(&EstimatorType) < 0 || PyType_Ready(&FastPathType) < 0) return NULL;
+    if (PyType_Ready(&EstimatorType) < 0 || PyType_Ready(&FastPathType) < 0 || PyType_Ready(&ToolpathType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     Py_INCREF(&EstimatorType);
     PyModule_AddObject(m, "Estimator", (PyObject *)&EstimatorType);
     Py_INCREF(&FastPathType);
     PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType);
+    Py_INCREF(&ToolpathType);
+    PyModule_AddObject(m, "Toolpath", (PyObject *)&ToolpathType);
+    static const struct { const char *name; long value; } constants[] = {
+        {"MOTION_RAPID", MOTION_RAPID}, {"MOTION_LINEAR", MOTION_LINEAR}, {"MOTION_ARC_CW", MOTION_ARC_CW},
+        {"MOTION_ARC_CCW", MOTION_ARC_CCW}, {"PLANE_XY", PLANE_XY}, {"PLANE_ZX", PLANE_ZX}, {"PLANE_YZ", PLANE_YZ}};
+    for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
+        if (PyModule_AddIntConstant(m, constants[i].name, constants[i].value) < 0) { Py_DECREF(m); return NULL; }
     return m;
 }

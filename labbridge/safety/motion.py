@@ -21,8 +21,8 @@ class Motion:
     start: Vec
     end: Vec
     feed: float = 0.0  # mm/min for feed, arc and probe; 0 for traverse and dwell
-    # Arcs only: centre (machine coords), plane axes (a, b, normal) as indices into Vec,
-    # direction and the angle swept in radians (positive, includes full turns).
+    # Arcs only: centre (machine coords), plane axes (a, b, normal) as indices into Vec, direction, and the
+    # signed angle swept in radians (negative clockwise, magnitude up to 2*pi): see safety.geometry.
     center: Vec | None = None
     plane: tuple[int, int, int] = (0, 1, 2)
     clockwise: bool = False

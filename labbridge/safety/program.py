@@ -8,27 +8,32 @@ text get a diagnostic, never a traceback.
 from __future__ import annotations
 
 import io
+import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from labbridge.config import Machine
 from labbridge.errors import ProgramReadError
 from labbridge.safety.checks import MotionChecker
 from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.estimate import CompiledEstimator, Estimator
+from labbridge.safety.source import ProgramSource
 
 try:  # the C fast path; labbridge works without it, only slower
     from labbridge.safety import _fastcheck
 except ImportError:  # pragma: no cover - exercised where no compiler was available
     _fastcheck = None  # type: ignore[assignment]
 
-CHUNK_BYTES = 1 << 20
 from labbridge.safety.interpreter import Interpreter
-from labbridge.safety.motion import Vec
+from labbridge.safety.modal import MM_PER_INCH, Distance, FeedMode, Spindle, Units
+from labbridge.safety.motion import Motion, Vec
 
+CHUNK_BYTES = 1 << 20
+_LINE_END = re.compile(rb"\r\n?|\n")
 MAX_DIAGNOSTICS = 1000
 MAX_BINARY_LINES = 5  # after this many unreadable lines the file is judged binary and reading stops
 MAX_LINE_BYTES = 64 * 1024
@@ -81,6 +86,11 @@ class Report:
         return best
 
 
+def _finite(m: Motion) -> bool:
+    values = (*m.start, *m.end, m.feed, m.sweep, m.radius, m.seconds, *(m.center or ()))
+    return all(math.isfinite(v) for v in values)
+
+
 def _decode(raw: bytes) -> tuple[str | None, str | None]:
     """One line of bytes as text, or the reason it is not text."""
     if b"\x00" in raw:
@@ -121,6 +131,13 @@ class ProgramChecker:
         self._spindle_on = False
         self.unreadable_lines = 0
         self.interpreted_lines = 0  # lines the Python interpreter read (the rest went through the C fast path)
+        self.sink: Any = None  # the dashboard's toolpath builder, when one is attached
+
+    def attach_sink(self, sink: Any) -> None:
+        """Also hand every motion to ``sink`` (labbridge.safety.toolpath.Sink), flagged if its line has an error."""
+        self.sink = sink
+        if self.fast is not None:
+            self.fast.set_sink(sink.native)
 
     def add(self, diagnostic: Diagnostic) -> None:
         report = self.report
@@ -145,6 +162,8 @@ class ProgramChecker:
             self.add(Diagnostic(number, "warning", "after-end", f"this block comes after the program end on line "
                                 f"{self.ended_at}: Fanuc-style controls stop at M30, GRBL runs on; remove these "
                                 "lines or move M2/M30 to the end"))
+        if result.sync:
+            self.estimator.flush()  # the controller lets the machine stop before this block acts
         if result.motions:
             if result.spindle_on != self._spindle_on:
                 self.checker.spindle_changed(result.spindle_on)
@@ -153,17 +172,25 @@ class ProgramChecker:
             g92 = interp.g92
             work = (wcs[0] + g92[0], wcs[1] + g92[1], wcs[2] + g92[2] + interp.tlo)
             for m in result.motions:
+                if not _finite(m):
+                    # Defence in depth: every path to a non-finite motion is refused with its own diagnostic
+                    # before it gets here; should one slip through, it never reaches the bounds or the JSON.
+                    diags.append(Diagnostic(number, "error", "invalid-value", "this block's motion is not a finite "
+                                            "number (a value too large or an impossible geometry): check its words"))
+                    break
                 self.checker.check(m, result.spindle_on, work, diags)
                 self.estimator.add(m)
         elif result.spindle_on != self._spindle_on:
             self.checker.spindle_changed(result.spindle_on)
             self._spindle_on = result.spindle_on
-        if result.stop:
-            self.estimator.flush()
+        if result.stop or result.program_end:
+            self.estimator.flush()  # M0, M2, M30: the machine stops after this block
         if result.program_end and self.ended_at is None:
             self.ended_at = number
         for d in diags:
             self.add(d)
+        if self.sink is not None and result.motions:
+            self.sink.motions(result.motions, any(d.severity == "error" for d in diags))
 
     # -- the C fast path shares the modal state with the interpreter --------------------------------
     def to_fast(self) -> None:
@@ -176,8 +203,8 @@ class ProgramChecker:
         wcs, g92 = interp.wcs[m.wcs], interp.g92
         offset = (wcs[0] + g92[0], wcs[1] + g92[1], wcs[2] + g92[2] + interp.tlo)
         fast.sync(
-            tuple(interp.position), offset, 25.4 if m.units == 200 else 1.0, m.distance == 900, m.motion, m.plane,
-            m.feed_mode == 940, m.feed, m.spindle in (3, 4),
+            tuple(interp.position), offset, MM_PER_INCH if m.units == Units.INCH else 1.0, m.distance == Distance.ABSOLUTE,
+            m.motion, m.plane, m.feed_mode == FeedMode.PER_MINUTE, m.feed, m.spindle in (Spindle.CW, Spindle.CCW),
             self._fast_allowed and self.ended_at is None,
         )
 
@@ -200,7 +227,9 @@ class ProgramChecker:
             self.line(number, text)  # type: ignore[arg-type]
 
     def read(self, stream: BinaryIO) -> None:
-        """Check every line of a binary stream: plain lines in C when it can, the rest in Python."""
+        """Check every line of a binary stream: plain lines in C when it can, the rest in Python.
+
+        Lines end as GRBL ends them: at LF, at CR, or at CR LF (see lexer.split_lines)."""
         fast_path = self.fast
         number = 0
         pending = b""
@@ -208,16 +237,16 @@ class ProgramChecker:
         while self.unreadable_lines < MAX_BINARY_LINES:
             chunk = stream.read(CHUNK_BYTES)
             buf = pending + chunk
-            if not chunk and buf and not buf.endswith(b"\n"):
-                buf += b"\n"  # the last line may lack its newline
+            if not chunk and buf and not buf.endswith((b"\n", b"\r")):
+                buf += b"\n"  # the last line may lack its line end
             pos = 0
             while self.unreadable_lines < MAX_BINARY_LINES:
                 if skipping_long_line:
-                    nl = buf.find(b"\n", pos)
-                    if nl < 0:
+                    eol = _LINE_END.search(buf, pos)
+                    if eol is None:
                         pos = len(buf)
                         break
-                    pos, skipping_long_line = nl + 1, False
+                    pos, skipping_long_line = eol.end(), False
                     continue
                 if fast_path is not None:
                     new_pos, new_number = fast_path.run(buf, pos, number)
@@ -225,15 +254,19 @@ class ProgramChecker:
                         self.report.lines = number = new_number
                         pos = new_pos
                         self.from_fast()
-                nl = buf.find(b"\n", pos)
-                if nl < 0:
-                    break
+                eol = _LINE_END.search(buf, pos)
+                if eol is None or (eol.end() == len(buf) and buf[-1:] == b"\r" and chunk):
+                    break  # no line end yet, or a CR whose LF may start the next chunk
                 number += 1
                 self.interpreted_lines += 1
-                self.raw_line(number, buf[pos:nl + 1])
+                self.raw_line(number, buf[pos:eol.start()])
                 self.to_fast()
-                pos = nl + 1
+                pos = eol.end()
             pending = buf[pos:]
+            if len(pending) > MAX_LINE_BYTES and number == 0:
+                self.unreadable(1, f"no line end in the first {MAX_LINE_BYTES // 1024} KiB: this is binary "
+                                "data, not a G-code text file (reading stopped)")
+                return
             if len(pending) > MAX_LINE_BYTES:
                 number += 1
                 self.unreadable(number, f"line is longer than {MAX_LINE_BYTES // 1024} KiB: this is not a G-code "
@@ -292,22 +325,13 @@ def check_program(
     if isinstance(source, bytes):
         return check_stream(io.BytesIO(source), mid, machine, program_name or "<program>", work_offsets, start)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        name = program_name or str(source)
-        try:
-            with path.open("rb") as fh:
-                return check_stream(fh, mid, machine, name, work_offsets, start)  # type: ignore[arg-type]
-        except FileNotFoundError:
-            raise ProgramReadError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise ProgramReadError(f"{path}: is a directory, not a program file") from None
-        except PermissionError:
-            raise ProgramReadError(f"{path}: permission denied") from None
-        except OSError as exc:
-            raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        # Opened without blocking and read with a size limit: a FIFO or /dev/zero never hangs the gate.
+        with ProgramSource(source) as stream:
+            return check_stream(stream, mid, machine, program_name or str(source),  # type: ignore[arg-type]
+                                work_offsets, start)
     pc = ProgramChecker(mid, machine, program_name or "<program>", work_offsets, start, fast=False)
     for number, text in enumerate(source, 1):
-        pc.line(number, text.rstrip("\r\n"))
+        pc.line(number, text.rstrip("\r\n"))  # one line each: split them with lexer.split_lines
     return pc.finish()
 
 

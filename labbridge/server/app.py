@@ -31,12 +31,14 @@ from labbridge.server.limits import BodyLimit
 from labbridge.log import get_logger
 from labbridge.server.api import auth as api_auth, machines as api_machines, programs as api_programs, queue as api_queue, ws as api_ws
 from labbridge.server.api import commands as api_commands
+from labbridge.server.api import dry_run as api_dry_run
 from labbridge.server.api.deps import Context, ServerSettings, require
 from labbridge.server.auth import Action, Auth, Principal
 from labbridge.server.hub import Hub
 from labbridge.server.lab import Lab
 from labbridge.server.schemas import Health, ServerStats
 from labbridge.server.store import Store
+from labbridge.server.twins import DryRuns
 
 STATIC_DIR = Path(__file__).parent / "static"
 SWAGGER_DIR = STATIC_DIR / "node_modules" / "swagger-ui-dist"
@@ -84,6 +86,7 @@ def build_context(settings: ServerSettings, hasher: Any = None) -> Context:
               sim_options=settings.sim_options, poll_hz=settings.poll_hz)
     hub = Hub(max_rate=settings.ws_max_rate, heartbeat=settings.ws_heartbeat)
     ctx = Context(settings, store, auth, lab, hub, admin_password)
+    ctx.dry_runs = DryRuns(lab, store, hub, settings.twins, settings.sim_options)
 
     def job_finished(machine: str, entry_id: int | None, outcome: str, message: str) -> None:
         hub.broadcast({"type": "job", "machine": machine, "entry": entry_id, "outcome": outcome,
@@ -108,6 +111,8 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         context.hub.start(context.lab.states())
         server_storage.watch(context)
         await context.lab.start()
+        for service in context.services:
+            await service.start()
         if settings.freeze_gc:
             # Everything loaded so far lives as long as the server: move it out of the collector's sight so
             # that full collections stay short and do not stall the websocket fan-out (the CLI's choice;
@@ -118,7 +123,10 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
         try:
             yield
         finally:
+            for service in reversed(context.services):
+                await service.stop()
             await context.hub.stop()
+            await context.dry_runs.stop()
             await context.lab.stop()
             context.store.close()
 
@@ -138,6 +146,10 @@ def create_app(settings: ServerSettings, ctx: Context | None = None) -> FastAPI:
     validation.install(app)
     app.include_router(api_queue.jobs_router)
     app.include_router(api_commands.router)
+    for service in context.services:
+        if getattr(service, "router", None) is not None:
+            app.include_router(service.router)
+    app.include_router(api_dry_run.router)
 
     @app.get("/api/health", tags=["server"], response_model=Health, summary="Liveness (no details without a token)")
     def health() -> dict[str, Any]:

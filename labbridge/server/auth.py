@@ -58,15 +58,16 @@ class Action(str, Enum):
     RECORDS = "records"  # program texts, queue notes, job records (not for viewers: live state only)
     STORAGE = "storage"  # see whether the data dir can be written
     SHARE = "share"  # make and revoke view-only share links
+    DRY_RUN = "dry_run"  # rehearse a queued program on the machine's digital twin (nothing moves)
 
 
 _STOP = {Action.VIEW, Action.HOLD, Action.CANCEL, Action.RECORDS}
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.VIEW}),
     Role.TRAINER: frozenset(_STOP | {Action.PROGRAM_UPLOAD, Action.PROGRAM_CHECK, Action.QUEUE_SUBMIT,
-                                     Action.QUEUE_REMOVE}),
+                                     Action.QUEUE_REMOVE, Action.DRY_RUN}),
     Role.OPERATOR: frozenset(_STOP | {Action.PROGRAM_UPLOAD, Action.PROGRAM_CHECK, Action.QUEUE_SUBMIT,
-                                      Action.QUEUE_REMOVE, Action.JOB_START, Action.JOB_RESUME, Action.HOME,
+                                      Action.QUEUE_REMOVE, Action.DRY_RUN, Action.JOB_START, Action.JOB_RESUME, Action.HOME,
                                       Action.UNLOCK, Action.JOG, Action.OVERRIDE, Action.RESET,
                                       Action.STORAGE, Action.SHARE}),
     Role.TECHNICIAN: frozenset(_STOP | {Action.DIAGNOSTICS, Action.SETTINGS_READ, Action.SETTINGS_WRITE,

@@ -72,6 +72,7 @@ class MachineRuntime:
     supervisor: asyncio.Task[None] | None = None
     stats: ConnectionStats = field(default_factory=ConnectionStats)
     unsubscribe: Any = None
+    lock: Any = None  # this server's claim on the machine (streaming.ownership.MachineLock)
 
     @property
     def active_runner(self) -> Any:
@@ -144,6 +145,9 @@ class Lab:
         return create_driver(machine_id, machine)
 
     async def start(self) -> None:
+        from labbridge.server.recovery import recover_interrupted
+
+        recover_interrupted(self)  # jobs a crash left running become interrupted; machines show them
         for runtime in self.machines.values():
             if runtime.driver is not None:
                 runtime.supervisor = asyncio.get_running_loop().create_task(
@@ -177,12 +181,38 @@ class Lab:
                     await _maybe_await(runtime.sim.close())
                 except Exception as exc:
                     log.warning("simulator close failed", machine=runtime.machine_id, error=str(exc))
+            if runtime.lock is not None:
+                runtime.lock.release()
+
+    def _claim(self, runtime: MachineRuntime) -> bool:
+        """Own the machine before touching its port; a machine another process owns is left alone."""
+        if self.demo or self.data_dir is None:
+            return True  # simulated machines are this process's own
+        from labbridge.streaming.ownership import MachineBusy, MachineLock
+
+        if runtime.lock is None:
+            conn = runtime.config.connection
+            port = conn.serial.port if conn.serial else conn.dnc.port if conn.dnc else None
+            runtime.lock = MachineLock(self.data_dir, runtime.machine_id, port)
+        if runtime.lock.held:
+            return True
+        try:
+            runtime.lock.take()
+        except MachineBusy as exc:
+            runtime.state.mark_disconnected(f"{exc}; the server connects when it ends")
+            runtime.stats.last_error = str(exc)
+            log.info("machine owned elsewhere", machine=runtime.machine_id, owner=str(exc))
+            return False
+        return True
 
     async def _supervise(self, runtime: MachineRuntime) -> None:
         assert runtime.driver is not None
         delay = 1.0
         stats = runtime.stats
         while not self._stopping:
+            if not self._claim(runtime):
+                await asyncio.sleep(min(2.0, self.retry_max))  # the owner's run may end any moment
+                continue
             stats.attempts += 1
             stats.last_attempt = time.time()
             try:
@@ -371,54 +401,45 @@ class Lab:
         return runtime.job_task is not None and not runtime.job_task.done()
 
     async def start_job(self, machine_id: str, program_path: Path, program_name: str, user: str,
-                        entry_id: int | None = None) -> str | None:
-        """Start a checked program; raises InterlockError or CommandError when it may not start."""
+                        entry_id: int | None = None, from_line: int | None = None) -> str | None:
+        """Start a checked program (at ``from_line``: resumed); raises InterlockError or CommandError."""
         runtime = self.runtime(machine_id)
         driver = self._connected_driver(runtime)
         if self.job_running(machine_id):
             raise InterlockError("busy", f"{machine_id} is already running a job; wait for it or cancel it")
-        if runtime.config.controller != "grbl":
+        if runtime.config.controller == "grbl":
+            from labbridge.streaming.runner import JobRunner
+
+            runner: Any = JobRunner(driver, machine_id, runtime.config, self.job_store(), user=user)
+        else:
             if not isinstance(driver, Streams) or runtime.config.connection.dnc is None:
                 raise CommandError(f"{machine_id}: no DNC link configured (connection.dnc); programs cannot be sent")
             from labbridge.streaming.dnc_runner import DncRunner
 
-            dnc = DncRunner(driver, machine_id, user=user)
-            job = await dnc.start(program_path, program_name=program_name)
-            runtime.runner = dnc
-            runtime.queue_entry = entry_id
-            runtime.job_task = asyncio.get_running_loop().create_task(
-                self._watch_job(runtime, dnc, entry_id), name=f"job-{machine_id}")
-            return job.id
-        try:
-            from labbridge.streaming.runner import JobRunner
-        except ImportError as exc:
-            raise CommandError(f"the job runner is not available in this build ({exc})") from None
-        runner = JobRunner(driver, machine_id, runtime.config, self.job_store(), user=user)
-        job = await runner.start(str(program_path), program_name=program_name)
+            runner = DncRunner(driver, machine_id, runtime.config, self.job_store(), user=user,
+                               port=driver.dnc_port())
+        job = await runner.start(str(program_path), program_name=program_name,
+                                 **({"from_line": from_line} if from_line else {}))
         runtime.runner = runner
         runtime.queue_entry = entry_id
         runtime.job_task = asyncio.get_running_loop().create_task(
             self._watch_job(runtime, runner, entry_id), name=f"job-{machine_id}"
         )
-        return str(getattr(job, "id", job))
+        return job.id
 
     def job_store(self) -> Any:
-        """The job runner's record of every job (shares the server's SQLite file); None if not available."""
+        """The record of every job, GRBL and DNC alike (shares the server's SQLite file)."""
         if self._job_store is None:
-            try:
-                from labbridge.streaming.runner import JobStore
-            except ImportError:
-                return None
+            from labbridge.streaming.records import JobStore
+
             self._job_store = JobStore(self.store.path)
         return self._job_store
 
     async def _watch_job(self, runtime: MachineRuntime, runner: Any, entry_id: int | None) -> None:
-        outcome, message = "done", ""
+        outcome, message = "failed", ""
         try:
-            job = await _maybe_await(runner.wait())
-            state = getattr(job, "state", None)
-            outcome = str(getattr(state, "value", state) or "done")
-            message = str(getattr(job, "message", "") or "")
+            job = await runner.wait()
+            outcome, message = job.state.value, job.message
         except asyncio.CancelledError:
             outcome, message = "interrupted", "server stopped"
             raise

@@ -1,6 +1,6 @@
 """What the web server keeps across restarts: users, tokens, programs, the queue, the audit log.
 
-One SQLite file (``<data_dir>/labbridge.sqlite``), shared with the job store. Every
+One SQLite file (:func:`labbridge.config.database_path`), shared with the job store. Every
 table here has a name of its own so that the job store's tables never collide.
 Programs are stored by the SHA-256 of their bytes, so a queued job names the exact
 bytes that were checked.
@@ -17,14 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labbridge.config import database_path
 from labbridge.durable import Database, StorageFull, StorageStatus, storage_problem
-
-DB_NAME = "labbridge.sqlite"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS web_users (
@@ -163,7 +164,7 @@ class Store:
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir)
         private_dir(self.data_dir)
-        self.path = self.data_dir / DB_NAME
+        self.path = database_path(self.data_dir)
         self.programs_dir = self.data_dir / "programs"
         private_dir(self.programs_dir)
         private_file(self.path)
@@ -175,6 +176,8 @@ class Store:
         self._users: dict[str, tuple[dict[str, Any], float]] = {}
         self._queue: dict[int, dict[str, Any]] = {}
         self._waiting: dict[tuple[str, str | int], int] = {}
+        self.audit_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Told of every audit entry as it is made (the fleet link forwards them); must not block."""
 
     def close(self) -> None:
         self.db.close()
@@ -363,7 +366,7 @@ class Store:
             data = self.program_bytes(digest)
             if data is None:
                 raise KeyError(digest)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")  # two threads may write it at once
             try:
                 tmp.write_bytes(data)
                 tmp.replace(path)
@@ -446,6 +449,11 @@ class Store:
         """One audit row (never waits for the disk). Rows with an ``agg_key`` are one row per key: a later
         call replaces its count and detail (repeated failed sign-ins from one source in one minute)."""
         now = time.time()
+        if agg_key is None or count == 1:  # an aggregated row is told once, when it starts
+            entry = {"time": now, "username": username, "machine": machine, "action": action,
+                     "outcome": outcome, "detail": detail[:2000]}
+            for listener in list(self.audit_listeners):
+                listener(entry)
         if agg_key is None:
             self.db.write(("INSERT INTO web_audit(time, username, machine, action, outcome, detail) "
                            "VALUES (?,?,?,?,?,?)", (now, username, machine, action, outcome, detail[:2000])),

@@ -7,7 +7,9 @@ PLC conventions, OPC 40501/40502), not labbridge's model of them.
 Import rule: nothing outside ``labbridge.sim``, ``labbridge.cli`` and the tests
 imports this package. The server receives :func:`start_simulator` from the CLI
 (``serve --demo``) as a plain callable, so the drivers and the server stay
-ignorant of simulators.
+ignorant of simulators. The simulators themselves may import anything below the
+server (config, model, protocols, safety, and ``drivers.field_map`` for the
+machine's own Modbus map), never the server or the CLI.
 """
 
 from __future__ import annotations

@@ -1,102 +1,155 @@
-"""Jobs on Fanuc-style machines: the checked program goes out as a DNC tape, progress goes to MachineState.
+"""The job runner for Fanuc-style machines: the checked program goes out as a DNC tape.
 
 The control reads the tape at its own pace (DC1/DC3), so a job here is the tape
-transfer: ``hold`` asks the control to feed-hold through whatever stop action its
-Modbus map declares, ``cancel`` stops the tape (the control then runs out of
-blocks; the operator resets it at the panel, which the message says). It offers
-the same ``start/wait/hold/resume/cancel`` surface as the GRBL job runner so the
-lab and the dashboard treat both alike.
+transfer, recorded in the same :class:`~labbridge.streaming.job.Job` and the same
+job store as a GRBL job, with the same states and event names. ``hold`` asks the
+control to feed-hold through whatever stop action its Modbus map declares;
+``resume`` is cycle start at the control's panel (the job shows ``running`` again
+when the control's state does); ``cancel`` stops the tape (the control then runs
+out of blocks; the operator resets it at the panel, which the message says).
+
+``driver`` may be None (``labbridge stream`` sends a tape without a status link):
+then there is no remote hold and the machine's state is the runner's own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-import secrets
-import time
 from pathlib import Path
 from typing import Any
 
-from labbridge.errors import LabbridgeError
-from labbridge.log import get_logger
-from labbridge.model import JobProgress
+from labbridge.config import Machine
+from labbridge.errors import ConnectionLost, InterlockError, LabbridgeError
+from labbridge.model import MachineState, Status
+from labbridge.streaming.base import JobRunnerBase, ProgressCallback, read_program
+from labbridge.streaming.dnc_transfer import Tape, prepare_tape, send_tape
+from labbridge.streaming.job import Job, JobState
+from labbridge.streaming.records import JobStore
 
 
-@dataclasses.dataclass
-class DncJob:
-    id: str
-    state: str = "running"
-    message: str = ""
+class DncRunner(JobRunnerBase):
+    """Runs one tape at a time to one Fanuc-style machine (see the module notes). ``port`` overrides
+    the config's DNC port."""
 
+    protocol = "dnc"
 
-class DncRunner:
-    def __init__(self, driver: Any, machine_id: str, user: str | None = None) -> None:
-        self.driver = driver
-        self.machine_id = machine_id
-        self.user = user
-        self.job: DncJob | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.log = get_logger(machine=machine_id, user=user)
+    def __init__(self, driver: Any, machine_id: str, machine: Machine, store: JobStore | None = None, *,
+                 user: str | None = None, port: str | None = None, **options: Any) -> None:
+        super().__init__(driver, machine_id, machine, store, user=user, **options)
+        self.port = port
+        self._own_state = MachineState(machine_id) if driver is None else None
+        self._cancel_requested = False
+        self._unwatch: Any = None
+        self._stopped_since_hold = False
 
     @property
-    def state(self) -> Any:
-        return self.driver.state
+    def state(self) -> MachineState:
+        return self._own_state if self._own_state is not None else self.driver.state
 
-    async def start(self, program_path: str | Path, *, program_name: str | None = None) -> DncJob:
+    async def start(self, program_path: str | Path, *, check_mode: bool = False, from_line: int | None = None,
+                    on_progress: ProgressCallback | None = None, program_name: str | None = None,
+                    data: bytes | None = None) -> Job:
+        """Check and frame the program, then start sending; returns the job once the tape may go out.
+
+        Raises InterlockError (another job runs; nothing recorded), GateRejected (recorded as
+        failed, nothing sent), ProgramReadError, ConfigError (no DNC link), LabbridgeError for
+        GRBL-only options.
+        """
+        if check_mode:
+            raise LabbridgeError(f"{self.machine_id}: check mode is GRBL's $C; a Fanuc-style control has none")
+        if from_line is not None:
+            raise LabbridgeError(f"{self.machine_id}: resuming from a line is not offered for DNC tapes; "
+                                 "search for the block at the control instead")
+        busy = self._other_runner() if not self.running else f"job {self.job.id if self.job else '?'}"
+        if busy is not None:
+            raise InterlockError("busy", f"{self.machine_id} is busy with {busy}; wait for it to end or cancel it")
         path = Path(program_path)
-        lines = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-        self.job = DncJob(f"dnc-{secrets.token_hex(4)}")
-        self.log = get_logger(machine=self.machine_id, job=self.job.id, user=self.user)
-        self.state.update(program_name=program_name or path.name, job=JobProgress(
-            self.job.id, program_name or path.name, "running", lines_total=lines, started_at=time.time(),
-            message="waiting for the control to read the tape (press cycle start in tape mode)"))
-        self.log.info("dnc job started", program=program_name or path.name, lines=lines)
-        self._task = asyncio.get_running_loop().create_task(self._run(path), name=f"dnc-{self.machine_id}")
-        return self.job
-
-    def _progress(self, p: Any) -> None:
-        current = self.state.job
-        if current is None or self.job is None or current.job_id != self.job.id:
-            return
-        self.state.update(job=dataclasses.replace(
-            current, lines_acked=p.lines_acked, lines_total=p.lines_total or current.lines_total,
-            line_number=p.line_number, message=p.state))
-
-    async def _run(self, path: Path) -> None:
-        assert self.job is not None
+        data = read_program(path) if data is None else data
+        name = program_name or path.name
+        job = self._create_job(path, data, name)
         try:
-            result = await self.driver.stream(path, on_progress=self._progress)
-            self.job.state = "completed"
-            self.job.message = f"tape sent: {result.blocks_sent} blocks in {result.seconds:.0f} s"
-        except asyncio.CancelledError:
-            self.job.state = "cancelled"
-            self.job.message = "tape stopped; reset the control at its panel before the next job"
-        except LabbridgeError as exc:
-            self.job.state = "failed"
-            self.job.message = str(exc)
-        finally:
-            current = self.state.job
-            if current is not None and current.job_id == self.job.id:
-                self.state.update(job=dataclasses.replace(current, state=self.job.state, message=self.job.message))
-            self.log.info("dnc job ended", outcome=self.job.state, detail=self.job.message)
+            tape = await prepare_tape(self.machine_id, self.machine, path, data=data, program_name=name, log=self.log)
+        except BaseException as exc:
+            self._release()
+            self._finish(JobState.FAILED, message=str(exc))
+            raise
+        self._event("gate_checked", ok=True, errors=0, warnings=len(tape.report.warnings))
+        self.state.update(program_name=name)
+        self._begin(len(tape.program.blocks), tape.report.estimated_seconds, on_progress,
+                    message="waiting for the control to read the tape (press cycle start in tape mode)",
+                    port=self.port or tape.settings.port)
+        self._unwatch = self.state.subscribe(self._on_state)
+        self._task = asyncio.get_running_loop().create_task(self._run(tape), name=f"dnc-{job.id}")
+        return job
 
-    async def wait(self) -> DncJob:
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._task)
-        assert self.job is not None
-        return self.job
+    async def _run(self, tape: Tape) -> None:
+        job = self.job
+        assert job is not None
+        try:
+            result = await send_tape(tape, port=self.port, job=job, on_progress=self._progress, log=self.log)
+            self._finish(JobState.COMPLETED, message=f"all {result.blocks_sent} blocks read by the control in "
+                         f"{result.seconds:.0f} s")
+        except asyncio.CancelledError:
+            if self._cancel_requested:
+                self._finish(JobState.CANCELLED, message=f"tape stopped {self._where()}; reset the control at its "
+                             "panel before the next job")
+            else:
+                self._finish(JobState.INTERRUPTED, message="the job runner was stopped (server shutdown)")
+            raise
+        except ConnectionLost as exc:
+            job.error_code, job.error_message = "disconnected", str(exc)
+            self._finish(JobState.INTERRUPTED, message=f"connection lost ({exc}); the control read the tape up to "
+                         f"{self._where()}: check the part before sending it again")
+        except LabbridgeError as exc:
+            job.error_code, job.error_message = type(exc).__name__, str(exc)
+            self._finish(JobState.FAILED, message=str(exc))
+        except Exception as exc:  # never leave a job 'running' in the record
+            self.log.exception("job_runner_failed")
+            self._finish(JobState.FAILED, message=f"labbridge stopped the job: {exc}")
+        finally:
+            if self._unwatch is not None:
+                self._unwatch()
+            self._release()
+
+    def _where(self) -> str:
+        line = self.job.last_acked_line if self.job else None
+        return f"after line {line}" if line else "before the first block"
+
+    def _progress(self, job: Job) -> None:
+        self._save()
+        self._publish()
+
+    def _on_state(self, state: MachineState, fields: frozenset[str]) -> None:
+        """The control resumed at its panel after a hold: the record follows its state."""
+        if "state" not in fields or self.job is None or self.job.state != JobState.HOLDING:
+            return
+        if state.state != Status.RUN:
+            self._stopped_since_hold = True  # a report from before the hold took effect is not a resume
+        elif self._stopped_since_hold:
+            self._set_holding(False, by="cycle start at the control")
 
     async def hold(self) -> None:
+        """Feed hold through the control's declared stop register; the tape waits for the control."""
+        if self.driver is None:
+            raise LabbridgeError(f"{self.machine_id}: no status link to hold through; use FEED HOLD on the control")
         await self.driver.feed_hold()
+        if self.running and self.job is not None:
+            self._stopped_since_hold = False
+            self._set_holding(True, last_acked_line=self.job.last_acked_line)
 
     async def resume(self) -> None:
         raise LabbridgeError(f"{self.machine_id}: resume a Fanuc-style control with cycle start on its panel")
 
-    async def cancel(self) -> DncJob | None:
-        if self._task is not None and not self._task.done():
-            with contextlib.suppress(LabbridgeError):
+    async def cancel(self) -> Job | None:
+        """Feed hold (where possible), stop the tape; returns the ended job."""
+        if not self.running:
+            return self.job
+        self._cancel_requested = True
+        if self.driver is not None:
+            try:
                 await self.driver.feed_hold()
-            self._task.cancel()
-        return await self.wait() if self.job else None
+            except LabbridgeError as exc:
+                self._event("feed_hold_failed", level="warning", reason=str(exc))
+        assert self._task is not None
+        self._task.cancel()
+        return await self.wait()

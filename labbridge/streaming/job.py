@@ -4,6 +4,10 @@ One record per start of a program on a machine. It names the exact bytes that
 were checked (SHA-256), counts lines sent and acknowledged, and, when a job does
 not complete, says why in the controller's own words plus their meaning and the
 program line they refer to. The CLI and the web server read the same records.
+
+GRBL jobs (streamed line by line) and DNC jobs (a tape the control reads at its
+own pace) share this record and these state words; ``protocol`` says which. For a
+DNC tape "acknowledged" means read by the control: the tape has no ``ok``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import Any
 
 
 class JobState(Enum):
-    """Where a job is in its life; the last four are final."""
+    """Where a job is in its life; the last four are final. The one vocabulary of every job, queue entry
+    and dashboard message: a job ends ``completed``, ``failed``, ``cancelled`` or ``interrupted``."""
 
     QUEUED = "queued"
     CHECKING = "checking"
@@ -70,6 +75,11 @@ class Job:
     ended_at: float | None = None
     estimated_seconds: float | None = None
     eta_seconds: float | None = None
+    protocol: str = "grbl"  # "grbl": streamed line by line; "dnc": sent as a tape
+    last_sent_line: int | None = None  # program line of the last line written to the controller
+    executed_line: int | None = None  # program line the machine really reached (its position, or Ln:)
+    owner: str | None = None  # the process running the job: "pid:start-ticks@host" (see streaming.recovery)
+    updated_at: float | None = None  # last time the record was written (a heartbeat while the job runs)
 
     @property
     def job_id(self) -> str:

@@ -1,8 +1,11 @@
 """Job records and their event history in SQLite, so a crash or a lost cable leaves an honest trace.
 
-The file is shared with the web server's own tables (``web_*``); this store owns
-``jobs`` and ``job_events`` only. One connection per store, WAL mode and a busy
-timeout, so the CLI and the server can both write the same file.
+GRBL and DNC jobs alike (the record's ``protocol`` says which). The file
+(:func:`labbridge.config.database_path`) is shared with the web server's own
+tables (``web_*``); this store owns ``jobs`` and ``job_events`` only. One
+connection per store, WAL mode and a busy timeout, so the CLI and the server can
+both write the same file. A database written by an older labbridge gets the
+columns added since (never dropped or renamed).
 
 A job's record never waits for the disk (a hold must not): saves and events go
 through :class:`labbridge.durable.Database` without waiting, are written at once
@@ -20,13 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labbridge.config import DATA_DIR_ENV, DB_NAME, database_path
 from labbridge.durable import Database
 from labbridge.errors import ConfigError
 from labbridge.streaming.job import Job, JobState
-
-DB_NAME = "labbridge.sqlite"
-DATA_DIR_ENV = "LABBRIDGE_DATA_DIR"
-DEFAULT_DATA_DIR = Path("data")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -52,7 +52,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at REAL,
     ended_at REAL,
     estimated_seconds REAL,
-    eta_seconds REAL
+    eta_seconds REAL,
+    protocol TEXT NOT NULL DEFAULT 'grbl',
+    last_sent_line INTEGER,
+    executed_line INTEGER,
+    owner TEXT,
+    updated_at REAL
 );
 CREATE TABLE IF NOT EXISTS job_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -66,12 +71,14 @@ CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, id);
 """
 
 _COLUMNS = tuple(Job.__dataclass_fields__)
+#: Columns added after the first release: ``ALTER TABLE`` brings an older database up to date.
+_ADDED_COLUMNS = {"protocol": "TEXT NOT NULL DEFAULT 'grbl'", "last_sent_line": "INTEGER",
+                  "executed_line": "INTEGER", "owner": "TEXT", "updated_at": "REAL"}
 
 
 def default_db_path() -> Path:
     """``$LABBRIDGE_DATA_DIR/labbridge.sqlite``, else ``./data/labbridge.sqlite``."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return (Path(env) if env else DEFAULT_DATA_DIR) / DB_NAME
+    return database_path()
 
 
 def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
@@ -92,6 +99,7 @@ class JobStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = Database(self.path, SCHEMA, timeout=10.0)
+            self._db.ensure_columns(tuple(("jobs", name, decl) for name, decl in _ADDED_COLUMNS.items()))
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"{self.path}: cannot open the job database: {exc} "
                               f"(set {DATA_DIR_ENV} to a writable directory)") from None
@@ -139,6 +147,7 @@ class JobStore:
         return kept
 
     def create(self, job: Job) -> Job:
+        job.updated_at = time.time()
         marks = ",".join("?" for _ in _COLUMNS)
         self._db.write((f"INSERT INTO jobs({','.join(_COLUMNS)}) VALUES ({marks})", tuple(self._values(job))),
                        wait=False, what=f"job {job.id}", deferred=self._keep(job))
@@ -146,6 +155,7 @@ class JobStore:
 
     def save(self, job: Job) -> None:
         """Write every field of ``job`` (the runner calls this on each state change and now and then)."""
+        job.updated_at = time.time()
         sets = ",".join(f"{c}=?" for c in _COLUMNS if c != "id")
         values = [v for c, v in zip(_COLUMNS, self._values(job)) if c != "id"]
         self._db.write((f"UPDATE jobs SET {sets} WHERE id=?", (*values, job.id)), wait=False,

@@ -19,6 +19,7 @@ from labbridge.config import Machine
 from labbridge.protocols.grbl import clean_line
 from labbridge.errors import LabbridgeError
 from labbridge.safety import Interpreter
+from labbridge.safety.modal import ARCS, Distance, FeedMode, MotionMode, Spindle, Units, gname
 from labbridge.safety.motion import Vec
 
 MM_PER_INCH = 25.4
@@ -80,17 +81,17 @@ def build_resume(
     own_motion = bool(_MOTION_WORD.search(clean_line(source_lines[from_line - 1])))
     if own_motion:
         pass  # line N sets its own motion mode
-    elif modal.motion in (20, 30):
+    elif modal.motion in ARCS:
         raise ResumeError(f"line {from_line} continues an arc (G2/G3) begun on an earlier line; "
                           "resume from the line that has the G2 or G3 word")
-    elif modal.motion not in (0, 10, 800):
+    elif modal.motion not in (MotionMode.RAPID, MotionMode.LINEAR, MotionMode.CANCEL):
         raise ResumeError(f"line {from_line} is inside a probing or canned-cycle mode; resume from an earlier line")
     tx, ty, tz = interp.position
     top = safe_z if safe_z is not None else safe_z_for(machine)
     if tz > top:
         top = tz
     pre: list[str] = ["G21 G90 G94 G17", f"G53 G0 Z{_f(top)}", f"G53 G0 X{_f(tx)} Y{_f(ty)}"]
-    if modal.spindle in (3, 4):
+    if modal.spindle in (Spindle.CW, Spindle.CCW):
         pre.append(f"M{modal.spindle} S{_f(modal.rpm)}")
         if spindle_dwell > 0:
             pre.append(f"G4 P{_f(spindle_dwell)}")
@@ -104,23 +105,23 @@ def build_resume(
         above = tz + clearance
         if above < top:
             pre.append(f"G53 G0 Z{_f(above)}")
-        plunge = modal.feed if modal.feed_mode == 940 and modal.feed > 0 else DEFAULT_PLUNGE_FEED
+        plunge = modal.feed if modal.feed_mode == FeedMode.PER_MINUTE and modal.feed > 0 else DEFAULT_PLUNGE_FEED
         plunge = min(plunge, machine.max_feed)
         pre.append(f"G53 G1 Z{_f(tz)} F{_f(plunge)}")
-    pre.append(f"G{54 + modal.wcs} G{modal.plane // 10}")
+    pre.append(f"G{54 + modal.wcs} {gname(modal.plane)}")
     if interp.tlo:
         pre.append(f"G43.1 Z{_f(interp.tlo)}")
     if any(interp.g92):
         # G92 makes the current position read as these work coordinates (in mm: G21 is still active).
         wx, wy, wz = interp.work_position()
         pre.append(f"G92 X{_f(wx)} Y{_f(wy)} Z{_f(wz)}")
-    last = [f"G{modal.units // 10}", f"G{modal.distance // 10}"]
-    if modal.feed_mode == 930:
+    last = [gname(modal.units), gname(modal.distance)]
+    if modal.feed_mode == FeedMode.INVERSE_TIME:
         last.append("G93")
     elif modal.feed > 0:
-        feed = modal.feed / MM_PER_INCH if modal.units == 200 else modal.feed
+        feed = modal.feed / MM_PER_INCH if modal.units == Units.INCH else modal.feed
         last.append(f"F{_f(feed)}")
     if not own_motion:
-        last.append("G80" if modal.motion == 800 else f"G{modal.motion // 10}")
+        last.append(gname(modal.motion))
     pre.append(" ".join(last))
     return ResumePlan(from_line, pre, (tx, ty, tz), interp.modal_words())

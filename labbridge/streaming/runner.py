@@ -22,31 +22,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from labbridge.config import WORK_OFFSET_CODES, Machine
+from labbridge.errors import ConnectionLost, GateRejected, InterlockError, LabbridgeError
+from labbridge.model import MachineState, Status
 from labbridge.protocols import grbl as gp
-from labbridge.errors import ConnectionLost, GateRejected, InterlockError, LabbridgeError, ProgramReadError
-from labbridge.log import get_logger
-from labbridge.model import JobProgress, MachineState, Status
-from labbridge.safety import Report, check_program
-from labbridge.streaming.interlocks import check_interlocks
-from labbridge.streaming.job import ACTIVE_STATES, Job, JobState, new_job_id
-from labbridge.streaming.records import JobStore
-from labbridge.streaming.resume import build_resume
 from labbridge.protocols.grbl_stream import (
     Acked, Alarmed, Completed, ControllerReset, EngineState, Rejected, StreamEngine, StreamLine, program_lines,
 )
+from labbridge.safety import Report, check_program
+from labbridge.streaming.base import JobRunnerBase, ProgressCallback, active_job, read_program
+from labbridge.streaming.interlocks import check_interlocks
+from labbridge.streaming.job import Job, JobState
+from labbridge.streaming.records import JobStore
+from labbridge.streaming.resume import build_resume
+from labbridge.safety.lexer import split_lines
+from labbridge.streaming.runner_watch import ExecutionWatch
 
-__all__ = ["GateRejected", "Job", "JobRunner", "JobState", "JobStore", "InterlockError"]
-
-ProgressCallback = Callable[[Job], Awaitable[None] | None]
-_ACTIVE: dict[str, JobRunner] = {}  # machine id → the runner streaming to it (in this process)
+__all__ = ["GateRejected", "Job", "JobRunner", "JobState", "JobStore", "InterlockError", "active_job"]
 
 
 def _vec(values: Any) -> tuple[float, float, float]:
@@ -54,7 +52,7 @@ def _vec(values: Any) -> tuple[float, float, float]:
     return (v + [0.0, 0.0, 0.0])[:3]  # type: ignore[return-value]
 
 
-class JobRunner:
+class JobRunner(ExecutionWatch, JobRunnerBase):
     """Runs one job at a time on one GRBL machine through its driver (see the module notes).
 
     ``store`` may be None (no record kept; tests and the benchmark). ``mode`` is the
@@ -74,22 +72,13 @@ class JobRunner:
         progress_interval: float = 0.2,
         save_interval: float = 1.0,
     ) -> None:
-        self.driver = driver
-        self.machine_id = machine_id
-        self.machine = machine
-        self.store = store
-        self.user = user
+        super().__init__(driver, machine_id, machine, store, user=user, progress_interval=progress_interval,
+                         save_interval=save_interval)
         self.mode = mode
         self.stop_timeout = stop_timeout
-        self.progress_interval = progress_interval
-        self.save_interval = save_interval
-        self.job: Job | None = None
         self.report: Report | None = None
         self.engine: StreamEngine | None = None
-        self.log = get_logger(machine=machine_id, user=user)
-        self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._on_progress: ProgressCallback | None = None
         self._gate_numbers: list[int] = []
         self._disconnected: str | None = None
         self._cancel_requested = False
@@ -97,18 +86,10 @@ class JobRunner:
         self._idle_after_tail = False
         self._max_planner_free = 0
         self._status_count = 0
-        self._last_progress = 0.0
-        self._last_save = 0.0
+        self._start_watch(None, None)
+        self._watch_from: tuple[Any, Any] = (None, None)
 
     # ------------------------------------------------------------------ public API
-
-    @property
-    def state(self) -> MachineState:
-        return self.driver.state
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
 
     async def start(
         self,
@@ -118,62 +99,36 @@ class JobRunner:
         from_line: int | None = None,
         on_progress: ProgressCallback | None = None,
         program_name: str | None = None,
+        data: bytes | None = None,
     ) -> Job:
         """Check, then start streaming; returns the job once the first bytes may go out.
 
         Raises InterlockError (nothing created or sent), GateRejected (job recorded as
-        failed, nothing sent), ProgramReadError, ResumeError.
+        failed, nothing sent), ProgramReadError, ResumeError. ``data``: the program's bytes when the
+        caller has read them already (a pipe cannot be read twice); else the file is read here.
         """
         if self.running:
             raise InterlockError("busy", f"this runner is already streaming job {self.job.id if self.job else ''}")
         path = Path(program_path)
         self._interlocks(check_mode)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ProgramReadError(f"{path}: no such file") from None
-        except OSError as exc:
-            raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        sha = hashlib.sha256(data).hexdigest()
+        data = read_program(path) if data is None else data
         name = program_name or path.name
-        job = Job(new_job_id(), self.machine_id, str(path), name, sha, self.user, JobState.CHECKING,
-                  check_mode=check_mode, from_line=from_line)
-        self.job = job
-        self.log = get_logger(machine=self.machine_id, job=job.id, user=self.user, program_sha256=sha)
-        if self.store is not None:
-            self.store.create(job)
-        self._event("job_created", program=name, path=str(path), check_mode=check_mode, from_line=from_line)
-        _ACTIVE[self.machine_id] = self
+        job = self._create_job(path, data, name, check_mode=check_mode, from_line=from_line)
         try:
             lines, report = await self._gate(data, name, from_line)
-            self._interlocks(check_mode, ignore_self=True)
+            self._interlocks(check_mode)
         except BaseException as exc:
-            _ACTIVE.pop(self.machine_id, None)
+            self._release()
             if job.state == JobState.CHECKING:
                 self._finish(JobState.FAILED, message=str(exc))
             raise
         self.report = report
         self.engine = StreamEngine(lines, self.driver.rx_buffer, self.mode)
-        job.lines_total = len(lines)
-        job.estimated_seconds = report.estimated_seconds
-        job.eta_seconds = report.estimated_seconds
-        job.state = JobState.RUNNING
-        job.started_at = time.time()
-        self._on_progress = on_progress
-        self._save(force=True)
-        self._event("job_started", lines=len(lines), estimated_seconds=round(report.estimated_seconds, 1),
-                    mode=self.mode, rx_buffer=self.driver.rx_buffer)
-        self._publish(force=True)
+        self._start_watch(*self._watch_from)
+        self._begin(len(lines), report.estimated_seconds, on_progress, mode=self.mode,
+                    rx_buffer=self.driver.rx_buffer)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"job-{job.id}")
         return job
-
-    async def wait(self) -> Job:
-        """Return the job once it has ended (completed, failed, cancelled or interrupted)."""
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._task)
-        assert self.job is not None, "start() first"
-        return self.job
 
     async def hold(self) -> None:
         """Feed hold; nothing new is sent until :meth:`resume`."""
@@ -183,11 +138,7 @@ class JobRunner:
         if self.engine is not None:
             self.engine.pause()
         await self.driver.feed_hold()
-        if self.job.state == JobState.RUNNING:
-            self.job.state = JobState.HOLDING
-            self._event("job_held", last_acked_line=self.job.last_acked_line)
-            self._save(force=True)
-            self._publish(force=True)
+        self._set_holding(True, last_acked_line=self.job.last_acked_line)
 
     async def resume(self) -> None:
         """Cycle start after a hold; streaming continues."""
@@ -197,11 +148,7 @@ class JobRunner:
         await self.driver.cycle_start()
         if self.engine is not None:
             self.engine.resume()
-        if self.job.state == JobState.HOLDING:
-            self.job.state = JobState.RUNNING
-            self._event("job_resumed")
-            self._save(force=True)
-            self._publish(force=True)
+        self._set_holding(False)
         self._wake.set()
 
     async def cancel(self) -> Job | None:
@@ -218,13 +165,8 @@ class JobRunner:
 
     # ------------------------------------------------------------------ before streaming
 
-    def _interlocks(self, check_mode: bool, ignore_self: bool = False) -> None:
-        other = _ACTIVE.get(self.machine_id)
-        busy = None
-        if other is not None and not (ignore_self and other is self):
-            busy = f"job {other.job.id if other.job else '?'}"
-        elif getattr(self.driver, "busy_with", None):
-            busy = self.driver.busy_with
+    def _interlocks(self, check_mode: bool) -> None:
+        busy = self._other_runner() or getattr(self.driver, "busy_with", None)
         try:
             check_interlocks(self.machine_id, self.machine, self.state, check_mode=check_mode, busy_with=busy)
         except InterlockError as exc:
@@ -243,7 +185,7 @@ class JobRunner:
         offsets = {k: _vec(v) for k, v in params.items() if k in WORK_OFFSET_CODES}
         pos = self.state.position_machine
         start = _vec(pos.get(a, 0.0) for a in "XYZ") if pos else None
-        text_lines = data.decode("utf-8", "replace").splitlines()
+        text_lines = split_lines(data.decode("utf-8", "replace"))  # as the gate and GRBL end lines
         if from_line is None:
             report = await asyncio.to_thread(check_program, data, self.machine, machine_id=self.machine_id,
                                              program_name=name, work_offsets=offsets or None, start=start)
@@ -264,6 +206,7 @@ class JobRunner:
             self._event("resume_preamble", from_line=from_line, preamble=plan.preamble, modal=plan.modal)
             if not report.ok:
                 report = _renumber(report, n, from_line)
+        self._watch_from = (offsets or None, start)
         self._event("gate_checked", ok=report.ok, errors=report.error_count, warnings=len(report.warnings),
                     live_offsets={k: list(v) for k, v in offsets.items()}, start=list(start) if start else None)
         if not report.ok:
@@ -287,6 +230,7 @@ class JobRunner:
             on_disconnect.append(self._on_disconnect)
         exclusive = getattr(driver, "exclusive", None)
         guard = exclusive(f"job {job.id}") if exclusive is not None else contextlib.nullcontext()
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(), name=f"heartbeat-{job.id}")
         try:
             async with guard:
                 try:
@@ -308,12 +252,12 @@ class JobRunner:
             if not job.state.final:
                 self._finish(JobState.FAILED, message=f"labbridge stopped the job: {exc}")
         finally:
+            heartbeat.cancel()
             unsubscribe()
             unwatch()
             if isinstance(on_disconnect, list) and self._on_disconnect in on_disconnect:
                 on_disconnect.remove(self._on_disconnect)
-            if _ACTIVE.get(self.machine_id) is self:
-                _ACTIVE.pop(self.machine_id, None)
+            self._release()
             if not job.state.final:
                 self._finish(JobState.FAILED, message="the job ended without a result")
             self._publish(force=True)
@@ -328,10 +272,7 @@ class JobRunner:
             if self._cancel_requested:
                 await self._do_cancel()
                 return
-            data = engine.data_to_send()
-            if data:
-                self.driver.write(data)
-                job.lines_sent = engine.lines_sent
+            self._send()
             if engine.state == EngineState.FAILED:
                 await self._do_failure()
                 return
@@ -367,6 +308,7 @@ class JobRunner:
                     event.planner_free is None or event.planner_free >= self._max_planner_free):
                 self._idle_after_tail = True
                 self._wake.set()
+            self._watch_status(event)
             return
         outcomes = engine.receive(event)
         if not outcomes:
@@ -403,14 +345,10 @@ class JobRunner:
         engine, job = self.engine, self.job
         if engine is None or job is None or not engine.sending or self._cancel_requested or self._disconnected:
             return
-        data = engine.data_to_send()
-        if not data:
-            return
         try:
-            self.driver.write(data)
+            self._send()
         except ConnectionLost as exc:
             self._disconnected = self._disconnected or str(exc)
-        job.lines_sent = engine.lines_sent
 
     def _on_state(self, state: MachineState, fields: frozenset[str]) -> None:
         if "connected" in fields and not state.connected and self._disconnected is None:
@@ -546,11 +484,13 @@ class JobRunner:
             return
         job.error_code = job.error_code or "disconnected"
         job.error_message = job.error_message or reason
-        last = job.last_acked_line
+        last, ran = job.last_acked_line, job.executed_line
+        seen = (f"the machine was last seen on line {ran}" if ran else
+                "up to the planner's 15 blocks before it may not have run")
         self._finish(JobState.INTERRUPTED, message=(
             f"connection lost ({reason}); the last line acknowledged was "
-            f"{'line ' + str(last) if last else 'none'}; up to the planner's 15 blocks before it may not have run: "
-            "check the part and resume from an earlier line"))
+            f"{'line ' + str(last) if last else 'none'}; {seen}: check the part and resume from "
+            f"{'line ' + str(ran) if ran else 'an earlier line'}"))
 
     def _finish(self, state: JobState, *, message: str) -> None:
         job = self.job
@@ -558,39 +498,10 @@ class JobRunner:
         if self.engine is not None:
             job.lines_sent = self.engine.lines_sent
             job.lines_acked = self.engine.acked
-        job.state = state
-        job.message = message
-        job.ended_at = time.time()
-        job.eta_seconds = 0.0 if state == JobState.COMPLETED else None
-        self._save(force=True)
-        level = "info" if state == JobState.COMPLETED else "warning"
-        self._event(f"job_{state.value}", level=level, message=message, lines_acked=job.lines_acked,
-                    lines_sent=job.lines_sent, last_acked_line=job.last_acked_line, error_code=job.error_code,
-                    error_line=job.error_line)
-        self._publish(force=True)
+        notes = self._watch_notes(state)
+        super()._finish(state, message=message + (f"; {notes}" if notes else ""))
 
     # ------------------------------------------------------------------ records and progress
-
-    def _event(self, event: str, *, level: str = "info", **detail: Any) -> None:
-        job = self.job
-        getattr(self.log, level)(event, **detail)
-        if job is not None and self.store is not None:
-            try:
-                self.store.add_event(job.id, event, **detail)
-            except Exception as exc:  # the record must not stop a running machine
-                self.log.warning("job_event_not_recorded", event_name=event, error=str(exc))
-
-    def _save(self, force: bool = False) -> None:
-        if self.store is None or self.job is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_save < self.save_interval:
-            return
-        self._last_save = now
-        try:
-            self.store.save(self.job)
-        except Exception as exc:
-            self.log.warning("job_not_saved", error=str(exc))
 
     def _eta(self) -> float | None:
         job, report = self.job, self.report
@@ -602,29 +513,6 @@ class JobRunner:
         index = self.engine.acked - 1
         gate_line = self._gate_numbers[index] if 0 <= index < len(self._gate_numbers) else last.number
         return max(0.0, report.estimated_seconds - report.seconds_until(gate_line))
-
-    def _publish(self, force: bool = False) -> None:
-        job = self.job
-        if job is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_progress < self.progress_interval:
-            return
-        self._last_progress = now
-        if not job.state.final:
-            job.eta_seconds = self._eta()
-        with contextlib.suppress(Exception):
-            self.state.update(job=JobProgress(
-                job_id=job.id, program=job.program_name, state=job.state.value, lines_total=job.lines_total,
-                lines_acked=job.lines_acked, line_number=job.last_acked_line, started_at=job.started_at,
-                eta_seconds=job.eta_seconds, message=job.message))
-        if self._on_progress is not None:
-            try:
-                result = self._on_progress(job)
-                if inspect.isawaitable(result):
-                    asyncio.ensure_future(result)
-            except Exception:
-                self.log.exception("job_progress_callback_failed")
 
 
 def _renumber(report: Report, preamble: int, from_line: int) -> Report:
@@ -643,10 +531,3 @@ def _renumber(report: Report, preamble: int, from_line: int) -> Report:
 
 async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
-
-
-def active_job(machine_id: str) -> Job | None:
-    """The job streaming to ``machine_id`` in this process, if any."""
-    runner = _ACTIVE.get(machine_id)
-    return runner.job if runner is not None and runner.job is not None and runner.job.state in ACTIVE_STATES \
-        else None

@@ -1,103 +1,170 @@
-"""Thin asyncio transport around the DNC cores: a pyserial port read by a small thread.
+"""One threaded pyserial link, used by the GRBL driver and the DNC transfer alike.
 
-The port is opened with the operating system's XON/XOFF handling *off* even when
-the machine uses XON/XOFF: labbridge must see DC1/DC3 itself (the first DC1 starts
-the transfer, a DC3 that never ends is a timeout to report). A reader thread is
-used instead of ``add_reader`` so pyserial URLs (``socket://``, ``rfc2217://``) work too.
+A small thread reads the port and hands every chunk to the event loop, either to
+an ``on_data`` callback (GRBL: bytes go straight into the parser) or to a queue
+that :meth:`SerialLink.read` drains with a timeout (DNC: the sender polls between
+chunks). A thread rather than ``add_reader``, so pyserial URLs (``socket://``,
+``rfc2217://``) work as well as device paths.
+
+The operating system's XON/XOFF handling stays *off*: the DNC side must see
+DC1/DC3 itself (the first DC1 starts a transfer, a DC3 that never ends is a
+timeout to report). On POSIX a device is opened exclusively, so a second process
+cannot talk to a machine that one is already driving.
+
+When the port fails (cable pulled, USB adapter reset) ``on_lost`` is called once,
+on the loop, with the reason; after :meth:`close` no callback runs any more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import termios
 import threading
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import serial
 
-from labbridge.config import DncConnection
-from labbridge.protocols import dnc as dp
-from labbridge.errors import ConnectionLost, LabbridgeError
+from labbridge.errors import ConnectionLost
+from labbridge.protocols.dnc_pacing import char_time
+from labbridge.transports import exclusive
 
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
-
-
-class DncError(LabbridgeError):
-    """A drip-feed or punch-out did not complete; the message names the last block."""
-
-
-class DncAborted(DncError):
-    """The control sent NAK or SYN (alarm or reset)."""
-
-
-class DncTimeout(DncError):
-    """The control did not send DC1 in time, or stayed paused (DC3) too long."""
-
-
-class DncLinkLost(ConnectionLost):
-    """The serial port went away mid-transfer (cable pulled, USB adapter reset)."""
+_READ_ERRORS = (serial.SerialException, OSError, TypeError, AttributeError)  # the last two: closed under us
 
 
 class SerialLink:
-    """One open serial port: ``read()`` with a timeout, ``write()`` without blocking the loop."""
+    """One open serial port (see the module notes). ``label`` names it in messages ("DNC port", ...)."""
 
-    def __init__(self, port: str, settings: DncConnection) -> None:
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = 115200,
+        bytesize: int = 8,
+        parity: str = "N",
+        stopbits: float = 1,
+        write_timeout: float | None = 2.0,
+        exclusive: bool = True,
+        label: str = "serial port",
+        on_data: Callable[[bytes], Any] | None = None,
+        on_lost: Callable[[str], Any] | None = None,
+    ) -> None:
         self.port = port
-        self.settings = settings
+        self.baudrate = baudrate
+        self.bytesize = bytesize
+        self.parity = parity
+        self.stopbits = stopbits
+        self.write_timeout = write_timeout
+        self.exclusive = exclusive
+        self.label = label
+        self.on_data = on_data
+        self.on_lost = on_lost
         self._serial: Any = None
-        self._queue: asyncio.Queue[bytes | Exception] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[bytes | str] = asyncio.Queue()
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._lost: Exception | None = None
+        self._closed = threading.Event()
+        self._lost_reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._serial is not None and not self._closed.is_set()
+
+    # ------------------------------------------------------------------ open / close
 
     async def open(self) -> None:
-        s = self.settings
-        line = {"bytesize": s.bytesize, "parity": _PARITY[s.parity], "stopbits": s.stopbits}
+        """Open the port and start the reader; raises ConnectionLost naming the port and the reason."""
+        self._loop = asyncio.get_running_loop()
+        self._serial = await asyncio.to_thread(self._open)
+        self._thread = threading.Thread(target=self._read_loop, args=(self._serial,), daemon=True,
+                                        name=f"serial-{self.port}")
+        self._thread.start()
+
+    def _open(self) -> Any:
+        line = {"bytesize": self.bytesize, "parity": _PARITY[self.parity], "stopbits": self.stopbits}
         try:
-            self._serial = self._open(line)
+            return self._open_with(line)
         except termios.error:
             # A pseudo-terminal (simulator, virtual port) has no byte size or parity: Linux refuses a
             # tcsetattr that changes only those with EINVAL. The line is ideal anyway; open it plainly.
             if not os.path.realpath(self.port).startswith("/dev/pts/"):
-                raise DncLinkLost(f"cannot set {s.bytesize}{s.parity}{s.stopbits} on {self.port}") from None
-            self._serial = self._open({"bytesize": 8, "parity": serial.PARITY_NONE, "stopbits": s.stopbits})
-        loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._reader, args=(loop,), name=f"dnc-{self.port}", daemon=True)
-        self._thread.start()
+                raise ConnectionLost(f"cannot set {self.bytesize}{self.parity}{self.stopbits:g} on {self.label} "
+                                     f"{self.port}") from None
+            return self._open_with({"bytesize": 8, "parity": serial.PARITY_NONE, "stopbits": self.stopbits})
 
-    def _open(self, line: dict[str, Any]) -> Any:
-        s = self.settings
+    def _open_with(self, line: dict[str, Any]) -> Any:
+        url = "://" in self.port
+        ser = serial.serial_for_url(self.port, baudrate=self.baudrate, xonxoff=False, rtscts=False, timeout=0.05,
+                                    do_not_open=True, **line)
+        if self.write_timeout is not None and not self.port.startswith("rfc2217://"):
+            ser.write_timeout = self.write_timeout  # pyserial's RFC 2217 client has no write timeout
+        if self.exclusive and os.name == "posix" and not url:
+            ser.exclusive = True
         try:
-            return serial.serial_for_url(
-                self.port,
-                baudrate=s.baudrate,
-                xonxoff=False,
-                rtscts=False,
-                timeout=0.05,
-                write_timeout=max(s.stall_timeout, 1.0),
-                **line,
-            )
+            ser.open()
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise DncLinkLost(
-                f"cannot open DNC port {self.port}: {exc}; check the cable/adapter and the port in machines.yaml"
-            ) from None
+            if exclusive.is_lock_failure(exc):  # name who has it: a port has one owner
+                raise ConnectionLost(f"cannot open {self.label} {self.port}: {exclusive.busy_message(self.port)}") \
+                    from None
+            raise ConnectionLost(f"cannot open {self.label} {self.port}: {exc}; check the cable/adapter "
+                                 "and the port in the config") from None
+        return ser
 
-    def _reader(self, loop: asyncio.AbstractEventLoop) -> None:
-        while not self._stop.is_set():
+    def close(self) -> None:
+        """Close the port; the reader thread ends by itself and no callback runs after this."""
+        self._closed.set()
+        ser, self._serial = self._serial, None
+        if ser is not None:
+            with contextlib.suppress(Exception):
+                ser.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then wait (briefly) for the reader thread to end."""
+        self.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            await asyncio.to_thread(self._thread.join, 1.0)
+
+    # ------------------------------------------------------------------ reading (thread → loop)
+
+    def _read_loop(self, ser: Any) -> None:
+        loop = self._loop
+        assert loop is not None
+        while not self._closed.is_set():
             try:
-                data = self._serial.read(256)
-            except Exception as exc:  # the port vanished: report once, then stop
-                if not self._stop.is_set():
-                    loop.call_soon_threadsafe(self._queue.put_nowait, exc)
+                data = ser.read(ser.in_waiting or 1)
+            except _READ_ERRORS as exc:
+                if not self._closed.is_set():
+                    with contextlib.suppress(RuntimeError):  # the loop may be gone at exit
+                        loop.call_soon_threadsafe(self._lost, f"read failed: {exc}")
                 return
             if data:
-                loop.call_soon_threadsafe(self._queue.put_nowait, bytes(data))
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._deliver, bytes(data))
+
+    def _deliver(self, data: bytes) -> None:
+        if self._closed.is_set():
+            return
+        if self.on_data is not None:
+            self.on_data(data)
+        else:
+            self._queue.put_nowait(data)
+
+    def _lost(self, reason: str) -> None:
+        if self._closed.is_set() or self._lost_reason is not None:
+            return
+        self._lost_reason = reason
+        self._queue.put_nowait(reason)
+        if self.on_lost is not None:
+            self.on_lost(reason)
 
     async def read(self, timeout: float) -> bytes:
-        """Whatever arrived within ``timeout`` seconds (b"" if nothing)."""
+        """Whatever arrived within ``timeout`` seconds (b"" if nothing); raises ConnectionLost once the port failed.
+
+        Only without ``on_data`` (otherwise the bytes went to the callback).
+        """
         chunks: list[bytes] = []
         try:
             if timeout > 0 and self._queue.empty():
@@ -111,133 +178,37 @@ class SerialLink:
             pass
         return b"".join(chunks)
 
-    def _take(self, item: bytes | Exception, chunks: list[bytes]) -> None:
-        if isinstance(item, Exception):
-            raise DncLinkLost(f"DNC port {self.port} failed: {item}")
+    def _take(self, item: bytes | str, chunks: list[bytes]) -> None:
+        if isinstance(item, str):
+            raise ConnectionLost(f"{self.label} {self.port} failed: {item}")
         chunks.append(item)
 
-    async def write(self, data: bytes) -> None:
+    # ------------------------------------------------------------------ writing
+
+    def write(self, data: bytes) -> None:
+        """Put ``data`` on the wire now (blocks at most ``write_timeout``); raises ConnectionLost."""
+        ser = self._serial
+        if ser is None or self._closed.is_set():
+            raise ConnectionLost(f"{self.label} {self.port} is not open")
         try:
-            await asyncio.to_thread(self._serial.write, data)
+            ser.write(data)
         except (serial.SerialException, OSError) as exc:
-            raise DncLinkLost(f"writing to DNC port {self.port} failed: {exc}") from None
+            reason = f"write failed: {exc}"
+            if self._loop is not None:
+                self._lost(reason)
+            raise ConnectionLost(f"writing to {self.label} {self.port} failed: {exc}") from None
+
+    async def send(self, data: bytes) -> None:
+        """:meth:`write` in a worker thread, for slow lines where a write may take seconds (DNC)."""
+        ser = self._serial
+        if ser is None or self._closed.is_set():
+            raise ConnectionLost(f"{self.label} {self.port} is not open")
+        try:
+            await asyncio.to_thread(ser.write, data)
+        except (serial.SerialException, OSError) as exc:
+            self._lost(f"write failed: {exc}")
+            raise ConnectionLost(f"writing to {self.label} {self.port} failed: {exc}") from None
 
     def char_seconds(self, count: int) -> float:
         """Time the line needs for ``count`` characters (start, data, parity, stop bits)."""
-        s = self.settings
-        bits = 1 + s.bytesize + (0 if s.parity == "N" else 1) + s.stopbits
-        return count * bits / s.baudrate
-
-    async def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 1.0)
-        if self._serial is not None:
-            try:
-                self._serial.close()
-            except Exception:
-                pass
-
-
-ProgressCallback = Callable[[dp.DncSender], Awaitable[None] | None]
-
-
-async def drip_feed(
-    link: SerialLink,
-    sender: dp.DncSender,
-    *,
-    on_event: Callable[[dp.SendEvent], None] | None = None,
-    on_progress: ProgressCallback | None = None,
-    grace: float = 0.3,
-) -> None:
-    """Run ``sender`` over ``link`` until the tape is out; raise a DncError on abort or timeout.
-
-    After each chunk the line time is waited and the input is read, so a DC3 is
-    seen within one chunk. ``grace`` seconds after the last byte a NAK is still
-    reported (the control may alarm on the final blocks).
-    """
-    try:
-        await _drip_feed(link, sender, on_event, on_progress, grace)
-    except DncLinkLost as exc:
-        raise DncLinkLost(f"{exc}; {sender.where()}") from None
-
-
-async def _drip_feed(
-    link: SerialLink,
-    sender: dp.DncSender,
-    on_event: Callable[[dp.SendEvent], None] | None,
-    on_progress: ProgressCallback | None,
-    grace: float,
-) -> None:
-    last_blocks = -1
-
-    def handle(events: list[dp.SendEvent]) -> None:
-        for event in events:
-            if on_event is not None:
-                on_event(event)
-            if isinstance(event, dp.Aborted):
-                raise (DncAborted if event.code in ("NAK", "SYN") else DncTimeout)(event.reason)
-
-    while sender.state not in (dp.SendState.DONE, dp.SendState.ABORTED):
-        now = time.monotonic()
-        chunk = sender.next_chunk(now)
-        if chunk:
-            await link.write(chunk)
-            wait = link.char_seconds(len(chunk))
-        else:
-            left = sender.time_left(now)
-            wait = 0.2 if left is None else min(0.2, left + 0.01)
-        data = await link.read(wait)
-        handle(sender.receive_data(data, time.monotonic()))
-        timed_out = sender.check_timeout(time.monotonic())
-        if timed_out is not None:
-            handle([timed_out])
-        if on_progress is not None and sender.blocks_sent != last_blocks:
-            last_blocks = sender.blocks_sent
-            result = on_progress(sender)
-            if asyncio.iscoroutine(result):
-                await result
-    if sender.state == dp.SendState.DONE:
-        if on_event is not None:
-            on_event(dp.Completed())
-        deadline = time.monotonic() + grace
-        while (left := deadline - time.monotonic()) > 0:
-            data = await link.read(left)
-            for event in sender.receive_data(data, time.monotonic()):
-                if isinstance(event, dp.Aborted):
-                    raise DncAborted(event.reason)
-
-
-async def punch_in(
-    link: SerialLink,
-    *,
-    start_timeout: float,
-    idle_timeout: float,
-    on_started: Callable[[], None] | None = None,
-) -> dp.ProgramReceived:
-    """Receive one program the control punches out; raise DncTimeout if it never comes or stalls."""
-    receiver = dp.DncReceiver()
-    started = False
-    deadline = time.monotonic() + start_timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            if not started:
-                raise DncTimeout(
-                    f"nothing received on {link.port} within {start_timeout:g} s: start the punch-out "
-                    "on the control (EDIT mode, PUNCH) after this command is waiting"
-                )
-            raise DncTimeout(
-                f"the control stopped sending for {idle_timeout:g} s after {receiver.bytes_received} bytes "
-                "without the closing %; the program was not saved"
-            )
-        data = await link.read(min(left, 0.2))
-        if data:
-            deadline = time.monotonic() + idle_timeout
-        for event in receiver.receive_data(data):
-            if isinstance(event, dp.ReceiveStarted) and not started:
-                started = True
-                if on_started is not None:
-                    on_started()
-            elif isinstance(event, dp.ProgramReceived):
-                return event
+        return count * char_time(self.baudrate, self.bytesize, self.parity, self.stopbits)

@@ -15,6 +15,7 @@ from labbridge.server.audit import AuditTrail
 from labbridge.server.auth import Action, Auth, AuthError, Principal, Scope
 from labbridge.server.hub import Hub
 from labbridge.server.lab import Lab, SimulatorFactory
+from labbridge.server.previews import PreviewService
 from labbridge.server.store import Store
 from labbridge.server.throttle import DeviceCookies
 
@@ -41,6 +42,7 @@ class ServerSettings:
     token_idle_timeout: float | None = None  # seconds (Auth.IDLE_TIMEOUT if unset)
     ws_recheck: float = 5.0  # seconds between an open websocket's token checks
     tls: bool = False  # served over https (share links and cookies say so)
+    twins: SimulatorFactory | None = None  # given by the CLI in every mode: digital twins for dry runs
 
     @property
     def demo(self) -> bool:
@@ -55,12 +57,16 @@ class Context:
     lab: Lab
     hub: Hub
     admin_password: str | None = None
+    services: list[Any] = field(default_factory=list)
+    """Optional parts started after the lab and stopped before it (``start()``/``stop()``, maybe a ``router``)."""
     audit_trail: AuditTrail = field(init=False)
     devices: DeviceCookies = field(init=False)
 
     def __post_init__(self) -> None:
         self.audit_trail = AuditTrail(self.store)
         self.devices = DeviceCookies(self.settings.data_dir / "device-cookie.key")
+    previews: PreviewService = field(default_factory=PreviewService)
+    dry_runs: Any = None  # labbridge.server.twins.DryRuns
 
     def audit(self, who: Principal | str | None, machine: str | None, action: str, outcome: str,
               detail: str = "") -> None:
@@ -159,6 +165,7 @@ _DESCRIPTIONS = {
     Action.STORAGE: "see the storage status",
     Action.SHARE: "make share links",
     Action.RECORDS: "read programs, notes and job records (viewers see live state only)",
+    Action.DRY_RUN: "start dry runs",
 }
 
 

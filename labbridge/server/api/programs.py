@@ -3,25 +3,30 @@
 Uploads are limited in size (10 MB by default) and must be text: binary, non-UTF-8
 and empty files are refused with a message saying why. Programs are stored by the
 SHA-256 of their bytes; the check report is the same object ``labbridge check
---json`` prints.
+--json`` prints. The toolpath is a compact binary (labbridge.safety.toolpath), built
+from the stored file as a stream, off the event loop, a few at a time.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, UploadFile
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
 from labbridge.server.schemas import CheckResult, ProgramInfo, ProgramText, documented
-from labbridge.safety.preview import build_preview
+from labbridge.server.previews import PreviewBusy
 
 router = APIRouter(prefix="/api/programs", tags=["programs"])
 
 _ALLOWED_CONTROLS = set("\t\n\r\f\v") | {"\x11", "\x12", "\x13", "\x14"}  # whitespace, DNC DC1-DC4
+_BAD_CONTROLS = [chr(c) for c in range(32) if chr(c) not in _ALLOWED_CONTROLS]
+TOOLPATH_TYPE = "application/vnd.labbridge.toolpath"
 
 
 class PastedProgram(BaseModel):
@@ -52,10 +57,16 @@ def validate_program(data: bytes, name: str, limit: int) -> str:
         raise HTTPException(
             415, f"{name}: not text (invalid UTF-8 at byte {exc.start}); save the program as plain ASCII/UTF-8"
         ) from None
-    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in _ALLOWED_CONTROLS)
+    controls = sum(text.count(ch) for ch in _BAD_CONTROLS)  # a C-speed scan per character: no Python loop
     if controls > max(2, len(text) // 200):
         raise HTTPException(415, f"{name}: {controls} control characters; this does not look like G-code text")
     return text
+
+
+def count_lines(text: str) -> int:
+    """How many lines GRBL reads (ends at CR, LF or CR LF, as lexer.split_lines), without splitting the text."""
+    ends = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return ends + (1 if text and text[-1] not in "\r\n" else 0)
 
 
 def _safe_name(name: str | None) -> str:
@@ -69,7 +80,7 @@ def _store(ctx: Context, principal: Principal, data: bytes, name: str) -> dict[s
     except HTTPException as exc:
         ctx.audit(principal, None, "program.upload", "refused", f"{name}: {exc.detail}")
         raise
-    info = ctx.store.add_program(data, name, principal.username, len(text.splitlines()))
+    info = ctx.store.add_program(data, name, principal.username, count_lines(text))
     ctx.audit(principal, None, "program.upload", "ok", f"{name} sha256:{info['hash'][:12]} {len(data)} bytes")
     return info
 
@@ -80,13 +91,13 @@ async def upload(file: UploadFile, principal: Principal = require(Action.PROGRAM
     limit = ctx.settings.max_upload_bytes
     name = _safe_name(file.filename)
     data = await file.read(limit + 1)
-    return _store(ctx, principal, data, name)
+    return await run_in_threadpool(_store, ctx, principal, data, name)
 
 
 @router.post("/text", status_code=201, response_model=ProgramInfo, summary="Store pasted G-code text")
 async def upload_text(body: PastedProgram, principal: Principal = require(Action.PROGRAM_UPLOAD),
                       ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
-    return _store(ctx, principal, body.text.encode("utf-8"), _safe_name(body.name))
+    return await run_in_threadpool(_store, ctx, principal, body.text.encode("utf-8"), _safe_name(body.name))
 
 
 @router.get("", response_model=list[ProgramInfo], summary="Recently uploaded programs (not for viewers)")
@@ -108,20 +119,67 @@ def get_program(digest: str, _: Principal = require(Action.RECORDS), ctx: Contex
     return {**info, "text": text}
 
 
+def _program_file(ctx: Context, digest: str) -> tuple[dict[str, Any], Any]:
+    info = ctx.store.program_info(digest)
+    if info is None:
+        raise HTTPException(404, f"no program with hash {digest!r}; upload it first")
+    return info, ctx.store.program_file(digest)
+
+
+def toolpath_url(digest: str, machine_id: str) -> str:
+    return f"/api/programs/{digest}/toolpath?machine={quote(machine_id)}"
+
+
 def check_and_store(ctx: Context, principal: Principal, digest: str, machine_id: str,
                     with_preview: bool) -> dict[str, Any]:
-    """Run the safety gate (blocking: call in a thread) and remember the result for the queue."""
-    from labbridge.safety import check_text
+    """Run the safety gate (blocking: call in a thread) and remember the result for the queue.
 
-    info, text = _program(ctx, digest)
+    The program is read from its stored file as a stream, so a large upload is never held twice.
+    """
+    from labbridge.safety import check_stream
+    from labbridge.safety.toolpath import SmallReads
+
+    info, path = _program_file(ctx, digest)
     machine = ctx.lab.runtime(machine_id).config
-    report = check_text(text, machine, machine_id=machine_id, program_name=info["name"])
+    with path.open("rb") as fh:  # small reads: the event loop gets the GIL back every few milliseconds
+        report = check_stream(SmallReads(fh), machine_id, machine, info["name"])
     report_json = report.to_json()
     check_id = ctx.store.add_check(digest, machine_id, bool(report.ok), report_json, principal.username)
     result: dict[str, Any] = {"check_id": check_id, "hash": digest, "machine": machine_id, "report": report_json}
     if with_preview:
-        result["preview"] = build_preview(text, machine, report_json)
+        result["toolpath"] = toolpath_url(digest, machine_id)
     return result
+
+
+async def toolpath_bytes(ctx: Context, digest: str, machine_id: str) -> bytes:
+    """The encoded toolpath of a stored program on a machine (built at most a few at a time, cached).
+
+    Raises HTTPException 404 (no such program) or 503 (too many previews being built right now).
+    """
+    from labbridge.safety.toolpath import build_toolpath
+
+    info, path = _program_file(ctx, digest)
+    machine = ctx.lab.runtime(machine_id).config
+    check = ctx.store.latest_check(digest, machine_id)
+    bounds = check["report"].get("bounds") if check else None
+
+    def build() -> bytes:
+        return build_toolpath(path, machine_id, machine, bounds, program_name=info["name"]).encode()
+
+    try:
+        return await ctx.previews.get((digest, machine_id, check["id"] if check else 0), build)
+    except PreviewBusy as exc:
+        raise HTTPException(503, f"the server is busy building other previews ({exc})",
+                            headers={"Retry-After": "2"}) from None
+
+
+@router.get("/{digest}/toolpath", summary="A program's toolpath on a machine (compact binary; see safety.toolpath)",
+            response_class=Response, responses={200: {"content": {TOOLPATH_TYPE: {}}}})
+async def toolpath(digest: str, machine: str, _: Principal = require(Action.VIEW),
+                   ctx: Context = Depends(get_ctx)) -> Response:
+    known_machine(ctx, machine)
+    data = await toolpath_bytes(ctx, digest, machine)
+    return Response(data, media_type=TOOLPATH_TYPE)
 
 
 @router.post("/{digest}/check", summary="Check a program against a machine (same report as check --json)",

@@ -39,7 +39,9 @@ def _entry(ctx: Context, entry_id: int) -> dict[str, Any]:
 @router.get("", response_model=list[QueueEntry], summary="Queued and running programs (add all=true for finished ones too; not for viewers)")
 def list_queue(machine: str | None = None, all: bool = False, _: Principal = require(Action.RECORDS),
                ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
-    return ctx.store.list_queue(machine, include_done=all)
+    entries = ctx.store.list_queue(machine, include_done=all)
+    rehearsed = ctx.dry_runs.records.latest([e["id"] for e in entries]) if ctx.dry_runs else {}
+    return [{**e, "rehearsal": rehearsed.get(e["id"])} for e in entries]
 
 
 @router.post("", status_code=201, response_model=QueueEntry, summary="Submit a checked program for a machine")
@@ -84,7 +86,7 @@ async def remove(entry_id: int, principal: Principal = require(Action.QUEUE_REMO
 jobs_router = APIRouter(prefix="/api/jobs", tags=["queue"])
 
 
-@jobs_router.get("", summary="Recorded jobs, newest first (state, lines, errors with their line; not for viewers)",
+@jobs_router.get("", summary="Recorded jobs, GRBL and DNC alike, newest first (state, lines, errors with their line; not for viewers)",
                  **documented(list[JobRecord]))
 def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = require(Action.RECORDS),
               ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ audited. May import the server's lab, auth and store; never the API routers.
 """
 
 from labbridge.server.commands.machine import COMMANDS
+from labbridge.server.commands import recovery as _recovery  # noqa: F401  (registers its commands)
 from labbridge.server.commands.registry import (
     REST, WEBSOCKET, Call, Command, CommandFailed, NotFound, Registry, Rest, execute,
 )

@@ -21,6 +21,7 @@ from labbridge.config import Machine
 from labbridge.protocols import dnc as dp
 from labbridge.log import get_logger
 from labbridge.model import Status
+from labbridge.safety.modal import Spindle
 
 AXES = ("X", "Y", "Z")
 
@@ -129,7 +130,7 @@ class SimControl:
     def spindle_stop(self) -> None:
         self.feed_hold()
         try:
-            self.interp.modal.spindle = 5
+            self.interp.modal.spindle = Spindle.OFF
         except Exception:
             pass
 

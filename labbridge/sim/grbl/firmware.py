@@ -6,7 +6,9 @@ fit, nothing received while EEPROM is written), the main loop's line assembly an
 ``$`` commands (system.c), the state machine (protocol.c), the status report
 (report.c) and a 16-block planner. G-code itself is parsed by labbridge's safety
 interpreter, the one the checker uses: a block it rejects with ``grbl_error`` is
-answered ``error:N``, as GRBL would.
+answered ``error:N``, as GRBL would. The serial interrupt and realtime commands
+live in :mod:`~labbridge.sim.grbl.realtime`, the ``$`` commands, jogging and homing
+in :mod:`~labbridge.sim.grbl.system`.
 
 Time: every duration inside (motion, dwell, homing, EEPROM writes) is in simulated
 seconds; the caller decides how simulated time relates to the wall clock.
@@ -14,18 +16,19 @@ seconds; the caller decides how simulated time relates to the wall clock.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Generator
 from dataclasses import dataclass
 
 from labbridge.config import Machine
 from labbridge.protocols.grbl import LINE_MAX, writes_eeprom
-from labbridge.sim.grbl.motion import Block, Stepper, arc_points, limited_speed_and_accel
+from labbridge.safety.planner import Limits, PlanBlock, dwell_seconds
+from labbridge.sim.grbl.realtime import RealtimeCommands
+from labbridge.sim.grbl.motion import Stepper, arc_points
 from labbridge.sim.grbl.settings import EEPROM_BYTES, EEPROM_MS_PER_BYTE, Eeprom
 from labbridge.sim.grbl.system import STEP as _STEP
 from labbridge.sim.grbl.system import VERSION, SystemCommands, axes_text, outside_travel
 from labbridge.safety import Interpreter
+from labbridge.safety.modal import gname
 
 BANNER = f"\r\nGrbl {VERSION} ['$' for help]\r\n"
 TX_BUFFER = 104  # GRBL's serial transmit buffer; a full one stalls the main loop
@@ -33,8 +36,6 @@ WCO_REFRESH = (30, 10)  # status reports between WCO fields: busy, idle
 OVR_REFRESH = (20, 10)
 BUSY_STATES = {"Run", "Hold", "Jog", "Home", "Door"}
 
-_M_WORD = re.compile(r"M0*(\d+)(?![\d.])")
-_SYNC_WORDS = re.compile(r"M0*[345789](?![\d.])|G0*4(?![\d.])|G10|G92|G5[4-9]|G28\.1|G30\.1|G43|G49|G38")
 
 
 @dataclass
@@ -45,7 +46,7 @@ class FirmwareOptions:
     eeprom_ms_per_byte: float = EEPROM_MS_PER_BYTE
 
 
-class GrblFirmware(SystemCommands):
+class GrblFirmware(RealtimeCommands, SystemCommands):
     """Feed it received bytes with :meth:`receive` and advance it with :meth:`step`; read :attr:`out`."""
 
     def __init__(self, machine: Machine, eeprom: Eeprom | None = None, options: FirmwareOptions | None = None) -> None:
@@ -55,7 +56,7 @@ class GrblFirmware(SystemCommands):
         self.options = options or FirmwareOptions()
         self.out = bytearray()
         self.t = 0.0
-        self.stepper = Stepper(self.options.planner_blocks - 1)
+        self.stepper = Stepper(Limits.from_settings(self.eeprom.settings), self.options.planner_blocks - 1)
         self.pins: set[str] = set()
         self.homed = False
         self.probe: tuple[Vec3, bool] = ((0.0, 0.0, 0.0), False)
@@ -109,7 +110,8 @@ class GrblFirmware(SystemCommands):
 
     def _new_interpreter(self) -> Interpreter:
         e = self.eeprom
-        interp = Interpreter(self.machine, work_offsets=dict(e.offsets), start=tuple(self.stepper.position))
+        interp = Interpreter(self.machine, work_offsets=dict(e.offsets), start=tuple(self.stepper.position),
+                             firmware=True)
         interp.g28 = list(e.g28)
         interp.g30 = list(e.g30)
         return interp
@@ -131,135 +133,6 @@ class GrblFirmware(SystemCommands):
         if self.homing is not None:
             self.homing = None
         self._reinit()
-
-    # ------------------------------------------------------------------ serial interrupt
-
-    def receive(self, data: bytes) -> None:
-        """Bytes arriving on the wire, in order (the caller paces them at the baud rate)."""
-        for b in data:
-            if self.t < self.eeprom_busy_until:
-                # Interrupts are off while EEPROM is written: the UART's 2-byte FIFO keeps the first
-                # bytes, the rest are overrun and lost.
-                if len(self.fifo) < 2:
-                    self.fifo.append(b)
-                continue
-            self._isr(b)
-
-    def _isr(self, b: int) -> None:
-        if b == 0x18:
-            self.soft_reset()
-        elif b == 0x3F:  # ?
-            self.status_requested = True
-        elif b == 0x21:  # !
-            self._feed_hold()
-        elif b == 0x7E:  # ~
-            self._cycle_start()
-        elif b > 0x7F:
-            self._extended(b)
-        elif len(self.rx) < self.options.rx_buffer:
-            self.rx.append(b)
-        # else: RX buffer full, byte silently lost (as on the AVR)
-
-    def _extended(self, b: int) -> None:
-        if self.critical:
-            return
-        st = self.stepper
-        if b == 0x84:
-            self._door()
-        elif b == 0x85:
-            if self.state == "Jog":
-                self._start_jog_cancel()
-        elif 0x90 <= b <= 0x94:
-            f = {0x90: 100 - st.feed_override, 0x91: 10, 0x92: -10, 0x93: 1, 0x94: -1}[b]
-            st.feed_override = 100 if b == 0x90 else max(10, min(200, st.feed_override + f))
-            self.ovr_counter = 0
-        elif 0x95 <= b <= 0x97:
-            st.rapid_override = {0x95: 100, 0x96: 50, 0x97: 25}[b]
-            self.ovr_counter = 0
-        elif 0x99 <= b <= 0x9D:
-            d = {0x9A: 10, 0x9B: -10, 0x9C: 1, 0x9D: -1}.get(b, 0)
-            self.spindle_override = 100 if b == 0x99 else max(10, min(200, self.spindle_override + d))
-            self.ovr_counter = 0
-        elif b == 0x9E:
-            if self.state == "Hold" and self.hold_complete:
-                self.spindle_stop = not self.spindle_stop
-                self.ovr_counter = 0
-        elif b in (0xA0, 0xA1):
-            if self.state in ("Idle", "Run", "Hold"):
-                flood, mist = self.coolant
-                self.coolant = (not flood, mist) if b == 0xA0 else (flood, not mist)
-                self.interp.modal.flood, self.interp.modal.mist = self.coolant
-                self.ovr_counter = 0
-
-    def _feed_hold(self) -> None:
-        if self.critical or self.state in ("Alarm", "Check", "Sleep", "Door"):
-            return
-        if self.state == "Jog":
-            self._start_jog_cancel()
-        elif self.state == "Run":
-            self.state = "Hold"
-            self.hold_complete = False
-            self.hold_motion = True
-            self.stepper.holding = True
-        elif self.state == "Idle":
-            self.state = "Hold"
-            self.hold_complete = True
-            self.stepper.holding = True
-
-    def _start_jog_cancel(self) -> None:
-        self.jog_cancel = True
-        self.stepper.holding = True
-
-    def _cycle_start(self) -> None:
-        if self.critical:
-            return
-        if self.state == "Door" and "D" not in self.pins and self.hold_complete and self.restore_until is None:
-            wait = (4.0 if self.spindle[0] != 5 else 0.0) + (1.0 if any(self.coolant) else 0.0)
-            self.restore_until = self.t + wait  # Door:3 while spindle and coolant come back
-            return
-        if self.state == "Hold" and self.hold_complete:
-            self.spindle_stop = False
-            self._resume()
-        elif self.state == "Idle" and self.stepper.blocks:
-            self._resume()
-
-    def _resume(self) -> None:
-        self.stepper.holding = False
-        self.hold_complete = False
-        self.hold_motion = False
-        if self.stepper.blocks:
-            self.state = "Jog" if self.stepper.blocks[0].jog else "Run"
-        else:
-            self.state = "Idle"
-
-    def _door(self) -> None:
-        if self.state in ("Alarm", "Check", "Sleep") or self.critical:
-            return
-        if self.state == "Home":  # homing fails: the door opened during the cycle
-            self.homing = None
-            self.stepper.flush()
-            self._emit("ALARM:7")
-            self.state = "Alarm"
-            return
-        self._msg("Check Door")
-        if self.state == "Jog":
-            self._start_jog_cancel()
-            return
-        moving = self.state in ("Run", "Hold") and self.stepper.speed > 0
-        self.hold_motion = self.hold_motion or self.state == "Run"
-        self.state = "Door"
-        self.hold_complete = not moving
-        self.stepper.holding = True
-        self.restore_until = None
-
-    def set_pin(self, letter: str, active: bool) -> None:
-        """Drive an input pin: D (door), P (probe), X/Y/Z limits, H/S/R buttons (shown in Pn:)."""
-        if active:
-            self.pins.add(letter)
-            if letter == "D":
-                self._door()
-        else:
-            self.pins.discard(letter)
 
     # ------------------------------------------------------------------ main loop
 
@@ -415,7 +288,7 @@ class GrblFirmware(SystemCommands):
                 self._status(20)
             return 20
         check = self.state == "Check"
-        if _SYNC_WORDS.search(line) or result.program_end or result.stop:
+        if result.sync:  # spindle, coolant, dwell, EEPROM write, probe: the planner empties first
             while self.stepper.busy and not check:
                 yield _STEP
         if self.wco() != before_wco:
@@ -429,21 +302,26 @@ class GrblFirmware(SystemCommands):
         for motion in result.motions:
             if motion.kind == "dwell":
                 if not check:
-                    yield from self._sleep(self.t + motion.seconds)
+                    yield from self._sleep(self.t + dwell_seconds(motion.seconds))
                 continue
-            for block in self._blocks_for(motion):
-                if soft and outside_travel(block.end, travel):
+            rate, rapid, probe = self._rate(motion)
+            for target in self._targets(motion):
+                if soft and outside_travel(target, travel):
                     yield from self._soft_limit()
                     return 0
                 if check:
                     continue
                 while self.stepper.free <= 0:
                     yield _STEP
-                self.stepper.push(block)
-                if block.probe:
-                    while self.stepper.busy:
-                        yield _STEP
-        if result.stop and _M_WORD.findall(line).count("0") and not check:
+                self.stepper.limits = Limits.from_settings(self.eeprom.settings)
+                self.stepper.push_line(target, rate, rapid=rapid, line=motion.line, probe=probe)
+            if probe and not check:
+                while self.stepper.busy:
+                    yield _STEP
+        if (result.stop or result.program_end) and not check:
+            while self.stepper.busy:  # M0, M2, M30 wait for the machine to stop (gcode.c [21])
+                yield _STEP
+        if result.stop and not check:
             self.state = "Hold"
             self.hold_complete = True
             self.stepper.holding = True
@@ -459,27 +337,17 @@ class GrblFirmware(SystemCommands):
             self._emit("ok")
         return 0
 
-    def _blocks_for(self, motion) -> list[Block]:  # noqa: ANN001 - safety.Motion
-        e = self.eeprom
-        rates, accels = e.max_rates(), e.accels()
-        if motion.kind == "traverse":
-            points, feed, rapid = [motion.end], math.inf, True  # limited per axis below
-        elif motion.kind == "arc":
-            points = arc_points(motion.start, motion.end, motion.center, motion.plane, motion.clockwise,
-                                motion.sweep, motion.radius, e.settings[12])
-            feed, rapid = motion.feed, False
-        else:
-            points, feed, rapid = [motion.end], motion.feed, False
-        blocks = []
-        start = motion.start
-        for p in points:
-            speed, accel = limited_speed_and_accel(start, p, feed, rates, accels)
-            limit, _ = limited_speed_and_accel(start, p, math.inf, rates, accels)
-            blocks.append(Block(start, p, speed, accel, rapid=rapid, line=motion.line, limit=limit))
-            start = p
-        if motion.kind == "probe" and blocks:
-            blocks[-1].probe = f"G38.{self.interp.modal.motion % 10}"
-        return blocks
+    def _targets(self, motion) -> list[Vec3]:  # noqa: ANN001 - safety.Motion
+        """The planner moves of a motion: mc_arc's chords for an arc, else its end point."""
+        if motion.kind == "arc":
+            return arc_points(motion.start, motion.end, motion.center, motion.plane, motion.sweep, motion.radius,
+                              self.eeprom.settings[12])
+        return [motion.end]
+
+    def _rate(self, motion) -> tuple[float, bool, str | None]:  # noqa: ANN001 - safety.Motion
+        """(feed in mm/min, rapid, probe command) for the planner."""
+        probe = gname(self.interp.modal.motion) if motion.kind == "probe" else None
+        return motion.feed, motion.kind == "traverse", probe
 
     def _soft_limit(self) -> Generator[object, None, None]:
         """limits_soft_check: hold if moving, then reset and the critical ALARM:2 loop until 0x18."""
@@ -496,7 +364,7 @@ class GrblFirmware(SystemCommands):
         while True:  # released only by soft_reset(), which drops this task
             yield _STEP
 
-    def _probe_done(self, block: Block) -> None:
+    def _probe_done(self, block: PlanBlock) -> None:
         touched = "P" in self.pins
         self.probe = (tuple(self.stepper.position), touched)  # type: ignore[assignment]
         self.stepper.flush()

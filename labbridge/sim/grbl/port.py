@@ -16,6 +16,8 @@ Options:
   instead of values matching the machine's config.
 - ``link``: a symlink kept pointing at the current device (like /dev/serial/by-id),
   so a driver can find the machine again after :meth:`GrblSimulator.replug`.
+- ``settings`` / ``offsets``: ``$`` values and work offsets read from a real controller,
+  stored over the config's (a digital twin of that controller).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class SimOptions:
     line_ms: float = 0.0  # firmware time to parse one line (real AVR: ~2-3 ms); 0 = instant
     reset_on_open: bool = True
     link: str | None = None
+    settings: dict[int, float] | None = None
+    offsets: dict[str, tuple[float, float, float]] | None = None
 
 
 class GrblSimulator:
@@ -61,6 +65,9 @@ class GrblSimulator:
         self.options = options or SimOptions(**opts)
         o = self.options
         eeprom = Eeprom() if o.factory_defaults else Eeprom.from_machine(machine)
+        for number, value in (o.settings or {}).items():
+            eeprom.store(int(number), float(value))
+        eeprom.offsets.update({k: tuple(v) for k, v in (o.offsets or {}).items() if k in eeprom.offsets})
         fw_opts = FirmwareOptions(rx_buffer=o.rx_buffer, line_seconds=o.line_ms / 1000.0)
         self.firmware = GrblFirmware(machine, eeprom, fw_opts)
         self.firmware.take_output()  # power-up banner: nobody is listening yet

@@ -10,8 +10,10 @@ import re
 from collections.abc import Generator
 from typing import Any
 
-from labbridge.sim.grbl.motion import Block, limited_speed_and_accel
+from labbridge.safety.modal import Distance, Units
 from labbridge.sim.grbl.settings import format_setting
+
+Jog = tuple[tuple[float, float, float], float]  # target (mm, machine) and feed (mm/min)
 
 VERSION = "1.1h"
 BUILD = "20190830"
@@ -44,114 +46,143 @@ class SystemCommands:
     probe: Any
     t: float
 
-    def _system(self, line: str) -> Generator[object, None, None]:  # noqa: C901 - mirrors system_execute_line
-        state = self.state
+    def _system(self, line: str) -> Generator[object, None, None]:
+        """system_execute_line: route a ``$`` line to its command; each command answers ``ok``/``error:N``."""
         cmd = line[1:2]
         if cmd == "":
-            self._emit(HELP)
-            self._emit("ok")
-            return
-        if cmd == "J":
-            if state not in ("Idle", "Jog"):
-                return self._status(8)
-            if line[2:3] != "=":
-                return self._status(3)
-            code, block = self._jog(line[3:])
-            if code == 0 and block is not None:
-                while self.stepper.free <= 0:
-                    yield STEP
-                self.stepper.push(block)
-                self.interp.set_position(block.end)
-                if self.state == "Idle":
-                    self.state = "Jog"
-            return self._status(code)
-        if cmd in "$GCX":
-            if len(line) != 2:
-                return self._status(3)
-            if cmd == "$":
-                if state in ("Run", "Hold"):
-                    return self._status(8)
-                for number, value in sorted(self.eeprom.settings.items()):
-                    self._emit(format_setting(number, value))
-            elif cmd == "G":
-                self._emit(f"[GC:{self.interp.modal_words()}]")
-            elif cmd == "C":
-                if state == "Check":
-                    self._msg("Disabled")
-                    self._emit("ok")
-                    self.state = "Idle"
-                    self._reinit()
-                    return
-                if state != "Idle":
-                    return self._status(8)
-                self.state = "Check"
-                self._msg("Enabled")
-            elif cmd == "X" and state == "Alarm":
-                if "D" in self.pins:
-                    return self._status(13)
-                self._msg("Caution: Unlocked")
-                self.state = "Idle"
-            return self._status(0)
-        if state not in ("Idle", "Alarm"):
+            handler = self._sys_help
+        elif cmd == "J":
+            handler = self._sys_jog
+        elif cmd in "$GCX":  # allowed in any state; each checks its own
+            handler = self._sys_view_or_mode
+        elif self.state not in ("Idle", "Alarm"):
             return self._status(8)
-        if cmd == "#":
-            if len(line) != 2:
-                return self._status(3)
-            self._report_parameters()
-            return self._status(0)
-        if cmd == "H":
-            if not self.eeprom.settings[22]:
-                return self._status(5)
+        else:
+            handler = {"#": self._sys_parameters, "H": self._sys_home, "S": self._sys_sleep,
+                       "I": self._sys_build_info, "R": self._sys_restore}.get(cmd, self._sys_store)
+        steps = handler(line)
+        if steps is not None:  # commands that wait (planner room, homing, EEPROM) are generators
+            yield from steps
+
+    def _sys_help(self, line: str) -> None:
+        self._emit(HELP)
+        self._emit("ok")
+
+    def _sys_jog(self, line: str) -> Generator[object, None, None]:
+        """``$J=line``: queue a jog block when the planner has room."""
+        if self.state not in ("Idle", "Jog"):
+            return self._status(8)
+        if line[2:3] != "=":
+            return self._status(3)
+        code, jog = self._jog(line[3:])
+        if code == 0 and jog is not None:
+            target, feed = jog
+            while self.stepper.free <= 0:
+                yield STEP
+            self.stepper.push_line(target, feed, jog=True)
+            self.interp.set_position(target)
+            if self.state == "Idle":
+                self.state = "Jog"
+        return self._status(code)
+
+    def _sys_view_or_mode(self, line: str) -> None:
+        """``$$`` settings, ``$G`` parser state, ``$C`` check mode on/off, ``$X`` unlock."""
+        state, cmd = self.state, line[1:2]
+        if len(line) != 2:
+            return self._status(3)
+        if cmd == "$":
+            if state in ("Run", "Hold"):
+                return self._status(8)
+            for number, value in sorted(self.eeprom.settings.items()):
+                self._emit(format_setting(number, value))
+        elif cmd == "G":
+            self._emit(f"[GC:{self.interp.modal_words()}]")
+        elif cmd == "C":
+            if state == "Check":
+                self._msg("Disabled")
+                self._emit("ok")
+                self.state = "Idle"
+                self._reinit()
+                return None
+            if state != "Idle":
+                return self._status(8)
+            self.state = "Check"
+            self._msg("Enabled")
+        elif cmd == "X" and state == "Alarm":
             if "D" in self.pins:
                 return self._status(13)
-            if len(line) != 2:
-                return self._status(3)
-            self._start_homing()
-            while self.homing is not None:
-                yield STEP
-            if self.state == "Alarm":  # the cycle failed: GRBL answers, then resets itself
-                self._emit("ok")
-                self._reinit()
-                return
-            if self.state == "Idle":
-                self._run_startup_lines()
-            return self._status(0)
-        if cmd == "S":
-            if line != "$SLP":
-                return self._status(3)
-            self._msg("Sleeping")
-            self.sleeping = True
-            self.state = "Sleep"
-            self.stepper.flush()
-            return self._status(0)
-        if cmd == "I":
-            if len(line) == 2:
-                self._emit(f"[VER:{VERSION}.{BUILD}:{self.eeprom.build_info}]")
-                self._emit(f"[OPT:V,{self.options.planner_blocks - 1},{self.options.rx_buffer}]")
-                return self._status(0)
-            if line[2] != "=":
-                return self._status(3)
-            self.eeprom.build_info = line[3:]
-            self._eeprom_write("line")
+            self._msg("Caution: Unlocked")
+            self.state = "Idle"
+        return self._status(0)
+
+    def _sys_parameters(self, line: str) -> None:
+        """``$#``: offsets, G28/G30, G92, TLO, last probe."""
+        if len(line) != 2:
+            return self._status(3)
+        self._report_parameters()
+        return self._status(0)
+
+    def _sys_home(self, line: str) -> Generator[object, None, None]:
+        """``$H``: the homing cycle; answered once it ends (startup lines run after a good one)."""
+        if not self.eeprom.settings[22]:
+            return self._status(5)
+        if "D" in self.pins:
+            return self._status(13)
+        if len(line) != 2:
+            return self._status(3)
+        self._start_homing()
+        while self.homing is not None:
             yield STEP
-            return self._status(0)
-        if cmd == "R":
-            if not (line.startswith("$RST=") and len(line) == 6 and line[5] in "$#*"):
-                return self._status(3)
-            self.eeprom.restore(line[5])
-            self._eeprom_write("settings")
-            yield STEP
-            self._msg("Restoring defaults")
+        if self.state == "Alarm":  # the cycle failed: GRBL answers, then resets itself
             self._emit("ok")
-            self.soft_reset()
-            return
-        if cmd == "N" and len(line) == 2:
+            self._reinit()
+            return None
+        if self.state == "Idle":
+            self._run_startup_lines()
+        return self._status(0)
+
+    def _sys_sleep(self, line: str) -> None:
+        """``$SLP``: sleep until reset."""
+        if line != "$SLP":
+            return self._status(3)
+        self._msg("Sleeping")
+        self.sleeping = True
+        self.state = "Sleep"
+        self.stepper.flush()
+        return self._status(0)
+
+    def _sys_build_info(self, line: str) -> Generator[object, None, None]:
+        """``$I`` reports version and options; ``$I=text`` stores the build info line in EEPROM."""
+        if len(line) == 2:
+            self._emit(f"[VER:{VERSION}.{BUILD}:{self.eeprom.build_info}]")
+            self._emit(f"[OPT:V,{self.options.planner_blocks - 1},{self.options.rx_buffer}]")
+            return self._status(0)
+        if line[2] != "=":
+            return self._status(3)
+        self.eeprom.build_info = line[3:]
+        self._eeprom_write("line")
+        yield STEP
+        return self._status(0)
+
+    def _sys_restore(self, line: str) -> Generator[object, None, None]:
+        """``$RST=$``, ``$RST=#``, ``$RST=*``: restore EEPROM defaults, then reset."""
+        if not (line.startswith("$RST=") and len(line) == 6 and line[5] in "$#*"):
+            return self._status(3)
+        self.eeprom.restore(line[5])
+        self._eeprom_write("settings")
+        yield STEP
+        self._msg("Restoring defaults")
+        self._emit("ok")
+        self.soft_reset()
+
+    def _sys_store(self, line: str) -> Generator[object, None, None]:
+        """``$N`` lists the startup lines; ``$Nx=line`` stores one (checked as G-code), ``$x=value`` a setting."""
+        startup = line[1:2] == "N"
+        if startup and len(line) == 2:
             for i, text in enumerate(self.eeprom.startup):
                 self._emit(f"$N{i}={text}")
             return self._status(0)
-        # $Nx=line and $x=value
-        startup = cmd == "N"
-        if startup and state != "Idle":
+        if startup and self.state != "Idle":
             return self._status(8)
         m = re.match(r"^\$N?([-+]?(?:\d+\.?\d*|\.\d+))(.*)$", line)
         if m is None:
@@ -182,14 +213,14 @@ class SystemCommands:
             yield STEP
         return self._status(code)
 
-    def _jog(self, text: str) -> tuple[int, Block | None]:
-        """$J=: GRBL's jog rules (gc_execute_line with the jog flag): (status code, block to queue)."""
+    def _jog(self, text: str) -> tuple[int, Jog | None]:
+        """$J=: GRBL's jog rules (gc_execute_line with the jog flag): (status code, (target, feed) to queue)."""
         code_or_block = self._jog_parse(text)
         if isinstance(code_or_block, int):
             return code_or_block, None
         return 0, code_or_block
 
-    def _jog_parse(self, text: str) -> int | Block:
+    def _jog_parse(self, text: str) -> int | Jog:
         words: dict[str, float] = {}
         gcodes: list[float] = []
         pos = 0
@@ -214,7 +245,7 @@ class SystemCommands:
         if pos != len(text):
             return 1
         inch = False
-        absolute = self.interp.modal.distance == 900
+        absolute = self.interp.modal.distance == Distance.ABSOLUTE
         machine = False
         for g in gcodes:
             if g in (20.0, 21.0):
@@ -225,7 +256,7 @@ class SystemCommands:
                 machine = True
             else:
                 return 16
-        inch = inch or (self.interp.modal.units == 200 and 21.0 not in gcodes)
+        inch = inch or (self.interp.modal.units == Units.INCH and 21.0 not in gcodes)
         if "F" not in words:
             return 22
         axes = {i: words[a] * (25.4 if inch else 1.0) for i, a in enumerate("XYZ") if a in words}
@@ -244,10 +275,7 @@ class SystemCommands:
         if self.eeprom.settings[20] and outside_travel(tuple(target), self.eeprom.max_travel()):
             return 15
         feed = words["F"] * (25.4 if inch else 1.0)
-        start = (current[0], current[1], current[2])
-        end = (target[0], target[1], target[2])
-        speed, accel = limited_speed_and_accel(start, end, feed, self.eeprom.max_rates(), self.eeprom.accels())
-        return Block(start, end, speed, accel, jog=True, limit=speed)
+        return (target[0], target[1], target[2]), feed
 
     def _start_homing(self) -> None:
         """Homing: Z, then X and Y; each cycle searches at $25, then pulls off, locates and pulls off again

@@ -4,7 +4,8 @@
 // Topics: "machines" (the list from /api/machines was loaded), "machine" (id: its live state changed),
 // "queue" (the queue list was reloaded), "queue-changed" (the server says the queue changed),
 // "job", "alarm", "result", "live-error" (websocket messages), "link" (true/false: the live link is up),
-// "session-ended" (the server closed the session), "view" (name: a view was opened).
+// "session-ended" (the server closed the session), "view" (name: a view was opened),
+// "dryrun" (a dry run's progress or result on a machine's digital twin).
 
 export const state = {
   me: null,          // the signed-in user: {username, role, permissions}
@@ -13,6 +14,8 @@ export const state = {
   queue: [],         // queue entries from /api/queue
   program: null,     // {hash, name, text}: the program last checked
   check: null,       // the last check result
+  toolpath: null,    // its decoded compact toolpath (js/preview/toolpath.js)
+  dryRuns: {},       // machine id -> the latest "dryrun" message (a rehearsal on the machine's twin)
 };
 
 const listeners = new Map();

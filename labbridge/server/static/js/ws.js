@@ -23,6 +23,7 @@ function handle(socket, msg) {
     case "error": publish("live-error", msg); break;
     case "result": publish("result", msg); break;
     case "storage": publish("storage", msg); break;
+    case "dryrun": publish("dryrun", msg); break;
     default: break;
   }
 }

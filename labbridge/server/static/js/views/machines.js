@@ -5,6 +5,7 @@ import { duration, num, t, word } from "../i18n.js";
 import { applyPerms } from "../shell.js";
 import { can, state, subscribe } from "../store.js";
 import { send } from "../ws.js";
+import { dryRunButtons, rehearsalText } from "./machine_path.js";
 import { startEntry } from "./queue.js";
 
 const JOG_STEPS = [0.1, 1, 10, 50];
@@ -183,8 +184,11 @@ function renderCardQueues() {
     if (!box) continue;
     const mine = state.queue.filter((e) => e.machine === id && e.state === "queued");
     box.replaceChildren(...(mine.length ? [h("div", { class: "muted" }, t("card.queued"))] : []),
-      ...mine.map((e) => h("div", { class: "qitem" }, t("card.queue_item", { id: e.id, name: e.name, by: e.submitted_by }),
-        can("job.start") ? h("button", { class: "small start", onclick: () => startEntry(e.id) }, t("queue.start")) : null)));
+      ...mine.map((e) => h("div", { class: "qitem", dataset: { entry: e.id } },
+        t("card.queue_item", { id: e.id, name: e.name, by: e.submitted_by }),
+        e.rehearsal ? h("span", { class: "rehearsed" }, ` ✓ ${rehearsalText(e.rehearsal)}`) : null,
+        can("job.start") ? h("button", { class: "small start", onclick: () => startEntry(e.id) }, t("queue.start")) : null,
+        ...dryRunButtons(e))));
   }
 }
 

@@ -3,7 +3,7 @@ import { $, toast } from "../dom.js";
 import { t, word } from "../i18n.js";
 import { subscribe } from "../store.js";
 
-const GOOD_OUTCOMES = new Set(["done", "completed"]);
+const GOOD_OUTCOMES = new Set(["completed"]);
 
 function jobNotice(msg) {
   const params = { machine: msg.machine, outcome: word("job", msg.outcome), message: msg.message };

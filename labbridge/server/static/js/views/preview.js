@@ -1,23 +1,16 @@
-// The toolpath preview of a checked program: top (XY) and front (XZ) views, or Z/X for a lathe, with the
-// machine's envelope, keep-out boxes and the segments that leave them in red.
+// The flat toolpath views of a checked program, for small screens and printing: top (XY) and front (XZ), or Z/X
+// for a lathe, with the machine's envelope, keep-out boxes and the flagged segments in red. They draw the same
+// compact toolpath as the 3D view (js/preview/), so a million-line program costs what the screen shows.
 import { $ } from "../dom.js";
 import { t } from "../i18n.js";
+import { CUT, FLAGGED, JUMP, RAPID, pathBounds, vertexForLine } from "../preview/toolpath.js";
 import { state } from "../store.js";
 
 const NAMES = ["X", "Y", "Z"];
+const STYLE = { [RAPID]: ["#999", 1, [4, 4]], [CUT]: ["#16c", 1.2, []], [FLAGGED]: ["#e11", 2.5, []] };
 
-function bounds(p, ai, bi) {
-  const ea = p.envelope[NAMES[ai]] || [0, 0], eb = p.envelope[NAMES[bi]] || [0, 0];
-  let minA = ea[0], maxA = ea[1], minB = eb[0], maxB = eb[1];
-  for (const s of p.segments) for (const pt of s.points) {
-    minA = Math.min(minA, pt[ai]); maxA = Math.max(maxA, pt[ai]);
-    minB = Math.min(minB, pt[bi]); maxB = Math.max(maxB, pt[bi]);
-  }
-  return { ea, eb, minA, maxA, minB, maxB };
-}
-
-function drawBoxes(ctx, p, ai, bi, X, Y, k) {
-  for (const box of p.keep_out) {
+function drawBoxes(ctx, tp, ai, bi, X, Y, k) {
+  for (const box of tp.header.keep_out) {
     const a0 = box.min[NAMES[ai]], a1 = box.max[NAMES[ai]], b0 = box.min[NAMES[bi]], b1 = box.max[NAMES[bi]];
     if ([a0, a1, b0, b1].some((v) => v === undefined)) continue;
     ctx.fillStyle = "rgba(230,140,0,0.25)"; ctx.strokeStyle = "#e80";
@@ -26,51 +19,63 @@ function drawBoxes(ctx, p, ai, bi, X, Y, k) {
   }
 }
 
-function drawSegments(ctx, p, ai, bi, X, Y, highlight) {
-  for (const pass of [false, true]) {  // good first, violations on top
-    for (const s of p.segments) {
-      if (s.bad !== pass) continue;
-      ctx.beginPath();
-      ctx.setLineDash(s.kind === "traverse" && !s.bad ? [4, 4] : []);
-      ctx.strokeStyle = s.bad ? "#e11" : (s.kind === "traverse" ? "#999" : "#16c");
-      ctx.lineWidth = s.bad ? 2.5 : (s.line === highlight ? 3 : 1.2);
-      if (s.line === highlight && !s.bad) ctx.strokeStyle = "#a0f";
-      s.points.forEach((pt, i) => (i ? ctx.lineTo(X(pt[ai]), Y(pt[bi])) : ctx.moveTo(X(pt[ai]), Y(pt[bi]))));
-      ctx.stroke();
+/** Segments of one kind as one path (rapids, then cuts, then flagged on top); the highlighted line thicker. */
+function drawSegments(ctx, tp, ai, bi, X, Y, highlight) {
+  const { positions: p, kinds, lines, count } = tp;
+  for (const kind of [RAPID, CUT, FLAGGED]) {
+    const [colour, width, dash] = STYLE[kind];
+    ctx.beginPath();
+    ctx.strokeStyle = colour; ctx.lineWidth = width; ctx.setLineDash(dash);
+    for (let i = 1; i < count; i++) {
+      if (kinds[i] !== kind) continue;
+      ctx.moveTo(X(p[3 * (i - 1) + ai]), Y(p[3 * (i - 1) + bi]));
+      ctx.lineTo(X(p[3 * i + ai]), Y(p[3 * i + bi]));
     }
+    ctx.stroke();
   }
   ctx.setLineDash([]);
+  if (highlight === null || highlight === undefined) return;
+  ctx.beginPath(); ctx.strokeStyle = "#a0f"; ctx.lineWidth = 3;
+  for (let i = 1; i < count; i++) {  // a flagged segment stays red (drawn above), the rest turn purple
+    if (kinds[i] === JUMP || kinds[i] === FLAGGED || lines[i] !== highlight) continue;
+    ctx.moveTo(X(p[3 * (i - 1) + ai]), Y(p[3 * (i - 1) + bi]));
+    ctx.lineTo(X(p[3 * i + ai]), Y(p[3 * i + bi]));
+  }
+  ctx.stroke();
 }
 
-function drawView(canvas, p, ai, bi, highlight, aName, bName) {
+function drawView(canvas, tp, ai, bi, highlight, aName, bName) {
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height, pad = 24;
   ctx.clearRect(0, 0, W, H);
-  const { ea, eb, minA, maxA, minB, maxB } = bounds(p, ai, bi);
-  const spanA = Math.max(maxA - minA, 1e-6), spanB = Math.max(maxB - minB, 1e-6);
+  const [lo, hi] = pathBounds(tp, true);
+  const ea = tp.header.envelope[NAMES[ai]] || [0, 0], eb = tp.header.envelope[NAMES[bi]] || [0, 0];
+  const spanA = Math.max(hi[ai] - lo[ai], 1e-6), spanB = Math.max(hi[bi] - lo[bi], 1e-6);
   const k = Math.min((W - 2 * pad) / spanA, (H - 2 * pad) / spanB);
-  const X = (a) => pad + (a - minA) * k;
-  const Y = (b) => H - pad - (b - minB) * k;
+  const X = (a) => pad + (a - lo[ai]) * k;
+  const Y = (b) => H - pad - (b - lo[bi]) * k;
   ctx.strokeStyle = "#2a7"; ctx.lineWidth = 1.5; ctx.setLineDash([]);
   ctx.strokeRect(X(ea[0]), Y(eb[1]), (ea[1] - ea[0]) * k, (eb[1] - eb[0]) * k);
-  drawBoxes(ctx, p, ai, bi, X, Y, k);
-  drawSegments(ctx, p, ai, bi, X, Y, highlight);
+  drawBoxes(ctx, tp, ai, bi, X, Y, k);
+  drawSegments(ctx, tp, ai, bi, X, Y, highlight);
   ctx.fillStyle = "#555"; ctx.font = "12px sans-serif";
   ctx.fillText(`${aName} →`, W - 60, H - 6); ctx.fillText(`↑ ${bName}`, 4, 14);
-  canvas.dataset.segments = p.segments.length;
-  canvas.dataset.bad = p.segments.filter((s) => s.bad).length;
+  canvas.dataset.segments = tp.count;
+  canvas.dataset.bad = tp.kinds.filter((v) => v === FLAGGED).length;
 }
 
-/** Draw the last check's preview; highlight is a program line to draw thicker. */
+/** Draw the last check's toolpath flat; highlight is a program line to draw thicker. */
 export function drawPreview(highlight) {
-  const p = state.check && state.check.preview;
-  if (!p) return;
-  if (p.lathe) {
-    drawView($("#view-xy"), p, 2, 0, highlight, "Z", t("preview.x_diameter"));   // lathe: Z across, X up
+  const tp = state.toolpath;
+  if (!tp) return;
+  const at = highlight === null || highlight === undefined ? -1 : vertexForLine(tp, highlight);
+  highlight = at < 0 ? null : tp.lines[at];  // the segment that draws the line may stand for several lines
+  if (tp.header.lathe) {
+    drawView($("#view-xy"), tp, 2, 0, highlight, "Z", t("preview.x_diameter"));   // lathe: Z across, X up
     $("#view-xz").parentElement.hidden = true;
   } else {
     $("#view-xz").parentElement.hidden = false;
-    drawView($("#view-xy"), p, 0, 1, highlight, "X", "Y");
-    drawView($("#view-xz"), p, 0, 2, highlight, "X", "Z");
+    drawView($("#view-xy"), tp, 0, 1, highlight, "X", "Y");
+    drawView($("#view-xz"), tp, 0, 2, highlight, "X", "Z");
   }
 }

@@ -4,6 +4,7 @@ import { $, h, toast } from "../dom.js";
 import { dateTime, t, word } from "../i18n.js";
 import { isShown } from "../shell.js";
 import { can, setQueue, state, subscribe } from "../store.js";
+import { dryRunButtons, rehearsalText } from "./machine_path.js";
 
 /** Reload the queue (the store tells the views that show it). */
 export async function refreshQueue() {
@@ -31,11 +32,14 @@ function queueRow(e) {
   return h("tr", { dataset: { entry: e.id } },
     h("td", {}, e.id), h("td", {}, e.machine), h("td", {}, e.name, h("div", { class: "muted mono" }, e.hash.slice(0, 12))),
     h("td", {}, e.submitted_by), h("td", {}, e.note),
-    h("td", { class: "qstate" }, word("queue_state", e.state), e.message ? ` — ${e.message}` : ""),
+    h("td", { class: "qstate" }, word("queue_state", e.state), e.message ? ` — ${e.message}` : "",
+      e.rehearsal ? h("div", { class: `rehearsed ${e.rehearsal.outcome === "completed" ? "" : "failed"}` },
+        rehearsalText(e.rehearsal)) : null),
     h("td", {},
       e.state === "queued" && can("job.start")
         ? h("button", { class: "small start", onclick: () => startEntry(e.id) }, t("queue.start")) : null,
-      mayRemove ? h("button", { class: "small", onclick: () => removeEntry(e.id) }, t("queue.remove")) : null));
+      mayRemove ? h("button", { class: "small", onclick: () => removeEntry(e.id) }, t("queue.remove")) : null,
+      ...dryRunButtons(e)));
 }
 
 function renderQueue() {

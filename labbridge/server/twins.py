@@ -1,0 +1,294 @@
+"""Dry runs: a queued program rehearsed on the machine's digital twin, with the same job runner and events.
+
+The twin is the simulator the demo uses, started for this one run from the
+machine's config (envelope, rates, accelerations, offsets) and, for a connected
+GRBL, the ``$`` settings and work offsets read from the real controller. It runs
+1×, 4× or 16× faster than real time on its own pty/TCP endpoints: it never
+touches a real port, and a dry run may go on while the real machine runs a job.
+The server never imports labbridge.sim: the CLI hands it the factory
+(``ServerSettings.twins``).
+
+The result (outcome, simulated run time next to the gate's estimate, alarms and
+errors the twin raised) is stored per queue entry, which then shows "rehearsed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labbridge.errors import LabbridgeError
+from labbridge.log import get_logger
+from labbridge.model import MachineState, Status
+
+SPEEDS = (1, 4, 16)
+BROADCAST_HZ = 10.0
+READY_TIMEOUT = 30.0
+LABEL = "DRY RUN — the machine does not move"
+
+log = get_logger()
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS web_rehearsals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id INTEGER NOT NULL,
+    machine TEXT NOT NULL,
+    speed INTEGER NOT NULL,
+    started_by TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT NOT NULL,
+    simulated_seconds REAL,
+    estimated_seconds REAL,
+    alarms TEXT NOT NULL DEFAULT '[]',
+    job_id TEXT,
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS web_rehearsals_entry ON web_rehearsals(entry_id, id);
+"""
+
+
+class DryRunError(LabbridgeError):
+    """A dry run cannot start (HTTP 409); the message says why."""
+
+
+class Rehearsals:
+    """The dry-run records, in the server's SQLite file next to the queue."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        with store._lock:
+            store._db.executescript(SCHEMA)
+
+    def add(self, entry_id: int, machine: str, speed: int, user: str) -> int:
+        cur = self.store._exec(
+            "INSERT INTO web_rehearsals(entry_id, machine, speed, started_by, started_at, outcome) "
+            "VALUES (?,?,?,?,?, 'running')", (entry_id, machine, speed, user, time.time()))
+        return int(cur.lastrowid or 0)
+
+    def finish(self, rid: int, **fields: Any) -> None:
+        fields["alarms"] = json.dumps(fields.get("alarms", []))
+        sets = ", ".join(f"{k}=?" for k in fields)
+        self.store._exec(f"UPDATE web_rehearsals SET {sets}, finished_at=? WHERE id=?",
+                         (*fields.values(), time.time(), rid))
+
+    def latest(self, entry_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The newest rehearsal of each entry (entries never rehearsed are absent)."""
+        if not entry_ids:
+            return {}
+        marks = ",".join("?" * len(entry_ids))
+        rows = self.store._all(
+            f"SELECT * FROM web_rehearsals WHERE id IN (SELECT MAX(id) FROM web_rehearsals "
+            f"WHERE entry_id IN ({marks}) GROUP BY entry_id)", tuple(entry_ids))
+        for row in rows:
+            row["alarms"] = json.loads(row["alarms"])
+        return {row["entry_id"]: row for row in rows}
+
+    def interrupted(self) -> None:
+        """Dry runs left 'running' by a stopped server did not finish."""
+        self.store._exec("UPDATE web_rehearsals SET outcome='interrupted', message='the server stopped' "
+                         "WHERE outcome='running'")
+
+
+@dataclass
+class DryRun:
+    machine: str
+    entry_id: int
+    speed: int
+    user: str
+    program: str
+    hash: str
+    estimated_seconds: float | None
+    record: int
+    handle: Any = None
+    driver: Any = None
+    runner: Any = None
+    task: asyncio.Task[None] | None = None
+    started_at: float | None = None
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+
+    def status(self) -> dict[str, Any]:
+        st: MachineState | None = getattr(self.driver, "state", None)
+        job = st.job if st is not None else None
+        return {
+            "machine": self.machine, "entry": self.entry_id, "speed": self.speed, "label": LABEL,
+            "program": self.program, "hash": self.hash, "state": "finished" if self.result else "running",
+            "twin_state": st.state.value if st is not None else "starting",
+            "position": st.position_machine if st is not None else None,
+            "line": (job.line_number if job else None), "lines_acked": job.lines_acked if job else 0,
+            "lines_total": job.lines_total if job else 0, "result": self.result,
+        }
+
+
+class DryRuns:
+    """At most one dry run per machine; runs beside (never instead of) the machine's real jobs."""
+
+    def __init__(self, lab: Any, store: Any, hub: Any, twins: Any, options: dict[str, Any] | None = None) -> None:
+        self.lab = lab
+        self.hub = hub
+        self.twins = twins
+        self.options = options or {}
+        self.records = Rehearsals(store)
+        self.records.interrupted()
+        self.runs: dict[str, DryRun] = {}
+
+    def status(self, machine: str) -> dict[str, Any] | None:
+        run = self.runs.get(machine)
+        return run.status() if run is not None else None
+
+    async def start(self, entry: dict[str, Any], path: Path, speed: int, user: str,
+                    estimated_seconds: float | None) -> dict[str, Any]:
+        machine = entry["machine"]
+        if self.twins is None:
+            raise DryRunError(f"{machine}: no digital twin is available in this server (start it with "
+                              "`labbridge serve`, which provides the simulators)")
+        if speed not in SPEEDS:
+            raise DryRunError(f"speed must be one of {', '.join(f'{s}x' for s in SPEEDS)}, not {speed}")
+        current = self.runs.get(machine)
+        if current is not None and current.result is None:
+            raise DryRunError(f"{machine}: a dry run of entry #{current.entry_id} is still going; wait or cancel it")
+        run = DryRun(machine, entry["id"], speed, user, entry["name"], entry["hash"], estimated_seconds,
+                     self.records.add(entry["id"], machine, speed, user))
+        self.runs[machine] = run
+        run.task = asyncio.get_running_loop().create_task(self._run(run, path), name=f"dry-run-{machine}")
+        return run.status()
+
+    async def cancel(self, machine: str) -> str:
+        run = self.runs.get(machine)
+        if run is None or run.result is not None:
+            raise DryRunError(f"{machine}: no dry run is going")
+        if run.runner is not None:
+            with contextlib.suppress(Exception):
+                await run.runner.cancel()
+        elif run.task is not None:
+            run.task.cancel()
+        return "dry run cancelled"
+
+    async def stop(self) -> None:
+        for run in self.runs.values():
+            if run.task is not None and not run.task.done():
+                run.task.cancel()
+                with contextlib.suppress(BaseException):
+                    await run.task
+
+    # the run ------------------------------------------------------------------------------------------
+    async def _run(self, run: DryRun, path: Path) -> None:
+        outcome, message, job_id = "failed", "", None
+        unsubscribe = None
+        try:
+            await self._start_twin(run)
+            unsubscribe = run.driver.state.subscribe(self._watcher(run))
+            await self._ready(run)
+            job = await self._start_job(run, path)
+            job_id = str(getattr(job, "id", ""))
+            run.started_at = time.monotonic()
+            self._broadcast(run)
+            job = await run.runner.wait()
+            outcome = str(getattr(job.state, "value", job.state))
+            message = str(getattr(job, "message", "") or "")
+            if getattr(job, "error_code", None):
+                run.alarms.append({"code": job.error_code, "message": job.error_message or "",
+                                   "line": job.error_line})
+        except asyncio.CancelledError:
+            outcome, message = "cancelled", "the dry run was stopped"
+        except Exception as exc:
+            outcome, message = "failed", str(exc) or type(exc).__name__
+            log.warning("dry run failed", machine=run.machine, error=message)
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
+            await self._finish(run, outcome, message, job_id)
+
+    async def _start_twin(self, run: DryRun) -> None:
+        runtime = self.lab.runtime(run.machine)
+        machine = self.lab.config.machines.get(run.machine, runtime.config)
+        options: dict[str, Any] = {**self.options.get(machine.controller, {}), "time_scale": float(run.speed)}
+        real = runtime.driver
+        if machine.controller == "grbl" and real is not None and runtime.state.connected and runtime.sim is None:
+            if isinstance(getattr(real, "settings", None), dict) and real.settings:
+                options["settings"] = dict(real.settings)
+            params = getattr(real, "parameters", None) or {}
+            offsets = {k: tuple(v)[:3] for k, v in params.items() if k.startswith("G5") and len(tuple(v)) >= 3}
+            if offsets:
+                options["offsets"] = offsets
+        twin_id = f"{run.machine}/twin"
+        run.handle, pointed = await self.twins(twin_id, machine, **options)
+        from labbridge.drivers.factory import create_driver
+
+        run.driver = create_driver(twin_id, pointed)
+        await asyncio.wait_for(run.driver.connect(), READY_TIMEOUT)
+
+    async def _ready(self, run: DryRun) -> None:
+        """Wait for the twin to report, home it when its config requires homing (as an operator would)."""
+        state = run.driver.state
+        deadline = time.monotonic() + READY_TIMEOUT
+        while state.state in (Status.UNKNOWN, Status.DISCONNECTED) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        home = getattr(run.driver, "home", None)
+        machine = self.lab.runtime(run.machine).config
+        if machine.homing_required and state.homed is not True and home is not None:
+            await home()
+        while state.state != Status.IDLE and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def _start_job(self, run: DryRun, path: Path) -> Any:
+        machine = self.lab.runtime(run.machine).config
+        twin_id = f"{run.machine}/twin"
+        name = f"{run.program} (dry run {run.speed}x)"
+        if machine.controller == "grbl":
+            from labbridge.streaming.runner import JobRunner
+
+            run.runner = JobRunner(run.driver, twin_id, machine, self.lab.job_store(), user=run.user)
+            return await run.runner.start(str(path), program_name=name)
+        from labbridge.streaming.dnc_runner import DncRunner
+
+        run.runner = DncRunner(run.driver, twin_id, user=run.user)
+        return await run.runner.start(path, program_name=name)
+
+    def _watcher(self, run: DryRun) -> Any:
+        last = [0.0]
+        seen: set[tuple[str, float]] = set()
+
+        def watch(state: MachineState, fields: frozenset[str]) -> None:
+            if "alarms" in fields:
+                for alarm in state.alarms:
+                    if (alarm.code, alarm.time) not in seen:
+                        seen.add((alarm.code, alarm.time))
+                        run.alarms.append({"code": alarm.code, "message": alarm.message, "line": None})
+            now = time.monotonic()
+            if now - last[0] >= 1.0 / BROADCAST_HZ:
+                last[0] = now
+                self._broadcast(run)
+
+        return watch
+
+    def _broadcast(self, run: DryRun) -> None:
+        self.hub.broadcast({"type": "dryrun", **run.status(), "time": time.time()}, run.machine)
+
+    async def _finish(self, run: DryRun, outcome: str, message: str, job_id: str | None) -> None:
+        simulated = None
+        if run.started_at is not None and outcome == "completed":
+            simulated = round((time.monotonic() - run.started_at) * run.speed, 2)
+        run.result = {"outcome": outcome, "simulated_seconds": simulated, "estimated_seconds": run.estimated_seconds,
+                      "alarms": run.alarms[-20:], "message": message, "speed": run.speed, "job_id": job_id}
+        self.records.finish(run.record, outcome=outcome, simulated_seconds=simulated,
+                            estimated_seconds=run.estimated_seconds, alarms=run.alarms[-20:], job_id=job_id,
+                            message=message)
+        for closer in (getattr(run.driver, "close", None), getattr(run.handle, "close", None)):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(_maybe_await(closer()), 10.0)
+        self._broadcast(run)
+        self.hub.broadcast({"type": "queue", "machine": run.machine, "time": time.time()})
+        log.info("dry run finished", machine=run.machine, entry=run.entry_id, outcome=outcome,
+                 simulated_seconds=simulated, estimated_seconds=run.estimated_seconds)
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future) else value
