@@ -62,27 +62,29 @@ class Rehearsals:
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        with store._lock:
-            store._db.executescript(SCHEMA)
+        store.db.ensure_columns((), after=SCHEMA)
 
     def add(self, entry_id: int, machine: str, speed: int, user: str) -> int:
-        cur = self.store._exec(
-            "INSERT INTO web_rehearsals(entry_id, machine, speed, started_by, started_at, outcome) "
-            "VALUES (?,?,?,?,?, 'running')", (entry_id, machine, speed, user, time.time()))
-        return int(cur.lastrowid or 0)
+        """A new dry-run record (StorageFull, answered 507, when the disk cannot take it)."""
+        rid = self.store.db.write(
+            ("INSERT INTO web_rehearsals(entry_id, machine, speed, started_by, started_at, outcome) "
+             "VALUES (?,?,?,?,?, 'running')", (entry_id, machine, speed, user, time.time())),
+            defer=False, what="the dry-run record")
+        return int(rid or 0)
 
     def finish(self, rid: int, **fields: Any) -> None:
+        """The dry run's outcome (kept in memory while the disk is full)."""
         fields["alarms"] = json.dumps(fields.get("alarms", []))
         sets = ", ".join(f"{k}=?" for k in fields)
-        self.store._exec(f"UPDATE web_rehearsals SET {sets}, finished_at=? WHERE id=?",
-                         (*fields.values(), time.time(), rid))
+        self.store.db.write((f"UPDATE web_rehearsals SET {sets}, finished_at=? WHERE id=?",
+                             (*fields.values(), time.time(), rid)), what=f"dry run #{rid}")
 
     def latest(self, entry_ids: list[int]) -> dict[int, dict[str, Any]]:
         """The newest rehearsal of each entry (entries never rehearsed are absent)."""
         if not entry_ids:
             return {}
         marks = ",".join("?" * len(entry_ids))
-        rows = self.store._all(
+        rows = self.store.db.all(
             f"SELECT * FROM web_rehearsals WHERE id IN (SELECT MAX(id) FROM web_rehearsals "
             f"WHERE entry_id IN ({marks}) GROUP BY entry_id)", tuple(entry_ids))
         for row in rows:
@@ -91,8 +93,8 @@ class Rehearsals:
 
     def interrupted(self) -> None:
         """Dry runs left 'running' by a stopped server did not finish."""
-        self.store._exec("UPDATE web_rehearsals SET outcome='interrupted', message='the server stopped' "
-                         "WHERE outcome='running'")
+        self.store.db.write(("UPDATE web_rehearsals SET outcome='interrupted', message='the server stopped' "
+                             "WHERE outcome='running'", ()), what="interrupted dry runs")
 
 
 @dataclass
