@@ -18,7 +18,8 @@ def test_demo_command_starts_a_simulated_lab(tmp_path: Path) -> None:
     try:
         assert server.url.startswith("http://127.0.0.1:")
         assert server.password and len(server.password) >= 12
-        with httpx.Client(base_url=server.url, timeout=30) as client:
+        # generous: signing in hashes with argon2's full cost, while three simulators start on a shared CPU
+        with httpx.Client(base_url=server.url, timeout=90) as client:
             assert client.get("/api/machines").status_code == 401  # nothing without signing in
             auth = {"Authorization": f"Bearer {admin_first_sign_in(client, server.password)}"}
 

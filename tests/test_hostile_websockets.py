@@ -114,3 +114,31 @@ async def test_a_flooding_viewer_is_paced_and_never_delays_a_hold(server: Server
     assert stats in (200, 403)
     assert worst < 5.0  # generous under load: the figure that matters is in bench/hold_latency.py
     assert sent > 200  # it really flooded (the server reads it at 20 messages/s)
+
+
+def test_a_client_over_its_rate_for_long_is_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pacing first, then closing (1008) once a client has been over its rate for WS_FLOOD_CLOSE seconds."""
+    from starlette.websockets import WebSocketDisconnect
+
+    from labbridge.server.api import ws as ws_module
+    from tests.web_support import running_app
+
+    monkeypatch.setattr(ws_module, "WS_RATE", 10.0)
+    monkeypatch.setattr(ws_module, "WS_BURST", 5.0)
+    monkeypatch.setattr(ws_module, "WS_FLOOD_CLOSE", 1.0)
+    with running_app(tmp_path) as api:
+        with api.client.websocket_connect("/ws") as ws:
+            ws.send_json({"type": "auth", "token": api.tokens["viewer"]})
+            assert ws.receive_json()["type"] == "hello"
+            start = time.monotonic()
+            for _ in range(200):
+                ws.send_json({"type": "ping"})
+            pongs = 0
+            with pytest.raises(WebSocketDisconnect) as closed:
+                while True:
+                    pongs += ws.receive_json()["type"] == "pong"
+            took = time.monotonic() - start
+        assert closed.value.code == 1008
+        assert pongs < 60 and took >= 1.0  # paced at 10/s, then closed: far from all 200 answered
+        flood = api.ctx.store.audit_log(limit=5, action="ws.flood")
+        assert flood and flood[0]["outcome"] == "closed" and flood[0]["username"] == "viewer"

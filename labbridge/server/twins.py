@@ -62,20 +62,22 @@ class Rehearsals:
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        store.db.ensure_columns((), SCHEMA)
+        store.db.ensure_columns((), after=SCHEMA)
 
     def add(self, entry_id: int, machine: str, speed: int, user: str) -> int:
-        rid = self.store.db.write((
-            "INSERT INTO web_rehearsals(entry_id, machine, speed, started_by, started_at, outcome) "
-            "VALUES (?,?,?,?,?, 'running')", (entry_id, machine, speed, user, time.time())),
-            defer=False, what="dry-run record")  # StorageFull when the disk is full: the dry run does not start
+        """A new dry-run record (StorageFull, answered 507, when the disk cannot take it)."""
+        rid = self.store.db.write(
+            ("INSERT INTO web_rehearsals(entry_id, machine, speed, started_by, started_at, outcome) "
+             "VALUES (?,?,?,?,?, 'running')", (entry_id, machine, speed, user, time.time())),
+            defer=False, what="the dry-run record")
         return int(rid or 0)
 
     def finish(self, rid: int, **fields: Any) -> None:
+        """The dry run's outcome (kept in memory while the disk is full)."""
         fields["alarms"] = json.dumps(fields.get("alarms", []))
         sets = ", ".join(f"{k}=?" for k in fields)
         self.store.db.write((f"UPDATE web_rehearsals SET {sets}, finished_at=? WHERE id=?",
-                             (*fields.values(), time.time(), rid)), wait=False, what="dry-run record")
+                             (*fields.values(), time.time(), rid)), what=f"dry run #{rid}")
 
     def latest(self, entry_ids: list[int]) -> dict[int, dict[str, Any]]:
         """The newest rehearsal of each entry (entries never rehearsed are absent)."""
@@ -92,7 +94,7 @@ class Rehearsals:
     def interrupted(self) -> None:
         """Dry runs left 'running' by a stopped server did not finish."""
         self.store.db.write(("UPDATE web_rehearsals SET outcome='interrupted', message='the server stopped' "
-                             "WHERE outcome='running'", ()), wait=False, what="dry-run records")
+                             "WHERE outcome='running'", ()), what="interrupted dry runs")
 
 
 @dataclass
