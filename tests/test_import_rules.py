@@ -79,10 +79,10 @@ def test_drivers_transports_and_streaming_never_import_the_server() -> None:
     assert not {m: h for m, h in bad.items() if h}
 
 
-BASE = {"model", "config", "errors", "log", "durable"}
+BASE = {"model", "config", "errors", "log", "durable", "i18n", "__version__"}  # and the package version
 #: What each room may import besides itself: the README's Layout section, as a rule.
 MAY_IMPORT = {
-    "model": BASE, "config": BASE, "errors": BASE, "log": BASE, "durable": BASE,
+    "model": BASE, "config": BASE, "errors": BASE, "log": BASE, "durable": BASE, "i18n": BASE,
     "safety": BASE,
     "protocols": set(),
     "transports": {"protocols"} | BASE,
@@ -90,6 +90,7 @@ MAY_IMPORT = {
     "streaming": {"safety", "drivers", "protocols", "transports"} | BASE,
     "sim": {"safety", "drivers", "protocols"} | BASE,
     "server": {"safety", "streaming", "drivers", "protocols", "transports"} | BASE,
+    "fleet": {"server", "streaming", "safety", "drivers", "protocols", "transports"} | BASE,
 }
 
 
