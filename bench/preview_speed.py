@@ -4,7 +4,8 @@ Programs of 100k, 1M and 2M lines are generated as CAM output for a 3D surface i
 wavy surface, rows joined by arcs and an arc every 50 moves. For each: the gate's check and the toolpath build
 (server side, in a subprocess: seconds and peak RSS), the bytes sent, and in Debian's Chromium (WebGL 2 on
 SwiftShader) the time from the response's arrival to the first frame and the frames per second while orbiting
-(a path of more than 8,000 vertices is drawn from a sample of them while the view turns, in full when it stops).
+(a path of more than 4,000 vertices is drawn from a sample of its segments while the view turns, in full
+when it stops).
 Then the server under load: eight 9.9 MB single-line uploads previewed at once, and eight 1M-line previews at once
 (peak server RSS, wall time, and /api/health latency meanwhile). Goals (issue 12): 1M lines built in < 3 s,
 < 8 MB sent, first frame < 2 s after arrival, >= 30 fps orbiting.

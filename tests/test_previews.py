@@ -72,7 +72,11 @@ async def test_twin_gets_the_real_controllers_settings_and_offsets(tmp_path: Any
     from tests.web_support import CONFIG_PATH
 
     machine = load_config(CONFIG_PATH).machines["mill-1"]
-    real = SimpleNamespace(settings={110: 1500.0, 120: 80.0}, parameters={"G54": (-230.0, -140.0, -47.5), "PRB": (1, 2, 3)})
+    from labbridge.drivers.grbl import GrblDriver
+
+    real = GrblDriver("mill-1", machine)  # never connected: only its settings and parameters are read
+    real.settings = {110: 1500.0, 120: 80.0}
+    real.parameters = {"G54": (-230.0, -140.0, -47.5), "PRB": (1, 2, 3)}
     runtime = SimpleNamespace(config=machine, driver=real, sim=None, state=SimpleNamespace(connected=True))
     lab = SimpleNamespace(runtime=lambda _id: runtime, config=SimpleNamespace(machines={"mill-1": machine}))
     seen: dict[str, Any] = {}

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labbridge.drivers.base import HasSettings, Homes, StreamsLines
 from labbridge.errors import LabbridgeError
 from labbridge.log import get_logger
 from labbridge.model import MachineState, Status
@@ -116,7 +117,7 @@ class DryRun:
     result: dict[str, Any] | None = None
 
     def status(self) -> dict[str, Any]:
-        st: MachineState | None = getattr(self.driver, "state", None)
+        st: MachineState | None = self.driver.state if self.driver is not None else None
         job = st.job if st is not None else None
         return {
             "machine": self.machine, "entry": self.entry_id, "speed": self.speed, "label": LABEL,
@@ -213,9 +214,9 @@ class DryRuns:
         options: dict[str, Any] = {**self.options.get(machine.controller, {}), "time_scale": float(run.speed)}
         real = runtime.driver
         if machine.controller == "grbl" and real is not None and runtime.state.connected and runtime.sim is None:
-            if isinstance(getattr(real, "settings", None), dict) and real.settings:
+            if isinstance(real, HasSettings) and real.settings:
                 options["settings"] = dict(real.settings)
-            params = getattr(real, "parameters", None) or {}
+            params = real.parameters if isinstance(real, StreamsLines) else {}
             offsets = {k: tuple(v)[:3] for k, v in params.items() if k.startswith("G5") and len(tuple(v)) >= 3}
             if offsets:
                 options["offsets"] = offsets
@@ -232,10 +233,9 @@ class DryRuns:
         deadline = time.monotonic() + READY_TIMEOUT
         while state.state in (Status.UNKNOWN, Status.DISCONNECTED) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        home = getattr(run.driver, "home", None)
         machine = self.lab.runtime(run.machine).config
-        if machine.homing_required and state.homed is not True and home is not None:
-            await home()
+        if machine.homing_required and state.homed is not True and isinstance(run.driver, Homes):
+            await run.driver.home()
         while state.state != Status.IDLE and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
 
@@ -282,10 +282,10 @@ class DryRuns:
         self.records.finish(run.record, outcome=outcome, simulated_seconds=simulated,
                             estimated_seconds=run.estimated_seconds, alarms=run.alarms[-20:], job_id=job_id,
                             message=message)
-        for closer in (getattr(run.driver, "close", None), getattr(run.handle, "close", None)):
-            if closer is not None:
+        for thing in (run.driver, run.handle):  # the twin's driver, then the simulator itself
+            if thing is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(_maybe_await(closer()), 10.0)
+                    await asyncio.wait_for(_maybe_await(thing.close()), 10.0)
         self._broadcast(run)
         self.hub.broadcast({"type": "queue", "machine": run.machine, "time": time.time()})
         log.info("dry run finished", machine=run.machine, entry=run.entry_id, outcome=outcome,
