@@ -19,7 +19,7 @@ from labbridge.streaming.job import Job, JobState
 from labbridge.streaming.records import JobStore
 from labbridge.streaming.recovery import process_owner
 from tests.test_browser_dashboard import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
-from tests.web_support import CONFIG_PATH, ROOT, ServerProcess
+from tests.web_support import CONFIG_PATH, ROOT, ServerProcess, admin_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -67,7 +67,7 @@ def test_the_banner_shows_the_interruption_and_its_actions(server: ServerProcess
             page.set_default_timeout(30_000)
             page.goto(server.url + "/")
             page.fill("#login-form input[name=username]", "admin")
-            page.fill("#login-form input[name=password]", server.password)
+            page.fill("#login-form input[name=password]", admin_ready(server))
             page.click("#login-form button[type=submit]")
             banner = page.wait_for_selector('.interruption[data-machine="mill-1"]')
             text = banner.text_content()

@@ -22,7 +22,7 @@ from tests.jobs_support import mill, write_program
 from tests.test_crash_recovery import program
 from tests.test_ownership import hold_in_process
 from tests.test_stream_cli import Sim, write_config
-from tests.web_support import ROOT, ServerProcess, wait_for
+from tests.web_support import ROOT, ServerProcess, admin_first_sign_in, wait_for
 
 
 def serve(config: Path, data: Path, *extra: str) -> ServerProcess:
@@ -33,7 +33,7 @@ def serve(config: Path, data: Path, *extra: str) -> ServerProcess:
 @contextmanager
 def client(server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as c:
-        token = c.post("/api/auth/login", json={"username": "admin", "password": server.password}).json()["token"]
+        token = admin_first_sign_in(c, server.password)
         c.headers["Authorization"] = f"Bearer {token}"
         yield c
 
