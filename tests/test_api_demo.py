@@ -64,7 +64,7 @@ def test_lathe_job_goes_out_over_dnc(lathe: Any) -> None:
     assert done["state"] == "completed", done
     job = api.call("viewer", "GET", "/api/machines/lathe-1").json()["state"]["job"]
     assert job["program"] == "shaft.nc" and job["state"] == "completed" and job["lines_acked"] > 0
-    (record,) = api.call("viewer", "GET", "/api/jobs?machine=lathe-1").json()  # DNC jobs are recorded too
+    (record,) = api.call("trainer", "GET", "/api/jobs?machine=lathe-1").json()  # DNC jobs are recorded too
     assert record["id"] == job["job_id"] == done["job_id"] and record["protocol"] == "dnc"
     assert record["state"] == "completed" and record["lines_acked"] == record["lines_total"] > 0
     events = [e["event"] for e in api.call("technician", "GET", f"/api/jobs/{record['id']}/events").json()]

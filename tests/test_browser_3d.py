@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.test_browser_dashboard import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, sign_in
-from tests.web_support import CONFIG_PATH, ROOT, ServerProcess, wait_for
+from tests.web_support import CONFIG_PATH, ROOT, ServerProcess, admin_first_sign_in, password_of, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -59,10 +59,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                           "--poll-hz", "10", "--log-level", "warning"], cwd=ROOT)
     try:
         client = httpx.Client(base_url=proc.url, timeout=30)
-        token = client.post("/api/auth/login", json={"username": "admin", "password": proc.password}).json()["token"]
+        token = admin_first_sign_in(client, proc.password)
         auth = {"Authorization": f"Bearer {token}"}
         for role in ("operator", "trainer"):
-            r = client.post("/api/users", headers=auth, json={"username": role, "password": f"{role}-password",
+            r = client.post("/api/users", headers=auth, json={"username": role, "password": password_of(role),
                                                               "role": role})
             assert r.status_code == 201, r.text
         proc.client, proc.auth = client, auth  # type: ignore[attr-defined]
@@ -102,7 +102,7 @@ def queue_program(server: ServerProcess, text: str, name: str) -> int:
 
 
 def test_path_and_envelope_are_drawn_and_a_click_selects_a_line(browser: Any, server: ServerProcess) -> None:
-    page = sign_in(browser, server, "trainer", "trainer-password", viewport={"width": 1400, "height": 1000})
+    page = sign_in(browser, server, "trainer", password_of("trainer"), viewport={"width": 1400, "height": 1000})
     check_in_page(page, MILL, "mill-1")
     px = page.evaluate(READ_PIXELS, "#view-3d")
     assert px["cut"] > 200 and px["envelope"] > 200 and px["flagged"] > 20, px
@@ -130,7 +130,7 @@ def test_path_and_envelope_are_drawn_and_a_click_selects_a_line(browser: Any, se
 
 
 def test_lathe_is_shown_in_xz(browser: Any, server: ServerProcess) -> None:
-    page = sign_in(browser, server, "trainer", "trainer-password", viewport={"width": 1400, "height": 1000})
+    page = sign_in(browser, server, "trainer", password_of("trainer"), viewport={"width": 1400, "height": 1000})
     check_in_page(page, LATHE, "lathe-1")
     view = page.evaluate("""() => { const v = document.querySelector('#view-3d').toolpathView;
       return {preset: v.preset, up: v.camera.up.toArray(), lathe: v.lathe}; }""")
@@ -145,7 +145,7 @@ def test_lathe_is_shown_in_xz(browser: Any, server: ServerProcess) -> None:
 def test_tool_follows_a_running_job(browser: Any, server: ServerProcess) -> None:
     c, auth = server.client, server.auth  # type: ignore[attr-defined]
     entry = queue_program(server, JOB, "job.nc")
-    page = sign_in(browser, server, "operator", "operator-password", viewport={"width": 1400, "height": 1000})
+    page = sign_in(browser, server, "operator", password_of("operator"), viewport={"width": 1400, "height": 1000})
     if c.get("/api/machines/mill-1", headers=auth).json()["state"]["homed"] is not True:
         assert c.post("/api/machines/mill-1/home", headers=auth).status_code == 200
     wait_for(lambda: c.get("/api/machines/mill-1", headers=auth).json()["state"]["state"] == "Idle", timeout=60,
@@ -176,7 +176,7 @@ def test_tool_follows_a_running_job(browser: Any, server: ServerProcess) -> None
 
 def test_dry_run_at_16x_runs_to_the_end(browser: Any, server: ServerProcess) -> None:
     entry = queue_program(server, JOB, "rehearse.nc")
-    page = sign_in(browser, server, "trainer", "trainer-password", viewport={"width": 1400, "height": 1000})
+    page = sign_in(browser, server, "trainer", password_of("trainer"), viewport={"width": 1400, "height": 1000})
     page.click(f'.card[data-machine="mill-1"] .qitem[data-entry="{entry}"] button.dry-run[data-speed="16"]')
     banner = '.card[data-machine="mill-1"] .dry-run-banner'
     page.wait_for_selector(f"{banner}:not([hidden])", timeout=30_000)

@@ -13,7 +13,7 @@ import yaml
 
 from tests.fleet_support import Broker, lab_data
 from tests.test_browser_dashboard import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
-from tests.web_support import ROOT, ServerProcess, wait_for
+from tests.web_support import ROOT, ServerProcess, admin_ready, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -53,7 +53,7 @@ def open_signed_in(browser: Any, server: ServerProcess) -> Any:
     page.errors = errors
     page.goto(server.url + "/")
     page.fill("#login-form input[name=username]", "admin")
-    page.fill("#login-form input[name=password]", server.password)
+    page.fill("#login-form input[name=password]", admin_ready(server))
     page.click("#login-form button[type=submit]")
     return page
 
@@ -80,7 +80,7 @@ def test_headquarters_lists_the_lab_and_asks_it_for_diagnostics(fleet: Any) -> N
 def test_the_lab_shows_its_link_and_the_operator_refuses_the_change(fleet: Any) -> None:
     lab, hq, browser = fleet
     with httpx.Client(base_url=hq.url, timeout=60) as client:
-        token = client.post("/api/auth/login", json={"username": "admin", "password": hq.password}).json()["token"]
+        token = client.post("/api/auth/login", json={"username": "admin", "password": admin_ready(hq)}).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
         wait_for(lambda: [x for x in client.get("/api/fleet/labs", headers=auth).json() if x["online"]], 60,
                  what="the lab at headquarters")

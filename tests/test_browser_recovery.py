@@ -20,7 +20,7 @@ from labbridge.streaming.job import Job, JobState
 from labbridge.streaming.records import JobStore
 from labbridge.streaming.recovery import process_owner
 from tests.test_browser_dashboard import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
-from tests.web_support import ADMIN_PASSWORD, CONFIG_PATH, ROOT, ServerProcess, admin_first_sign_in
+from tests.web_support import CONFIG_PATH, ROOT, ServerProcess, admin_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -70,7 +70,7 @@ def test_the_banner_shows_the_interruption_and_its_actions(server: ServerProcess
             with httpx.Client(base_url=server.url, timeout=30) as client:
                 admin_first_sign_in(client, server.password)
             page.fill("#login-form input[name=username]", "admin")
-            page.fill("#login-form input[name=password]", ADMIN_PASSWORD)
+            page.fill("#login-form input[name=password]", admin_ready(server))
             page.click("#login-form button[type=submit]")
             banner = page.wait_for_selector('.interruption[data-machine="mill-1"]')
             text = banner.text_content()

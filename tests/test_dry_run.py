@@ -51,7 +51,7 @@ def test_dry_run_at_16x_runs_to_the_end_and_marks_the_entry(api: Api) -> None:
     assert estimate and result["simulated_seconds"]
     assert 0.5 * estimate < result["simulated_seconds"] < 2.5 * estimate + 5  # the twin's clock, not wall time
     assert len({(p["X"], p["Y"]) for p in positions}) > 2  # the twin's tool moved
-    rows = api.call("trainer", "GET", "/api/queue").json()
+    rows = api.call("trainer", "GET", "/api/queue").json()  # viewers see live state only
     mine = next(e for e in rows if e["id"] == entry["id"])
     assert mine["state"] == "queued" and mine["rehearsal"]["outcome"] == "completed"
     assert mine["rehearsal"]["speed"] == 16 and mine["rehearsal"]["simulated_seconds"] == result["simulated_seconds"]

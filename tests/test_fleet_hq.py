@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 
 from labbridge.fleet import topics
 from tests.fleet_support import Broker, lab_app, lab_data
-from tests.web_support import ROOT, Api, ServerProcess, wait_for
+from tests.web_support import ROOT, Api, ServerProcess, admin_first_sign_in, password_of, wait_for
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -30,12 +30,12 @@ class Hq:
         self.config.write_text(yaml.safe_dump({"fleet": {"broker": broker.url, "username": "hq", "keepalive": 5},
                                                "machines": {}}))
         self.start()
-        self.tokens = {"admin": self.login("admin", self.proc.password)}
+        self.tokens = {"admin": admin_first_sign_in(self.http, self.proc.password)}
         for role in ("viewer", "trainer", "technician"):
-            r = self.call("admin", "POST", "/api/users", json={"username": role, "password": f"{role}-password",
+            r = self.call("admin", "POST", "/api/users", json={"username": role, "password": password_of(role),
                                                                "role": role})
             assert r.status_code == 201, r.text
-            self.tokens[role] = self.login(role, f"{role}-password")
+            self.tokens[role] = self.login(role, password_of(role))
 
     def start(self, *extra: str) -> None:
         self.proc = ServerProcess(["fleet", "--port", "0", "--config", str(self.config), "--data-dir",
@@ -192,8 +192,7 @@ def test_events_made_while_headquarters_restarts_arrive_once(world: Any) -> None
         api.ctx.audit("operator", "mill-1", "hq.was.down", "ok", f"event {i}")
     wait_for(lambda: service.link_state()["events_waiting"] == 0, 30, what="the lab to publish them")
     hq.start("--reset-admin")  # same data folder, same persistent session at the broker
-    hq.tokens = {role: hq.login(role, f"{role}-password") for role in ("viewer", "trainer", "technician")}
-    hq.tokens["admin"] = hq.login("admin", hq.proc.password)
+    hq.tokens = {"viewer": hq.login("viewer", password_of("viewer"))}
     wait_for(lambda: len([e for e in hq.call("viewer", "GET", "/api/fleet/events?lab=truck-1&limit=2000").json()
                           if e.get("action") == "hq.was.down"]) == 10, 60, what="the events from the broker's queue")
     seqs = [e["seq"] for e in hq.call("viewer", "GET", "/api/fleet/events?lab=truck-1&limit=2000").json()]

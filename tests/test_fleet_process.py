@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.fleet_support import Broker, Subscriber, lab_data, password_file
-from tests.web_support import ROOT, ServerProcess
+from tests.web_support import ROOT, ServerProcess, admin_first_sign_in
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 KEEPALIVE = 3
@@ -87,10 +87,10 @@ def test_a_refused_password_leaves_the_lab_serving_and_logs_one_line(tmp_path: P
         data = lab_data(broker.url, username="truck-1", password="wrong-password")
         lab = serve(tmp_path, data)
         try:
-            with httpx.Client(base_url=lab.url, timeout=10) as client:
+            with httpx.Client(base_url=lab.url, timeout=60) as client:  # sign-in hashes at argon2's full cost
                 assert client.get("/api/health").json() == {"ok": True}
-                token = client.post("/api/auth/login", json={"username": "admin", "password": lab.password}).json()
-                link = client.get("/api/fleet/link", headers={"Authorization": f"Bearer {token['token']}"}).json()
+                token = admin_first_sign_in(client, lab.password)
+                link = client.get("/api/fleet/link", headers={"Authorization": f"Bearer {token}"}).json()
                 assert link["configured"] and link["broker"] == broker.url
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not [l for l in lab.stderr if "fleet link down" in l]:

@@ -85,8 +85,7 @@ async def test_twin_gets_the_real_controllers_settings_and_offsets(tmp_path: Any
         seen.update(options, twin_id=twin_id)
         raise RuntimeError("stop here")
 
-    store = SimpleNamespace(_lock=threading.RLock(), _db=SimpleNamespace(executescript=lambda s: None),
-                            _exec=lambda *a: None)
+    store = SimpleNamespace(db=SimpleNamespace(ensure_columns=lambda *a, **k: None, write=lambda *a, **k: None))
     runs = DryRuns(lab, store, SimpleNamespace(broadcast=lambda *a: None), twins)
     run = DryRun("mill-1", 1, 16, "trainer", "p.nc", "0" * 64, 10.0, 1)
     with pytest.raises(RuntimeError):

@@ -33,7 +33,8 @@ def serve(config: Path, data: Path, *extra: str) -> ServerProcess:
 @contextmanager
 def client(server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as c:
-        c.headers["Authorization"] = f"Bearer {admin_first_sign_in(c, server.password)}"
+        token = admin_first_sign_in(c, server.password)
+        c.headers["Authorization"] = f"Bearer {token}"
         yield c
 
 

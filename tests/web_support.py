@@ -67,6 +67,17 @@ def admin_first_sign_in(client: Any, one_time_password: str) -> str:
     return str(r.json()["token"])
 
 
+def admin_ready(server: Any) -> str:
+    """The admin's password on a running server, choosing it (once) at the one-time password's first sign-in."""
+    if not getattr(server, "admin_chosen", False):
+        import httpx
+
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            admin_first_sign_in(client, server.password)
+        server.admin_chosen = True
+    return ADMIN_PASSWORD
+
+
 class Api:
     """A TestClient plus tokens for one user per role."""
 

@@ -70,7 +70,7 @@ async def login(body: LoginRequest, request: Request, response: Response,
               f"from {address}{' (one-time password: must choose a new one)' if must_change else ''}")
     if device is None:
         response.set_cookie(DEVICE_COOKIE, ctx.devices.issue(user.username), max_age=180 * 24 * 3600,
-                            httponly=True, samesite="strict", secure=ctx.settings.tls, path="/api/auth")
+                            httponly=True, samesite="strict", secure=getattr(ctx.settings, "tls", False), path="/api/auth")
     principal = Principal(user.username, user.role, str(info["id"]), str(info.get("scope", "full")))
     return LoginResponse(token=token, token_id=str(info["id"]), username=user.username, role=user.role,
                          permissions=principal.permissions(), expires_at=float(info["expires_at"]),  # type: ignore[arg-type]

@@ -51,7 +51,7 @@ def lan_address() -> str | None:
 def base_url(request: Request, ctx: Context, given: str | None) -> str:
     if given:
         return given.rstrip("/")
-    scheme = "https" if ctx.settings.tls else request.url.scheme
+    scheme = "https" if getattr(ctx.settings, "tls", False) else request.url.scheme
     host = request.url.hostname or "127.0.0.1"
     port = request.url.port
     if host in ("127.0.0.1", "localhost", "::1"):

@@ -193,8 +193,9 @@ async def _watch_token(ctx: Context, client: Any, token: str) -> None:
     While the socket answers heartbeats its token counts as in use (a dashboard left open on the
     machine must still be able to hold it)."""
     while not client.closed:
-        await asyncio.sleep(ctx.settings.ws_recheck)
-        alive = time.monotonic() - client.last_seen < 2 * ctx.hub.heartbeat + ctx.settings.ws_recheck
+        recheck = getattr(ctx.settings, "ws_recheck", 5.0)
+        await asyncio.sleep(recheck)
+        alive = time.monotonic() - client.last_seen < 2 * ctx.hub.heartbeat + recheck
         try:
             ctx.auth.authenticate(token, touch=alive)
         except AuthError as exc:
