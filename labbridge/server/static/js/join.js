@@ -6,6 +6,7 @@ import { $, h } from "./dom.js";
 import { FALLBACK, dateTime, loadLocale, onLocaleChange, t, translatePage } from "./i18n.js";
 import { bindPicker, startLanguage, useLanguage } from "./language.js";
 import { diagnosticItems, listingItems, showLine, summary } from "./report.js";
+import { canDraw3d, mountToolpath } from "./preview/three_view.js";
 import { decodeToolpath } from "./preview/toolpath.js";
 import { drawToolpath } from "./views/preview.js";
 
@@ -22,6 +23,7 @@ function unpack(b64) {
   return decodeToolpath(bytes.buffer);
 }
 
+let view3d = null;                // the 3D view of the attempt on screen, where the screen allows
 let shown = null;                 // the attempt on screen: {id, time, text, report, preview}
 
 const storage = {
@@ -96,6 +98,17 @@ function show(attempt) {
   $("#join-listing").replaceChildren(...listingItems(attempt.text, r, "J"));
   for (const fig of document.querySelectorAll("#join-result figure")) fig.hidden = !attempt.preview;
   if (attempt.preview) drawToolpath($("#join-xy"), $("#join-xz"), attempt.preview);
+  show3d(attempt.preview);
+}
+
+/** On a screen wide enough (a school PC, a tablet) the attempt's path in 3D too; phones keep the light flat views. */
+function show3d(tp) {
+  if (view3d) { view3d.dispose(); view3d = null; }
+  const box = $("#join-3d");
+  box.hidden = !tp || window.matchMedia("(max-width: 700px)").matches || !canDraw3d();
+  if (box.hidden) return;
+  view3d = mountToolpath(box, tp);
+  view3d.onSelect((range) => pickLine(range[0]));
 }
 
 function pickLine(line) {
