@@ -273,3 +273,9 @@ class ClassBook:
             self.store.execute("DELETE FROM web_class_submissions WHERE code=?", (code,))
             self.store.execute("UPDATE web_classes SET purged_at=? WHERE code=?", (self.clock(), code))
         return codes
+
+
+def too_large() -> str:
+    """Why a class program was refused for its size (in the student's language)."""
+    return _("the program is larger than {kb} KB; a class program must be shorter").format(
+        kb=MAX_PROGRAM_BYTES // 1024)

@@ -16,9 +16,11 @@ import time
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from labbridge.server.classes import MAX_PROGRAM_BYTES, too_large
 
 AUTH_BODY = 4 * 1024
 DEFAULT_BODY = 64 * 1024
+CLASS_SUBMISSION_BODY = MAX_PROGRAM_BYTES * 6 + 4096  # a class program (<= 256 KB) in JSON: escapes up to 6x
 MULTIPART_SLACK = 64 * 1024
 WS_MESSAGE_MAX = 64 * 1024
 WS_FIRST_MESSAGE_MAX = 4 * 1024
@@ -35,7 +37,14 @@ def body_limit(path: str, method: str, max_upload: int) -> int:
         return max_upload + MULTIPART_SLACK
     if method == "POST" and path == "/api/programs/text":
         return 2 * max_upload + MULTIPART_SLACK  # JSON escapes every newline and quote
+    if method == "POST" and _is_class_submission(path):
+        return CLASS_SUBMISSION_BODY  # the class route checks the program's own 256 KB, in the student's language
     return DEFAULT_BODY
+
+
+def _is_class_submission(path: str) -> bool:
+    parts = path.strip("/").split("/")
+    return len(parts) == 4 and parts[:2] == ["api", "classes"] and parts[3] == "submissions"
 
 
 def _describe(n: int) -> str:
@@ -54,7 +63,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = body_limit(scope["path"], scope["method"], self.max_upload)
-        if limit > DEFAULT_BODY:
+        if limit == CLASS_SUBMISSION_BODY:
+            message = too_large()
+        elif limit > DEFAULT_BODY:
             message = (f"the upload is larger than the {(limit - MULTIPART_SLACK) / (1024 * 1024):.1f} MB limit; "
                        "split the program")
         else:

@@ -42,7 +42,7 @@ from labbridge.server.api.programs import check_and_store, validate_program
 from labbridge.server.auth import Action, Principal, Role
 from labbridge.server.classes import (
     MAX_MINUTES, MAX_PROGRAM_BYTES, MIN_MINUTES, PER_CLIENT_PER_MINUTE, PER_CODE_PER_MINUTE, ClassBook, ClassError,
-    SlidingWindow, clean_student_name, normalize_code,
+    SlidingWindow, clean_student_name, normalize_code, too_large,
 )
 
 PUBLIC_LOOKUPS_PER_MINUTE = 30
@@ -126,9 +126,6 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-def too_large() -> str:
-    return _("the program is larger than {kb} KB; a class program must be shorter").format(
-        kb=MAX_PROGRAM_BYTES // 1024)
 
 
 class NewClass(BaseModel):
