@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml labbridge/safety/_fastcheck.c labbridge/safety/_toolpath.c
+$(STAMP): $(BIN)/python pyproject.toml labbridge/safety/_fastcheck.c labbridge/safety/_arc_kernel.h labbridge/safety/_estimator.h labbridge/safety/_toolpath.c
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
@@ -33,6 +33,8 @@ bench: venv
 	$(BIN)/python bench/ws_fanout.py
 	$(BIN)/python bench/poll_load.py
 	$(BIN)/python bench/dnc_speed.py
+	$(BIN)/python bench/eta_accuracy.py
+	$(BIN)/python bench/degenerate_programs.py
 	$(BIN)/python bench/preview_speed.py
 
 clean:

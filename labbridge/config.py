@@ -150,6 +150,10 @@ class Machine(Strict):
         default_factory=_default_rates, description="mm/s² per axis; default 500"
     )
     junction_deviation: float = Field(0.01, gt=0)
+    arc_tolerance: float = Field(0.002, gt=0, description="mm; GRBL $12: how finely arcs are cut into chords")
+    steps_per_mm: dict[Axis, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=_default_rates, description="per axis (GRBL $100-$102); default 250 on GRBL, 1000 else"
+    )
     keep_out: list[KeepOutBox] = []
     tool_changer: bool = False
     tools: dict[int, Tool] = {}
@@ -221,6 +225,10 @@ class Machine(Strict):
 
     def accel(self, axis: str) -> float:
         return float(self.acceleration.get(axis, 500.0))  # type: ignore[call-overload]
+
+    def steps(self, axis: str) -> float:
+        """Steps per mm of an axis: GRBL's factory 250, or a fine 1000 for controls that do not say."""
+        return float(self.steps_per_mm.get(axis, 250.0 if self.controller == "grbl" else 1000.0))  # type: ignore[call-overload]
 
     def effective_line_buffer(self) -> int:
         """GRBL accepts at most 79 characters of a cleaned block (LINE_BUFFER_SIZE 80 minus one)."""

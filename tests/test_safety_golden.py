@@ -167,10 +167,11 @@ def test_canned_cycle_swept_into_bounds():
 
 
 def test_estimated_time_of_a_long_straight_feed():
-    # 100 mm at 600 mm/min is 10 s plus acceleration from and to rest (a = 500 mm/s²: 0.01 s each way).
+    # 100 mm at 600 mm/min (10 mm/s) is 10 s at full speed; accelerating from and braking to rest at 500 mm/s²
+    # takes 0.02 s each and covers 0.1 mm each, so the trapezoid lasts L/v + v/a = 10 + 0.02 s.
     m = make_machine(envelope=BIG, max_feed=1000, acceleration={"X": 500, "Y": 500, "Z": 500})
     report = check_text("M3 S1000\nG1 X100 F600\nM30\n", m)
-    assert report.estimated_seconds == pytest.approx(10.01, abs=0.01)
+    assert report.estimated_seconds == pytest.approx(10.02, abs=0.001)
 
 
 def test_estimate_slows_down_at_sharp_corners():
@@ -178,3 +179,48 @@ def test_estimate_slows_down_at_sharp_corners():
     straight = check_text("M3 S1000\n" + "".join(f"G1 X{i} F3000\n" for i in range(1, 101)) + "M30\n", m)
     zigzag = check_text("M3 S1000\n" + "".join(f"G1 X{i} Y{i % 2} F3000\n" for i in range(1, 101)) + "M30\n", m)
     assert zigzag.estimated_seconds > 2 * straight.estimated_seconds
+
+
+FANUC_START = "G21 G17 G90\nG0 X0. Y0. Z10.\nS1000 M3\n"
+
+
+def fanuc_bounds(body: str) -> dict:
+    mill = make_machine(controller="fanuc-mill", envelope=BIG, tool_changer=True)
+    report = check_text(FANUC_START + body + "G80\nM30\n", mill)
+    assert report.ok, report.diagnostics
+    assert not report.warnings, report.warnings
+    return report.bounds
+
+
+def test_a_g98_hole_after_g99_holes_returns_to_the_initial_level():
+    # The initial level (Z10) is kept for the whole series: the G98 hole goes back up to it, and G91 Z5 after
+    # G80 starts from there.
+    b = fanuc_bounds("G99 G81 X10. Y0. Z-5. R2. F100.\nG98 X20.\nG80\nG91 G0 Z5.\nG90\n")
+    assert (b["min"]["Z"], b["max"]["Z"]) == (-5.0, 15.0)
+
+
+def test_in_g91_a_new_r_is_measured_from_the_initial_level():
+    b = fanuc_bounds("G91 G99 G81 X10. R-5. Z-10. F100.\nX10. R-5. Z-10.\nG90\n")
+    assert b["min"]["Z"] == -5.0 and b["max"]["X"] == 20.0
+
+
+def test_in_g91_the_z_increment_stays_modal_from_the_new_r():
+    b = fanuc_bounds("G91 G98 G81 X10. R-2. Z-10. F100.\nX10. R-6.\nG90\n")
+    assert b["min"]["Z"] == -6.0
+
+
+def test_k_repeats_holes_and_is_a_count_not_a_distance():
+    b = fanuc_bounds("G91 G99 G81 X10. R-8. Z-4. F100. K3\nG90\n")
+    assert b["max"]["X"] == 30.0 and b["min"]["Z"] == -2.0
+
+
+def test_preview_draws_a_clockwise_arc_where_the_machine_cuts_it():
+    from labbridge.safety.preview import build_preview
+
+    m = make_machine(envelope=BIG)
+    program = "G0 X10 Y10\nM3 S1000\nG2 X20 Y10 I5 J0 F100\nM30\n"
+    report = check_text(program, m)
+    assert report.bounds["max"]["Y"] == pytest.approx(15.0)
+    arc = [s for s in build_preview(program, m, report.to_json())["segments"] if s["kind"] == "arc"][0]
+    ys = [p[1] for p in arc["points"]]
+    assert min(ys) == pytest.approx(10.0) and max(ys) == pytest.approx(15.0)  # above the chord, as G2 goes

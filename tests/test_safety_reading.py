@@ -87,3 +87,16 @@ def test_non_ascii_outside_comments_is_rejected_inside_is_fine():
 def test_empty_program_is_an_error():
     report = check_text("", make_machine())
     assert not report.ok and report.errors[0].line == 0
+
+
+def test_the_streamer_sends_the_lines_the_gate_checked():
+    """CR, LF and CR LF end lines for the gate, GRBL and the streamer alike; form feeds do not."""
+    from labbridge.protocols.grbl_stream import program_lines
+    from labbridge.safety.lexer import split_lines
+
+    text = "G21\rG90\r\nG0 X5\x0cY5\r\rG1 X6 F100\nM30"
+    report = check_text(text, make_machine())
+    assert report.lines == 6
+    sent = program_lines(enumerate(split_lines(text), 1))
+    assert [(ln.number, ln.text) for ln in sent] == [(1, "G21"), (2, "G90"), (3, "G0X5Y5"), (5, "G1X6F100"),
+                                                    (6, "M30")]

@@ -1,8 +1,10 @@
 """The safety gate: interpret G-code per controller dialect and check it against a machine.
 
 Every program passes :func:`check_program` for its machine before a byte of it is
-streamed. Layers: lexer → modal interpreter → canonical motions → checks and
-run-time estimate → report.
+streamed. Layers: lexer → modal interpreter (words, modes, nonmodal, moves, arcs,
+cycles, policy) → canonical motions → checks (geometry: the one arc kernel) and
+run-time estimate (planner: GRBL's own, shared with the simulator) → report.
+Imports only labbridge.config, labbridge.errors and itself.
 """
 
 from labbridge.safety.diagnostics import CODES, Diagnostic

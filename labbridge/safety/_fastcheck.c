@@ -17,8 +17,9 @@
  *     units, plane, distance mode, spindle) back after every line it interprets.
  *   - Its arithmetic mirrors the Python code line for line; tests compare the two paths.
  *
- * The Estimator type is the GRBL-like planner of labbridge/safety/estimate.py in C; both
- * paths feed the same instance, so the estimate does not depend on which path ran a line.
+ * The Estimator type is the run-time estimate of labbridge/safety/estimate.py (GRBL's own planner, ported in
+ * labbridge/safety/planner.py) in C; both paths feed the same instance, so the estimate does not depend on
+ * which path ran a line.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -26,11 +27,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "_toolpath.h"
-
-#define HALF_WINDOW 8
-#define WINDOW (2 * HALF_WINDOW)
-#define MIN_LENGTH 1e-6
 #define MAX_BOXES 32
 #define TWO_PI (2.0 * M_PI)
 #define ARC_EPS 5e-7
@@ -43,274 +39,9 @@
 enum { MOTION_RAPID = 0, MOTION_LINEAR = 10, MOTION_ARC_CW = 20, MOTION_ARC_CCW = 30 };
 enum { PLANE_XY = 170, PLANE_ZX = 180, PLANE_YZ = 190 };
 
-/* ------------------------------------------------------------------ estimator */
-
-typedef struct {
-    PyObject_HEAD
-    double rate[3], accel[3], max_feed, jd;
-    double len[WINDOW], nom[WINDOW], acc[WINDOW], jmax[WINDOW];
-    long line[WINDOW];
-    int n;
-    double entry_sq;
-    double prev[3];
-    int has_prev;
-    double seconds, last_mark, mark_interval;
-    double *marks;
-    Py_ssize_t nmarks, capmarks;
-} Estimator;
-
-static double limit3(const double lim[3], const double u[3]) {
-    double best = INFINITY;
-    for (int i = 0; i < 3; i++) {
-        double c = u[i];
-        if (c > 1e-12 || c < -1e-12) {
-            double v = lim[i] / (c > 0 ? c : -c);
-            if (v < best) best = v;
-        }
-    }
-    return best;
-}
-
-static int est_mark(Estimator *e, long line) {
-    if (e->nmarks >= 2 * MAX_MARKS) {
-        Py_ssize_t kept = 0;
-        for (Py_ssize_t i = 0; i < e->nmarks; i += 4) {
-            e->marks[kept++] = e->marks[i];
-            e->marks[kept++] = e->marks[i + 1];
-        }
-        e->nmarks = kept;
-        e->mark_interval *= 2.0;
-    }
-    if (e->nmarks + 2 > e->capmarks) {
-        Py_ssize_t cap = e->capmarks ? e->capmarks * 2 : 256;
-        double *m = PyMem_Realloc(e->marks, cap * sizeof(double));
-        if (!m) { PyErr_NoMemory(); return -1; }
-        e->marks = m;
-        e->capmarks = cap;
-    }
-    e->marks[e->nmarks++] = (double)line;
-    e->marks[e->nmarks++] = e->seconds;
-    e->last_mark = e->seconds;
-    return 0;
-}
-
-static double trapezoid(double length, double v0_sq, double v1_sq, double vmax_sq, double accel) {
-    if (accel <= 0.0 || isinf(accel)) return length / sqrt(vmax_sq);
-    double two_a = 2.0 * accel;
-    double d_acc = (vmax_sq - v0_sq) / two_a;
-    double d_dec = (vmax_sq - v1_sq) / two_a;
-    if (d_acc + d_dec <= length) {
-        double vmax = sqrt(vmax_sq);
-        return (vmax - sqrt(v0_sq)) / accel + (vmax - sqrt(v1_sq)) / accel + (length - d_acc - d_dec) / vmax;
-    }
-    double peak = sqrt((two_a * length + v0_sq + v1_sq) * 0.5);
-    double t0 = (peak - sqrt(v0_sq)) / accel, t1 = (peak - sqrt(v1_sq)) / accel;
-    return (t0 > 0 ? t0 : 0.0) + (t1 > 0 ? t1 : 0.0);
-}
-
-static int est_plan(Estimator *e, int commit) {
-    int n = e->n;
-    double entry[WINDOW + 1];
-    entry[n] = 0.0;
-    for (int i = n - 1; i >= 0; i--) {
-        double reachable = entry[i + 1] + 2.0 * e->acc[i] * e->len[i];
-        entry[i] = e->jmax[i] < reachable ? e->jmax[i] : reachable;
-    }
-    if (e->entry_sq < entry[0]) entry[0] = e->entry_sq;
-    for (int i = 0; i < n; i++) {
-        double reachable = entry[i] + 2.0 * e->acc[i] * e->len[i];
-        if (entry[i + 1] > reachable) entry[i + 1] = reachable;
-    }
-    double t = e->seconds;
-    for (int i = 0; i < commit; i++) {
-        t += trapezoid(e->len[i], entry[i], entry[i + 1], e->nom[i], e->acc[i]);
-        if (t - e->last_mark >= e->mark_interval) {
-            e->seconds = t;
-            if (est_mark(e, e->line[i]) < 0) return -1;
-        }
-    }
-    e->seconds = t;
-    e->entry_sq = entry[commit];
-    int rest = n - commit;
-    memmove(e->len, e->len + commit, rest * sizeof(double));
-    memmove(e->nom, e->nom + commit, rest * sizeof(double));
-    memmove(e->acc, e->acc + commit, rest * sizeof(double));
-    memmove(e->jmax, e->jmax + commit, rest * sizeof(double));
-    memmove(e->line, e->line + commit, rest * sizeof(long));
-    e->n = rest;
-    return 0;
-}
-
-static int est_flush(Estimator *e) {
-    if (e->n) {
-        long last = e->line[e->n - 1];
-        if (est_plan(e, e->n) < 0) return -1;
-        if (est_mark(e, last) < 0) return -1;
-    }
-    e->entry_sq = 0.0;
-    e->has_prev = 0;
-    return 0;
-}
-
-/* kind: 0 traverse, 1 feed, 2 arc, 3 probe, 4 dwell */
-static int est_add(Estimator *e, int kind, const double s[3], const double en[3], double feed, const double c[3],
-                   int a, int b, int nn, double sweep, double radius, double seconds, long line) {
-    if (kind == 4) {
-        if (est_flush(e) < 0) return -1;
-        e->seconds += seconds;
-        return est_mark(e, line);
-    }
-    double length, nominal, acc;
-    double us[3], ue[3];
-    if (kind == 2) {
-        double arc_len = fabs(sweep) * radius;
-        double dn = en[nn] - s[nn];
-        length = hypot(arc_len, dn);
-        if (length < MIN_LENGTH) return 0;
-        double sign = sweep > 0 ? 1.0 : -1.0;
-        double r = radius != 0.0 ? radius : 1.0;
-        us[0] = us[1] = us[2] = 0.0;
-        us[a] = -sign * (s[b] - c[b]) / r * arc_len / length;
-        us[b] = sign * (s[a] - c[a]) / r * arc_len / length;
-        us[nn] = dn / length;
-        double end_angle = atan2(s[b] - c[b], s[a] - c[a]) + sweep;
-        ue[0] = ue[1] = ue[2] = 0.0;
-        ue[a] = -sign * sin(end_angle) * arc_len / length;
-        ue[b] = sign * cos(end_angle) * arc_len / length;
-        ue[nn] = dn / length;
-        double plane_rate = e->rate[a] < e->rate[b] ? e->rate[a] : e->rate[b];
-        double plane_acc = e->accel[a] < e->accel[b] ? e->accel[a] : e->accel[b];
-        nominal = feed / 60.0;
-        if (plane_rate < nominal) nominal = plane_rate;
-        if (e->max_feed < nominal) nominal = e->max_feed;
-        if (radius > 0) {
-            double cap = sqrt(plane_acc * radius);
-            if (cap < nominal) nominal = cap;
-        }
-        acc = plane_acc;
-    } else {
-        double dx = en[0] - s[0], dy = en[1] - s[1], dz = en[2] - s[2];
-        length = sqrt(dx * dx + dy * dy + dz * dz);
-        if (length < MIN_LENGTH) return 0;
-        us[0] = ue[0] = dx / length;
-        us[1] = ue[1] = dy / length;
-        us[2] = ue[2] = dz / length;
-        double axis_rate = limit3(e->rate, us);
-        if (kind == 0) nominal = axis_rate;
-        else nominal = feed / 60.0 < axis_rate ? feed / 60.0 : axis_rate;
-        acc = limit3(e->accel, us);
-    }
-    if (nominal <= 0.0) nominal = 1.0;
-    double nominal_sq = nominal * nominal;
-    double jmax;
-    if (!e->has_prev) {
-        jmax = 0.0;
-    } else {
-        double *p = e->prev;
-        double cos_theta = -(p[0] * us[0] + p[1] * us[1] + p[2] * us[2]);
-        if (cos_theta > 0.999999) jmax = 0.0;
-        else if (cos_theta < -0.999999) jmax = INFINITY;
-        else {
-            double j[3] = {us[0] - p[0], us[1] - p[1], us[2] - p[2]};
-            double jl = sqrt(j[0] * j[0] + j[1] * j[1] + j[2] * j[2]);
-            j[0] /= jl; j[1] /= jl; j[2] /= jl;
-            double j_acc = limit3(e->accel, j);
-            double sin_half = sqrt(0.5 * (1.0 - cos_theta));
-            jmax = j_acc * e->jd * sin_half / (1.0 - sin_half);
-        }
-        if (e->n && e->nom[e->n - 1] < jmax) jmax = e->nom[e->n - 1];
-    }
-    e->prev[0] = ue[0]; e->prev[1] = ue[1]; e->prev[2] = ue[2];
-    e->has_prev = 1;
-    int i = e->n++;
-    e->len[i] = length;
-    e->nom[i] = nominal_sq;
-    e->acc[i] = acc;
-    e->jmax[i] = jmax < nominal_sq ? jmax : nominal_sq;
-    e->line[i] = line;
-    if (e->n >= WINDOW) return est_plan(e, HALF_WINDOW);
-    return 0;
-}
-
-static int Estimator_init(Estimator *self, PyObject *args, PyObject *kw) {
-    if (!PyArg_ParseTuple(args, "(ddd)(ddd)dd", &self->rate[0], &self->rate[1], &self->rate[2], &self->accel[0],
-                          &self->accel[1], &self->accel[2], &self->max_feed, &self->jd))
-        return -1;
-    self->n = 0;
-    self->entry_sq = 0.0;
-    self->has_prev = 0;
-    self->seconds = 0.0;
-    self->last_mark = -1.0;
-    self->mark_interval = 1.0;
-    self->nmarks = 0;
-    return 0;
-}
-
-static void Estimator_dealloc(Estimator *self) {
-    PyMem_Free(self->marks);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *Estimator_add(Estimator *self, PyObject *args) {
-    int kind, a, b, n;
-    double s[3], en[3], c[3], feed, sweep, radius, seconds;
-    long line;
-    if (!PyArg_ParseTuple(args, "i(ddd)(ddd)d(ddd)(iii)dddl", &kind, &s[0], &s[1], &s[2], &en[0], &en[1], &en[2],
-                          &feed, &c[0], &c[1], &c[2], &a, &b, &n, &sweep, &radius, &seconds, &line))
-        return NULL;
-    if (a < 0 || a > 2 || b < 0 || b > 2 || n < 0 || n > 2) {
-        PyErr_SetString(PyExc_ValueError, "plane axes must be 0..2");
-        return NULL;
-    }
-    if (est_add(self, kind, s, en, feed, c, a, b, n, sweep, radius, seconds, line) < 0) return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *Estimator_flush(Estimator *self, PyObject *unused) {
-    if (est_flush(self) < 0) return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *Estimator_finish(Estimator *self, PyObject *unused) {
-    if (est_flush(self) < 0) return NULL;
-    return PyFloat_FromDouble(self->seconds);
-}
-
-static PyObject *Estimator_pairs(Estimator *self, PyObject *unused) {
-    PyObject *out = PyList_New(self->nmarks / 2);
-    if (!out) return NULL;
-    for (Py_ssize_t i = 0; i < self->nmarks / 2; i++) {
-        PyObject *t = Py_BuildValue("(ld)", (long)self->marks[2 * i], self->marks[2 * i + 1]);
-        if (!t) { Py_DECREF(out); return NULL; }
-        PyList_SET_ITEM(out, i, t);
-    }
-    return out;
-}
-
-static PyObject *Estimator_get_seconds(Estimator *self, void *closure) { return PyFloat_FromDouble(self->seconds); }
-
-static PyMethodDef Estimator_methods[] = {
-    {"add_raw", (PyCFunction)Estimator_add, METH_VARARGS, "Add one motion (kind, start, end, feed, centre, plane, "
-     "sweep, radius, seconds, line)."},
-    {"flush", (PyCFunction)Estimator_flush, METH_NOARGS, "Plan everything pending to a stop."},
-    {"finish", (PyCFunction)Estimator_finish, METH_NOARGS, "Flush and return the total seconds."},
-    {"pairs", (PyCFunction)Estimator_pairs, METH_NOARGS, "ETA marks as (line, cumulative seconds)."},
-    {NULL}};
-
-static PyGetSetDef Estimator_getset[] = {{"seconds", (getter)Estimator_get_seconds, NULL, "seconds so far", NULL},
-                                         {NULL}};
-
-static PyTypeObject EstimatorType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "labbridge.safety._fastcheck.Estimator",
-    .tp_basicsize = sizeof(Estimator),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Estimator_init,
-    .tp_dealloc = (destructor)Estimator_dealloc,
-    .tp_methods = Estimator_methods,
-    .tp_getset = Estimator_getset,
-    .tp_doc = "GRBL-like run-time estimator (see labbridge/safety/estimate.py)",
-};
+#include "_arc_kernel.h"
+#include "_estimator.h"
+#include "_toolpath.h"
 
 /* ------------------------------------------------------------------ fast path */
 
@@ -440,55 +171,10 @@ static int word_index(char c) {
     }
 }
 
-/* The arc kernel of labbridge/safety/geometry.py, function for function (same names, same formulas); the
-   differential tests hold them together. Returns 0 when no circle exists (as geometry.arc_center_offset's None). */
-static int arc_center_offset(double dx, double dy, double radius, int clockwise, double *i, double *j) {
-    double h_x2_div_d = 4.0 * radius * radius - dx * dx - dy * dy;
-    double chord = hypot(dx, dy);
-    if (h_x2_div_d < 0.0 || chord == 0.0 || !isfinite(h_x2_div_d)) return 0;
-    h_x2_div_d = -sqrt(h_x2_div_d) / chord;
-    if (!clockwise) h_x2_div_d = -h_x2_div_d;
-    if (radius < 0.0) h_x2_div_d = -h_x2_div_d;
-    *i = 0.5 * (dx - dy * h_x2_div_d);
-    *j = 0.5 * (dy + dx * h_x2_div_d);
-    return isfinite(*i) && isfinite(*j);
-}
-
-static double arc_sweep(const double s[3], const double e[3], const double c[3], int a, int b, int clockwise) {
-    double ra = s[a] - c[a], rb = s[b] - c[b];
-    double ta = e[a] - c[a], tb = e[b] - c[b];
-    double travel = atan2(ra * tb - rb * ta, ra * ta + rb * tb);
-    if (clockwise) { if (travel >= -ARC_EPS) travel -= TWO_PI; }
-    else if (travel <= ARC_EPS) travel += TWO_PI;
-    return travel;
-}
-
-static void arc_bounds(const double s[3], const double e[3], const double c[3], int a, int b, double r,
-                       double sweep, double lo[3], double hi[3]) {
-    for (int i = 0; i < 3; i++) {
-        lo[i] = s[i] < e[i] ? s[i] : e[i];
-        hi[i] = s[i] > e[i] ? s[i] : e[i];
-    }
-    double start_angle = atan2(s[b] - c[b], s[a] - c[a]);
-    int full = fabs(sweep) >= TWO_PI - 1e-12;
-    for (int k = 0; k < 4; k++) {
-        double cardinal = k * (M_PI / 2.0);
-        double delta = sweep > 0 ? cardinal - start_angle : start_angle - cardinal;
-        delta = fmod(delta, TWO_PI);
-        if (delta < 0) delta += TWO_PI;
-        if (!full && !(delta <= fabs(sweep))) continue;
-        if (k == 0) { if (c[a] + r > hi[a]) hi[a] = c[a] + r; }
-        else if (k == 1) { if (c[b] + r > hi[b]) hi[b] = c[b] + r; }
-        else if (k == 2) { if (c[a] - r < lo[a]) lo[a] = c[a] - r; }
-        else { if (c[b] - r < lo[b]) lo[b] = c[b] - r; }
-    }
-}
-
-/* Try one line [p, eol). Returns 1 if it was clean and applied, 0 to hand it to Python, -1 on error. */
-static int fast_line(FastPath *self, const char *p, const char *eol, long line_no) {
-    double val[W_COUNT];
-    int have[W_COUNT] = {0};
-    int points[W_COUNT] = {0};
+/* The words of one line [p, eol), comments and spaces skipped as GRBL's reader skips them. Returns the count
+   of characters GRBL would keep, or -1 to hand the line to Python. */
+static long read_words(const char *p, const char *eol, double val[W_COUNT], int have[W_COUNT],
+                       int points[W_COUNT]) {
     long cleaned = 0;
     const char *q = p;
     while (q < eol) {
@@ -500,26 +186,35 @@ static int fast_line(FastPath *self, const char *p, const char *eol, long line_n
             const char *stop = eol;
             if (ch == '(') {
                 stop = memchr(q, ')', (size_t)(eol - q));
-                if (!stop) return 0;
+                if (!stop) return -1;
             }
             for (const char *c = q; c < stop; c++)
-                if ((unsigned char)*c >= 0x80 || *c == 0) return 0;
+                if ((unsigned char)*c >= 0x80 || *c == 0) return -1;
             q = ch == '(' ? stop + 1 : eol;
             continue;
         }
         if (ch >= 'a' && ch <= 'z') ch = (unsigned char)(ch - 'a' + 'A');
         int w = word_index((char)ch);
-        if (w < 0 || have[w]) return 0;
+        if (w < 0 || have[w]) return -1;
         q++;
         cleaned++;
         /* numbers may contain spaces in GRBL's reading only if stripped first: keep it simple, punt on them */
         int used = parse_number(q, eol, &val[w], &points[w]);
-        if (!used) return 0;
+        if (!used) return -1;
         cleaned += used;
         q += used;
         have[w] = 1;
     }
-    if (cleaned > self->line_buffer) return 0;
+    return cleaned;
+}
+
+/* Try one line [p, eol). Returns 1 if it was clean and applied, 0 to hand it to Python, -1 on error. */
+static int fast_line(FastPath *self, const char *p, const char *eol, long line_no) {
+    double val[W_COUNT];
+    int have[W_COUNT] = {0};
+    int points[W_COUNT] = {0};
+    long cleaned = read_words(p, eol, val, have, points);
+    if (cleaned < 0 || cleaned > self->line_buffer) return 0;
     if (!self->per_minute) return 0; /* G93/G95: F means something else; Python interprets */
     if (!cleaned) return 1; /* blank line */
     if (have[W_N] && (val[W_N] < 0 || val[W_N] > MAX_LINE_NUMBER)) return 0;

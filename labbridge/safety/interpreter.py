@@ -19,6 +19,13 @@ Design notes (read before changing):
 4. Execution order inside a block follows GRBL (and RS274/NGC): feed mode, feed,
    spindle speed, tool, spindle, coolant, dwell, plane, units, tool length,
    work offset, distance mode, non-modal commands, motion, program flow.
+5. Where each step lives: lexer (characters to words, numbers as the controller
+   reads them), words (words to commands and modal groups), modes (the modal
+   groups, in order), nonmodal (axis words, targets, G4/G10/G28/G30/G53/G92),
+   moves with arcs and cycles (the motion), policy (lab limits on a valid
+   block), plan (what a block will change). Modal values have names in modal.
+6. ``firmware=True`` interprets as the controller itself would where the gate
+   fails closed (the GRBL simulator uses it); the gate never does.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.lexer import Lexed, lex
 from labbridge.safety.modal import (
     CYCLES,
+    PROBES,
     CycleState,
     FeedMode,
     Modal,
@@ -176,8 +184,8 @@ class Interpreter:
         if special == "$":
             return self._fail(
                 line, "unsupported",
-                "$ commands ($H, $X, $J=, settings) are controller commands, not program blocks: "
-                "run them from the machine's controls, not from a program", None)
+                "$ commands ($H, $X, $J=, settings) are controller commands, not program blocks: GRBL would "
+                "run them mid-program, so labbridge refuses them; run them from the machine's controls", None)
         what = "#parameters and [expressions]"
         if self.dialect.name == "grbl":
             return self._fail(line, "unsupported", f"{what} are not supported by GRBL 1.1: write plain numbers", 1)
@@ -242,13 +250,30 @@ class Interpreter:
         result = BlockResult(True, plan.diags, motions)
         result.spindle_on = new.spindle in (Spindle.CW, Spindle.CCW)
         result.tool_change = plan.tool_change
+        result.sync = self._syncs(plan)
         stop = plan.words.mcodes.get(D.M_STOP)
-        if stop in (0, 1):
+        if stop == 0 or (stop == 1 and self.dialect.fanuc):  # GRBL ignores M1 (optional stop)
             result.stop = True
         elif stop in (2, 30):
             result.program_end = True
             self._program_end()
         return result
+
+    @staticmethod
+    def _syncs(plan: Plan) -> bool:
+        """Whether the controller lets every queued motion finish before this block acts (gcode.c: spindle_sync,
+        coolant_sync, mc_dwell, EEPROM writes and probing wait for the planner to empty; M0 and program end
+        wait after the block's own motion, see ``stop`` and ``program_end``)."""
+        state, new = plan.state, plan.new
+        spindle_running = state.spindle != Spindle.OFF
+        return (
+            new.spindle != state.spindle
+            or (spindle_running and (new.rpm != state.rpm or new.css_speed != state.css_speed))
+            or (new.flood, new.mist) != (state.flood, state.mist)
+            or plan.dwell_seconds is not None
+            or plan.nonmodal in (NonModal.SET_OFFSETS, NonModal.SET_PREDEFINED, NonModal.SET_PREDEFINED_2)
+            or (plan.axis_command == "motion" and new.motion in PROBES)
+        )
 
     def _program_end(self) -> None:
         """M2/M30 resets a subset of modes (GRBL and LinuxCNC agree): G1 G17 G90 G94 G54 M5 M9."""

@@ -70,3 +70,6 @@ class BlockResult:
     message: str | None = None
     spindle_on: bool = False
     tool_change: int | None = None
+    # GRBL finishes every queued motion before this block acts (protocol_buffer_synchronize): a spindle or
+    # coolant change, a new S while the spindle runs, a dwell, an EEPROM write, a probe.
+    sync: bool = False

@@ -8,6 +8,7 @@ text get a diagnostic, never a traceback.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -26,12 +27,12 @@ try:  # the C fast path; labbridge works without it, only slower
 except ImportError:  # pragma: no cover - exercised where no compiler was available
     _fastcheck = None  # type: ignore[assignment]
 
-CHUNK_BYTES = 1 << 20
-_LINE_END = re.compile(rb"\r\n?|\n")
 from labbridge.safety.interpreter import Interpreter
 from labbridge.safety.modal import MM_PER_INCH, Distance, FeedMode, Spindle, Units
-from labbridge.safety.motion import Vec
+from labbridge.safety.motion import Motion, Vec
 
+CHUNK_BYTES = 1 << 20
+_LINE_END = re.compile(rb"\r\n?|\n")
 MAX_DIAGNOSTICS = 1000
 MAX_BINARY_LINES = 5  # after this many unreadable lines the file is judged binary and reading stops
 MAX_LINE_BYTES = 64 * 1024
@@ -82,6 +83,11 @@ class Report:
                 break
             best = t
         return best
+
+
+def _finite(m: Motion) -> bool:
+    values = (*m.start, *m.end, m.feed, m.sweep, m.radius, m.seconds, *(m.center or ()))
+    return all(math.isfinite(v) for v in values)
 
 
 def _decode(raw: bytes) -> tuple[str | None, str | None]:
@@ -155,6 +161,8 @@ class ProgramChecker:
             self.add(Diagnostic(number, "warning", "after-end", f"this block comes after the program end on line "
                                 f"{self.ended_at}: Fanuc-style controls stop at M30, GRBL runs on; remove these "
                                 "lines or move M2/M30 to the end"))
+        if result.sync:
+            self.estimator.flush()  # the controller lets the machine stop before this block acts
         if result.motions:
             if result.spindle_on != self._spindle_on:
                 self.checker.spindle_changed(result.spindle_on)
@@ -163,13 +171,19 @@ class ProgramChecker:
             g92 = interp.g92
             work = (wcs[0] + g92[0], wcs[1] + g92[1], wcs[2] + g92[2] + interp.tlo)
             for m in result.motions:
+                if not _finite(m):
+                    # Defence in depth: every path to a non-finite motion is refused with its own diagnostic
+                    # before it gets here; should one slip through, it never reaches the bounds or the JSON.
+                    diags.append(Diagnostic(number, "error", "invalid-value", "this block's motion is not a finite "
+                                            "number (a value too large or an impossible geometry): check its words"))
+                    break
                 self.checker.check(m, result.spindle_on, work, diags)
                 self.estimator.add(m)
         elif result.spindle_on != self._spindle_on:
             self.checker.spindle_changed(result.spindle_on)
             self._spindle_on = result.spindle_on
-        if result.stop:
-            self.estimator.flush()
+        if result.stop or result.program_end:
+            self.estimator.flush()  # M0, M2, M30: the machine stops after this block
         if result.program_end and self.ended_at is None:
             self.ended_at = number
         for d in diags:
@@ -319,10 +333,10 @@ def check_program(
             raise ProgramReadError(f"{path}: permission denied") from None
         except OSError as exc:
             raise ProgramReadError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    pc = ProgramChecker(mid, machine, program_name or "<program>", work_offsets, start, fast=False)
-    for number, text in enumerate(source, 1):
-        pc.line(number, text.rstrip("\r\n"))  # one line each: split them with lexer.split_lines
-    return pc.finish()
+    # Lines of text (one line each: split them with lexer.split_lines) go through the same reader, C fast path
+    # included, as one LF-separated program.
+    data = "\n".join(text.rstrip("\r\n") for text in source).encode("utf-8", "surrogateescape")
+    return check_stream(io.BytesIO(data), mid, machine, program_name or "<program>", work_offsets, start)
 
 
 def check_text(text: str, machine: Machine, *, machine_id: str | None = None, program_name: str = "<program>",

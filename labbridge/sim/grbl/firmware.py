@@ -14,14 +14,13 @@ seconds; the caller decides how simulated time relates to the wall clock.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Generator
 from dataclasses import dataclass
 
 from labbridge.config import Machine
 from labbridge.protocols.grbl import LINE_MAX, writes_eeprom
-from labbridge.sim.grbl.motion import Block, Stepper, arc_points, limited_speed_and_accel
+from labbridge.safety.planner import Limits, dwell_seconds
+from labbridge.sim.grbl.motion import Stepper, arc_points
 from labbridge.sim.grbl.settings import EEPROM_BYTES, EEPROM_MS_PER_BYTE, Eeprom
 from labbridge.sim.grbl.system import STEP as _STEP
 from labbridge.sim.grbl.system import VERSION, SystemCommands, axes_text, outside_travel
@@ -34,8 +33,6 @@ WCO_REFRESH = (30, 10)  # status reports between WCO fields: busy, idle
 OVR_REFRESH = (20, 10)
 BUSY_STATES = {"Run", "Hold", "Jog", "Home", "Door"}
 
-_M_WORD = re.compile(r"M0*(\d+)(?![\d.])")
-_SYNC_WORDS = re.compile(r"M0*[345789](?![\d.])|G0*4(?![\d.])|G10|G92|G5[4-9]|G28\.1|G30\.1|G43|G49|G38")
 
 
 @dataclass
@@ -56,7 +53,7 @@ class GrblFirmware(SystemCommands):
         self.options = options or FirmwareOptions()
         self.out = bytearray()
         self.t = 0.0
-        self.stepper = Stepper(self.options.planner_blocks - 1)
+        self.stepper = Stepper(Limits.from_settings(self.eeprom.settings), self.options.planner_blocks - 1)
         self.pins: set[str] = set()
         self.homed = False
         self.probe: tuple[Vec3, bool] = ((0.0, 0.0, 0.0), False)
@@ -417,7 +414,7 @@ class GrblFirmware(SystemCommands):
                 self._status(20)
             return 20
         check = self.state == "Check"
-        if _SYNC_WORDS.search(line) or result.program_end or result.stop:
+        if result.sync:  # spindle, coolant, dwell, EEPROM write, probe: the planner empties first
             while self.stepper.busy and not check:
                 yield _STEP
         if self.wco() != before_wco:
@@ -431,21 +428,26 @@ class GrblFirmware(SystemCommands):
         for motion in result.motions:
             if motion.kind == "dwell":
                 if not check:
-                    yield from self._sleep(self.t + motion.seconds)
+                    yield from self._sleep(self.t + dwell_seconds(motion.seconds))
                 continue
-            for block in self._blocks_for(motion):
-                if soft and outside_travel(block.end, travel):
+            rate, rapid, probe = self._rate(motion)
+            for target in self._targets(motion):
+                if soft and outside_travel(target, travel):
                     yield from self._soft_limit()
                     return 0
                 if check:
                     continue
                 while self.stepper.free <= 0:
                     yield _STEP
-                self.stepper.push(block)
-                if block.probe:
-                    while self.stepper.busy:
-                        yield _STEP
-        if result.stop and _M_WORD.findall(line).count("0") and not check:
+                self.stepper.limits = Limits.from_settings(self.eeprom.settings)
+                self.stepper.push_line(target, rate, rapid=rapid, line=motion.line, probe=probe)
+            if probe and not check:
+                while self.stepper.busy:
+                    yield _STEP
+        if (result.stop or result.program_end) and not check:
+            while self.stepper.busy:  # M0, M2, M30 wait for the machine to stop (gcode.c [21])
+                yield _STEP
+        if result.stop and not check:
             self.state = "Hold"
             self.hold_complete = True
             self.stepper.holding = True
@@ -461,27 +463,17 @@ class GrblFirmware(SystemCommands):
             self._emit("ok")
         return 0
 
-    def _blocks_for(self, motion) -> list[Block]:  # noqa: ANN001 - safety.Motion
-        e = self.eeprom
-        rates, accels = e.max_rates(), e.accels()
-        if motion.kind == "traverse":
-            points, feed, rapid = [motion.end], math.inf, True  # limited per axis below
-        elif motion.kind == "arc":
-            points = arc_points(motion.start, motion.end, motion.center, motion.plane, motion.sweep,
-                                motion.radius, e.settings[12])
-            feed, rapid = motion.feed, False
-        else:
-            points, feed, rapid = [motion.end], motion.feed, False
-        blocks = []
-        start = motion.start
-        for p in points:
-            speed, accel = limited_speed_and_accel(start, p, feed, rates, accels)
-            limit, _ = limited_speed_and_accel(start, p, math.inf, rates, accels)
-            blocks.append(Block(start, p, speed, accel, rapid=rapid, line=motion.line, limit=limit))
-            start = p
-        if motion.kind == "probe" and blocks:
-            blocks[-1].probe = gname(self.interp.modal.motion)
-        return blocks
+    def _targets(self, motion) -> list[Vec3]:  # noqa: ANN001 - safety.Motion
+        """The planner moves of a motion: mc_arc's chords for an arc, else its end point."""
+        if motion.kind == "arc":
+            return arc_points(motion.start, motion.end, motion.center, motion.plane, motion.sweep, motion.radius,
+                              self.eeprom.settings[12])
+        return [motion.end]
+
+    def _rate(self, motion) -> tuple[float, bool, str | None]:  # noqa: ANN001 - safety.Motion
+        """(feed in mm/min, rapid, probe command) for the planner."""
+        probe = gname(self.interp.modal.motion) if motion.kind == "probe" else None
+        return motion.feed, motion.kind == "traverse", probe
 
     def _soft_limit(self) -> Generator[object, None, None]:
         """limits_soft_check: hold if moving, then reset and the critical ALARM:2 loop until 0x18."""

@@ -56,6 +56,9 @@ class Eeprom:
                 s[130 + i] = float(high - low)
             s[110 + i] = machine.rapid(axis)
             s[120 + i] = machine.accel(axis)
+            s[100 + i] = machine.steps(axis)
+        s[11] = machine.junction_deviation
+        s[12] = machine.arc_tolerance
         s[30] = float(machine.spindle.max_rpm)
         s[31] = float(getattr(machine.spindle, "min_rpm", 0) or 0)
         s[22] = 1 if machine.homing_required else 0

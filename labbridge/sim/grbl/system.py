@@ -10,9 +10,10 @@ import re
 from collections.abc import Generator
 from typing import Any
 
-from labbridge.sim.grbl.motion import Block, limited_speed_and_accel
 from labbridge.safety.modal import Distance, Units
 from labbridge.sim.grbl.settings import format_setting
+
+Jog = tuple[tuple[float, float, float], float]  # target (mm, machine) and feed (mm/min)
 
 VERSION = "1.1h"
 BUILD = "20190830"
@@ -57,12 +58,13 @@ class SystemCommands:
                 return self._status(8)
             if line[2:3] != "=":
                 return self._status(3)
-            code, block = self._jog(line[3:])
-            if code == 0 and block is not None:
+            code, jog = self._jog(line[3:])
+            if code == 0 and jog is not None:
+                target, feed = jog
                 while self.stepper.free <= 0:
                     yield STEP
-                self.stepper.push(block)
-                self.interp.set_position(block.end)
+                self.stepper.push_line(target, feed, jog=True)
+                self.interp.set_position(target)
                 if self.state == "Idle":
                     self.state = "Jog"
             return self._status(code)
@@ -183,14 +185,14 @@ class SystemCommands:
             yield STEP
         return self._status(code)
 
-    def _jog(self, text: str) -> tuple[int, Block | None]:
-        """$J=: GRBL's jog rules (gc_execute_line with the jog flag): (status code, block to queue)."""
+    def _jog(self, text: str) -> tuple[int, Jog | None]:
+        """$J=: GRBL's jog rules (gc_execute_line with the jog flag): (status code, (target, feed) to queue)."""
         code_or_block = self._jog_parse(text)
         if isinstance(code_or_block, int):
             return code_or_block, None
         return 0, code_or_block
 
-    def _jog_parse(self, text: str) -> int | Block:
+    def _jog_parse(self, text: str) -> int | Jog:
         words: dict[str, float] = {}
         gcodes: list[float] = []
         pos = 0
@@ -245,10 +247,7 @@ class SystemCommands:
         if self.eeprom.settings[20] and outside_travel(tuple(target), self.eeprom.max_travel()):
             return 15
         feed = words["F"] * (25.4 if inch else 1.0)
-        start = (current[0], current[1], current[2])
-        end = (target[0], target[1], target[2])
-        speed, accel = limited_speed_and_accel(start, end, feed, self.eeprom.max_rates(), self.eeprom.accels())
-        return Block(start, end, speed, accel, jog=True, limit=speed)
+        return (target[0], target[1], target[2]), feed
 
     def _start_homing(self) -> None:
         """Homing: Z, then X and Y; each cycle searches at $25, then pulls off, locates and pulls off again

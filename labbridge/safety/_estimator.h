@@ -1,0 +1,353 @@
+/*
+ * _estimator.h: the run-time estimate in C (the Estimator type of labbridge.safety._fastcheck). Included once,
+ * by _fastcheck.c, after _arc_kernel.h.
+ */
+#ifndef LABBRIDGE_ESTIMATOR_H
+#define LABBRIDGE_ESTIMATOR_H
+
+/* ------------------------------------------------------------------ estimator */
+
+/* The run-time estimate of labbridge/safety/estimate.py and the GRBL planner of labbridge/safety/planner.py
+   (a port of GRBL 1.1h's planner.c), line for line: same blocks, same junctions, same 15-block horizon. */
+
+#define PLANNED_BLOCKS 15
+#define SOME_LARGE_VALUE 1.0e38
+#define MINIMUM_FEED_RATE 1.0
+#define DWELL_STEPS_PER_SECOND 20.0
+#define MAX_ESTIMATE_CHORDS 4096
+
+typedef struct {
+    double mm, accel, rapid_rate, programmed, max_junction_sqr, max_entry_sqr, entry_sqr;
+    int rapid;
+    long line;
+} pblock;
+
+typedef struct {
+    PyObject_HEAD
+    double steps[3], rate[3], accel[3], jd, arc_tol;
+    double inv_steps[3], inv_rate[3], inv_accel[3];
+    int grbl;
+    pblock ring[PLANNED_BLOCKS];
+    int head, n, planned;
+    long pos[3];
+    double prev_unit[3], prev_nominal;
+    double minutes, extra, speed_sqr;
+    int started;
+    double last_mark, mark_interval;
+    double *marks;
+    Py_ssize_t nmarks, capmarks;
+} Estimator;
+
+/* The i-th queued block (0: the executing one); head and i are both below PLANNED_BLOCKS, so no division. */
+static inline pblock *BLK(Estimator *e, int i) {
+    int k = e->head + i;
+    return &e->ring[k >= PLANNED_BLOCKS ? k - PLANNED_BLOCKS : k];
+}
+
+static double est_seconds(Estimator *e) { return e->minutes * 60.0 + e->extra; }
+
+/* planner.limit_by_axis_maximum, with the limits' inverses: min(lim/|u|) is 1/max(|u|/lim), one division. */
+static double limit3(const double inv_lim[3], const double u[3]) {
+    double worst = 1.0 / SOME_LARGE_VALUE;
+    for (int i = 0; i < 3; i++) {
+        double v = fabs(u[i]) * inv_lim[i];
+        if (v > worst) worst = v;
+    }
+    return 1.0 / worst;
+}
+
+static int est_mark(Estimator *e, long line) {
+    if (e->nmarks >= 2 * MAX_MARKS) {
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t i = 0; i < e->nmarks; i += 4) {
+            e->marks[kept++] = e->marks[i];
+            e->marks[kept++] = e->marks[i + 1];
+        }
+        e->nmarks = kept;
+        e->mark_interval *= 2.0;
+    }
+    if (e->nmarks + 2 > e->capmarks) {
+        Py_ssize_t cap = e->capmarks ? e->capmarks * 2 : 256;
+        double *m = PyMem_Realloc(e->marks, cap * sizeof(double));
+        if (!m) { PyErr_NoMemory(); return -1; }
+        e->marks = m;
+        e->capmarks = cap;
+    }
+    double now = est_seconds(e);
+    e->marks[e->nmarks++] = (double)line;
+    e->marks[e->nmarks++] = now;
+    e->last_mark = now;
+    return 0;
+}
+
+/* planner.profile_time: minutes to run a block along the stepper's ramps. */
+static double profile_time(double length, double entry_sqr, double exit_sqr, double nominal, double accel) {
+    if (length <= 0.0) return 0.0;
+    double inv_2a = 0.5 / accel;
+    double entry = sqrt(entry_sqr), exit_ = sqrt(exit_sqr);
+    double nominal_sqr = nominal * nominal;
+    if (entry_sqr > nominal_sqr) {
+        double down = inv_2a * (entry_sqr - nominal_sqr);
+        if (down >= length) return 2.0 * length / (entry + exit_);
+        return (entry - nominal) / accel + profile_time(length - down, nominal_sqr, exit_sqr, nominal, accel);
+    }
+    double intersect = 0.5 * (length + inv_2a * (entry_sqr - exit_sqr));
+    if (intersect <= 0.0 || intersect >= length) return entry + exit_ > 0.0 ? 2.0 * length / (entry + exit_) : 0.0;
+    double decelerate_after = inv_2a * (nominal_sqr - exit_sqr);
+    if (decelerate_after < intersect) {
+        double accelerate = inv_2a * (nominal_sqr - entry_sqr);
+        return (nominal - entry) / accel + (length - accelerate - decelerate_after) / nominal + (nominal - exit_) / accel;
+    }
+    double peak = sqrt(2.0 * accel * intersect + exit_sqr);
+    return (peak - entry) / accel + (peak - exit_) / accel;
+}
+
+static double nominal_speed(const pblock *b) {
+    double speed;
+    if (b->rapid) speed = b->rapid_rate * 0.01 * 100;
+    else {
+        speed = b->programmed * (0.01 * 100);
+        if (speed > b->rapid_rate) speed = b->rapid_rate;
+    }
+    return speed > MINIMUM_FEED_RATE ? speed : MINIMUM_FEED_RATE;
+}
+
+static void recalculate(Estimator *e) {
+    int last = e->n - 1;
+    if (last <= e->planned) return;
+    pblock *current = BLK(e, last), *next;
+    double reach = 2 * current->accel * current->mm;
+    current->entry_sqr = current->max_entry_sqr < reach ? current->max_entry_sqr : reach;
+    for (int i = last - 1; i > e->planned; i--) {
+        next = current;
+        current = BLK(e, i);
+        if (current->entry_sqr != current->max_entry_sqr) {
+            double v = next->entry_sqr + 2 * current->accel * current->mm;
+            current->entry_sqr = current->max_entry_sqr < v ? current->max_entry_sqr : v;
+        }
+    }
+    next = BLK(e, e->planned);
+    for (int i = e->planned + 1; i <= last; i++) {
+        current = next;
+        next = BLK(e, i);
+        if (current->entry_sqr < next->entry_sqr) {
+            double v = current->entry_sqr + 2 * current->accel * current->mm;
+            if (v < next->entry_sqr) {
+                next->entry_sqr = v;
+                e->planned = i;
+            }
+        }
+        if (next->entry_sqr == next->max_entry_sqr) e->planned = i;
+    }
+}
+
+static double junction_speed_sqr(Estimator *e, const double unit[3]) {
+    const double *prev = e->prev_unit;
+    double cos_theta = -(prev[0] * unit[0] + prev[1] * unit[1] + prev[2] * unit[2]);
+    if (cos_theta > 0.999999) return 0.0;
+    if (cos_theta < -0.999999) return SOME_LARGE_VALUE;
+    double j[3] = {unit[0] - prev[0], unit[1] - prev[1], unit[2] - prev[2]};
+    double inv_norm = 1.0 / sqrt(j[0] * j[0] + j[1] * j[1] + j[2] * j[2]);
+    j[0] *= inv_norm; j[1] *= inv_norm; j[2] *= inv_norm;
+    double accel = limit3(e->inv_accel, j);
+    double sin_half = sqrt(0.5 * (1.0 - cos_theta));
+    double v = accel * e->jd * sin_half / (1.0 - sin_half);
+    return v > 0.0 ? v : 0.0;
+}
+
+/* planner.Planner.buffer_line */
+static void buffer_line(Estimator *e, const double target[3], double rate, int rapid, long line) {
+    long ts[3], delta[3], count = 0;
+    for (int i = 0; i < 3; i++) {
+        ts[i] = lround(target[i] * e->steps[i]);
+        delta[i] = ts[i] - e->pos[i];
+        long m = labs(delta[i]);
+        if (m > count) count = m;
+    }
+    if (count == 0) return;
+    double unit[3], mm = 0.0;
+    for (int i = 0; i < 3; i++) unit[i] = delta[i] * e->inv_steps[i];
+    mm = sqrt(unit[0] * unit[0] + unit[1] * unit[1] + unit[2] * unit[2]);
+    double inv_mm = 1.0 / mm;
+    unit[0] *= inv_mm; unit[1] *= inv_mm; unit[2] *= inv_mm;
+    pblock *b = BLK(e, e->n);
+    b->mm = mm;
+    b->accel = limit3(e->inv_accel, unit);
+    b->rapid_rate = limit3(e->inv_rate, unit);
+    b->programmed = rate;
+    b->rapid = rapid;
+    b->line = line;
+    b->entry_sqr = 0.0;
+    b->max_junction_sqr = e->n == 0 ? 0.0 : junction_speed_sqr(e, unit);
+    double nominal = nominal_speed(b);
+    double lower = nominal > e->prev_nominal ? e->prev_nominal : nominal;
+    b->max_entry_sqr = lower * lower < b->max_junction_sqr ? lower * lower : b->max_junction_sqr;
+    e->prev_nominal = nominal;
+    memcpy(e->prev_unit, unit, sizeof unit);
+    memcpy(e->pos, ts, sizeof ts);
+    e->n++;
+    recalculate(e);
+}
+
+/* planner.BlockTimer.run_one plus the estimator's marks */
+static int run_one(Estimator *e) {
+    pblock *b = BLK(e, 0);
+    if (b->entry_sqr != e->speed_sqr) { /* only if the plan and the machine disagree: replan */
+        b->entry_sqr = e->speed_sqr;
+        e->planned = 0;
+        recalculate(e);
+    }
+    double exit_sqr = e->n > 1 ? BLK(e, 1)->entry_sqr : 0.0;
+    e->minutes += profile_time(b->mm, b->entry_sqr, exit_sqr, nominal_speed(b), b->accel);
+    e->speed_sqr = exit_sqr;
+    long line = b->line;
+    e->head = e->head + 1 == PLANNED_BLOCKS ? 0 : e->head + 1;
+    e->n--;
+    e->planned = e->planned > 0 ? e->planned - 1 : 0;
+    if (est_seconds(e) - e->last_mark >= e->mark_interval) return est_mark(e, line);
+    return 0;
+}
+
+static int est_flush(Estimator *e) {
+    if (e->n) {
+        long last = BLK(e, e->n - 1)->line;
+        while (e->n)
+            if (run_one(e) < 0) return -1;
+        if (est_mark(e, last) < 0) return -1;
+    }
+    e->speed_sqr = 0.0;
+    return 0;
+}
+
+static int est_block(Estimator *e, const double target[3], double rate, int rapid, long line) {
+    if (e->n >= PLANNED_BLOCKS && run_one(e) < 0) return -1;
+    buffer_line(e, target, rate, rapid, line);
+    return 0;
+}
+
+/* kind: 0 traverse, 1 feed, 2 arc, 3 probe, 4 dwell (estimate.Estimator.add) */
+static int est_add(Estimator *e, int kind, const double s[3], const double en[3], double feed, const double c[3],
+                   int a, int b, int nn, double sweep, double radius, double seconds, long line) {
+    if (kind == 4) {
+        if (est_flush(e) < 0) return -1;
+        e->extra += e->grbl ? ceil(seconds * DWELL_STEPS_PER_SECOND - 1e-9) / DWELL_STEPS_PER_SECOND : seconds;
+        return est_mark(e, line);
+    }
+    int off_plan = 0;
+    for (int i = 0; i < 3; i++)
+        if (fabs(s[i] * e->steps[i] - e->pos[i]) > 0.5 + 1e-6) off_plan = 1;
+    if (!e->started || off_plan) {
+        if (est_flush(e) < 0) return -1;
+        for (int i = 0; i < 3; i++) e->pos[i] = lround(s[i] * e->steps[i]);
+        e->started = 1;
+    }
+    if (kind == 3 && est_flush(e) < 0) return -1;
+    if (kind == 2) {
+        long segments = grbl_arc_segments(sweep, radius, e->arc_tol);
+        if (segments > MAX_ESTIMATE_CHORDS) segments = MAX_ESTIMATE_CHORDS; /* as estimate.MAX_ESTIMATE_CHORDS */
+        long count = segments > 1 ? segments : 1;
+        for (long i = 1; i <= count; i++) {
+            double p[3];
+            arc_path_point(s, en, c, a, b, nn, sweep, segments, i, p);
+            if (est_block(e, p, feed, 0, line) < 0) return -1;
+        }
+    } else if (est_block(e, en, feed, kind == 0, line) < 0) {
+        return -1;
+    }
+    if (kind == 3 && est_flush(e) < 0) return -1;
+    return 0;
+}
+
+static int Estimator_init(Estimator *self, PyObject *args, PyObject *kw) {
+    if (!PyArg_ParseTuple(args, "(ddd)(ddd)(ddd)ddp", &self->steps[0], &self->steps[1], &self->steps[2],
+                          &self->rate[0], &self->rate[1], &self->rate[2], &self->accel[0], &self->accel[1],
+                          &self->accel[2], &self->jd, &self->arc_tol, &self->grbl))
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        if (!(self->steps[i] > 0 && self->rate[i] > 0 && self->accel[i] > 0)) {
+            PyErr_SetString(PyExc_ValueError, "steps, rates and accelerations must be above zero");
+            return -1;
+        }
+        self->inv_steps[i] = 1.0 / self->steps[i];
+        self->inv_rate[i] = 1.0 / self->rate[i];
+        self->inv_accel[i] = 1.0 / self->accel[i];
+    }
+    self->head = self->n = self->planned = 0;
+    self->pos[0] = self->pos[1] = self->pos[2] = 0;
+    self->prev_unit[0] = self->prev_unit[1] = self->prev_unit[2] = 0.0;
+    self->prev_nominal = 0.0;
+    self->minutes = self->extra = self->speed_sqr = 0.0;
+    self->started = 0;
+    self->last_mark = -1.0;
+    self->mark_interval = 1.0;
+    self->nmarks = 0;
+    return 0;
+}
+
+static void Estimator_dealloc(Estimator *self) {
+    PyMem_Free(self->marks);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Estimator_add(Estimator *self, PyObject *args) {
+    int kind, a, b, n;
+    double s[3], en[3], c[3], feed, sweep, radius, seconds;
+    long line;
+    if (!PyArg_ParseTuple(args, "i(ddd)(ddd)d(ddd)(iii)dddl", &kind, &s[0], &s[1], &s[2], &en[0], &en[1], &en[2],
+                          &feed, &c[0], &c[1], &c[2], &a, &b, &n, &sweep, &radius, &seconds, &line))
+        return NULL;
+    if (a < 0 || a > 2 || b < 0 || b > 2 || n < 0 || n > 2) {
+        PyErr_SetString(PyExc_ValueError, "plane axes must be 0..2");
+        return NULL;
+    }
+    if (est_add(self, kind, s, en, feed, c, a, b, n, sweep, radius, seconds, line) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Estimator_flush(Estimator *self, PyObject *unused) {
+    if (est_flush(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Estimator_finish(Estimator *self, PyObject *unused) {
+    if (est_flush(self) < 0) return NULL;
+    return PyFloat_FromDouble(est_seconds(self));
+}
+
+static PyObject *Estimator_pairs(Estimator *self, PyObject *unused) {
+    PyObject *out = PyList_New(self->nmarks / 2);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0; i < self->nmarks / 2; i++) {
+        PyObject *t = Py_BuildValue("(ld)", (long)self->marks[2 * i], self->marks[2 * i + 1]);
+        if (!t) { Py_DECREF(out); return NULL; }
+        PyList_SET_ITEM(out, i, t);
+    }
+    return out;
+}
+
+static PyObject *Estimator_get_seconds(Estimator *self, void *closure) { return PyFloat_FromDouble(est_seconds(self)); }
+
+static PyMethodDef Estimator_methods[] = {
+    {"add_raw", (PyCFunction)Estimator_add, METH_VARARGS, "Add one motion (kind, start, end, feed, centre, plane, "
+     "sweep, radius, seconds, line)."},
+    {"flush", (PyCFunction)Estimator_flush, METH_NOARGS, "Plan everything pending to a stop."},
+    {"finish", (PyCFunction)Estimator_finish, METH_NOARGS, "Flush and return the total seconds."},
+    {"pairs", (PyCFunction)Estimator_pairs, METH_NOARGS, "ETA marks as (line, cumulative seconds)."},
+    {NULL}};
+
+static PyGetSetDef Estimator_getset[] = {{"seconds", (getter)Estimator_get_seconds, NULL, "seconds so far", NULL},
+                                         {NULL}};
+
+static PyTypeObject EstimatorType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "labbridge.safety._fastcheck.Estimator",
+    .tp_basicsize = sizeof(Estimator),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Estimator_init,
+    .tp_dealloc = (destructor)Estimator_dealloc,
+    .tp_methods = Estimator_methods,
+    .tp_getset = Estimator_getset,
+    .tp_doc = "Run-time estimate through GRBL's planner (see labbridge/safety/estimate.py and planner.py)",
+};
+
+#endif
