@@ -215,12 +215,12 @@ def test_k_repeats_holes_and_is_a_count_not_a_distance():
 
 
 def test_preview_draws_a_clockwise_arc_where_the_machine_cuts_it():
-    from labbridge.safety.preview import build_preview
+    from labbridge.safety.toolpath import CUT, build_toolpath
 
     m = make_machine(envelope=BIG)
     program = "G0 X10 Y10\nM3 S1000\nG2 X20 Y10 I5 J0 F100\nM30\n"
     report = check_text(program, m)
     assert report.bounds["max"]["Y"] == pytest.approx(15.0)
-    arc = [s for s in build_preview(program, m, report.to_json())["segments"] if s["kind"] == "arc"][0]
-    ys = [p[1] for p in arc["points"]]
+    points, lines, kinds = build_toolpath(program.encode(), "m", m, report.to_json()["bounds"]).unpack()
+    ys = [p[1] for p, ln, k in zip(points, lines, kinds) if ln == 3 and k == CUT]
     assert min(ys) == pytest.approx(10.0) and max(ys) == pytest.approx(15.0)  # above the chord, as G2 goes

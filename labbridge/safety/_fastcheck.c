@@ -27,11 +27,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "_toolpath.h"
-
-#define HALF_WINDOW 8
-#define WINDOW (2 * HALF_WINDOW)
-#define MIN_LENGTH 1e-6
 #define MAX_BOXES 32
 #define TWO_PI (2.0 * M_PI)
 #define ARC_EPS 5e-7
@@ -46,6 +41,7 @@ enum { PLANE_XY = 170, PLANE_ZX = 180, PLANE_YZ = 190 };
 
 #include "_arc_kernel.h"
 #include "_estimator.h"
+#include "_toolpath.h"
 
 /* ------------------------------------------------------------------ fast path */
 
