@@ -58,13 +58,13 @@ def stop_commands_while_full(api: Api, entry_id: int, job_id: str) -> None:
     """Hold, resume, hold and cancel on a full disk: each answers 200 with what happened, and it happened."""
     r = post(api, "trainer", "hold")
     assert r.status_code == 200 and r.json()["result"] == "job held", r.text
-    wait_for(lambda: state(api)["state"] == "Hold", 30, what="Hold")
+    wait_for(lambda: state(api)["state"] == "Hold", 90, what="Hold")
     r = post(api, "operator", "resume")
     assert r.status_code == 200 and r.json()["result"] == "job resumed", r.text
-    wait_for(lambda: state(api)["state"] == "Run", 30, what="Run again")
+    wait_for(lambda: state(api)["state"] == "Run", 90, what="Run again")
     r = post(api, "technician", "cancel")
     assert r.status_code == 200 and r.json()["result"] == "job cancelled", r.text
-    wait_for(lambda: state(api)["state"] in ("Idle", "Alarm"), 30, what="machine stopped")
+    wait_for(lambda: state(api)["state"] in ("Idle", "Alarm"), 90, what="machine stopped")
     # the states reported are the true ones although the disk has none of them yet
     wait_for(lambda: api.ctx.store.queue_entry(entry_id)["state"] == "cancelled", 30, what="entry cancelled")
     listed = {e["id"]: e["state"] for e in api.call("operator", "GET", "/api/queue?all=true").json()}

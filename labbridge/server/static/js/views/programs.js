@@ -1,6 +1,6 @@
 // Programs: upload or paste, check against a machine, read the diagnostics on their lines, submit to the queue.
 import { api } from "../api.js";
-import { $, h, toast } from "../dom.js";
+import { $, $$, h, toast } from "../dom.js";
 import { t } from "../i18n.js";
 import { diagnosticItems, listingItems, showLine, summary } from "../report.js";
 import { can, state, subscribe } from "../store.js";
