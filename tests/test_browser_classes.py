@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.test_browser_dashboard import ARTIFACTS, browser, server, sign_in  # noqa: F401 (fixtures)
-from tests.web_support import ROOT, ServerProcess
+from tests.web_support import ADMIN_PASSWORD, ROOT, ServerProcess, password_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,7 +42,7 @@ def api(server: ServerProcess, user: str, password: str) -> httpx.Client:
 
 
 def open_class(server: ServerProcess, name: str = "Lesson") -> str:
-    with api(server, "trainer", "trainer-password") as client:
+    with api(server, "trainer", password_of("trainer")) as client:
         r = client.post("/api/classes", json={"name": name, "machine": "mill-1", "minutes": 60})
         assert r.status_code == 201, r.text
         return str(r.json()["code"])
@@ -85,7 +85,7 @@ def test_every_view_and_the_join_page_in_the_browsers_language(browser: Any, ser
                                                               locale: str) -> None:
     lang = locale[:2]
     words = catalog(lang)
-    page = sign_in(browser, server, "admin", server.password, locale=locale)
+    page = sign_in(browser, server, "admin", ADMIN_PASSWORD, locale=locale)
     card = '.card[data-machine="mill-1"]'
     assert page.text_content(f"{card} .badge") in {v for k, v in words.items() if k.startswith("state.")}
     page.wait_for_function("document.querySelector('.card[data-machine=\"mill-1\"] .mpos-X').textContent !== '—'")
@@ -122,7 +122,7 @@ def test_student_on_a_phone_joins_fixes_and_the_trainer_approves(server: ServerP
     trainer.set_default_timeout(30_000)
     trainer.goto(server.url + "/")
     trainer.fill("#login-form input[name=username]", "trainer")
-    trainer.fill("#login-form input[name=password]", "trainer-password")
+    trainer.fill("#login-form input[name=password]", password_of("trainer"))
     trainer.click("#login-form button[type=submit]")
     trainer.wait_for_selector('.card[data-machine="mill-1"]')
     trainer.click("#nav a[data-view=classes]")
@@ -176,7 +176,7 @@ def test_student_on_a_phone_joins_fixes_and_the_trainer_approves(server: ServerP
     trainer.screenshot(path=str(ARTIFACTS / "class-view-de.png"), full_page=True)
     trainer.click("#class-attempts button.approve")
     trainer.wait_for_function("document.querySelectorAll('#class-attempts button.approve').length === 0")
-    with api(server, "operator", "operator-password") as client:
+    with api(server, "operator", password_of("operator")) as client:
         queued = [e for e in client.get("/api/queue").json() if e["note"] == "Ona"]
     assert queued and queued[0]["state"] == "queued" and queued[0]["machine"] == "mill-1"
     assert not errors, errors
@@ -208,7 +208,7 @@ def test_student_names_are_shown_as_text(server: ServerProcess, context_in: Any)
     page = context_in("en-GB").new_page()
     page.goto(server.url + "/")
     page.fill("#login-form input[name=username]", "trainer")
-    page.fill("#login-form input[name=password]", "trainer-password")
+    page.fill("#login-form input[name=password]", password_of("trainer"))
     page.click("#login-form button[type=submit]")
     page.wait_for_selector('.card[data-machine="mill-1"]')
     page.click("#nav a[data-view=classes]")
@@ -231,7 +231,7 @@ def test_the_picked_language_is_remembered_for_the_user(server: ServerProcess, c
     first.wait_for_function("document.documentElement.lang === 'et'")
     assert first.text_content("#login-form button[type=submit]") == catalog("et")["signin.submit"]
     first.fill("#login-form input[name=username]", "viewer")
-    first.fill("#login-form input[name=password]", "viewer-password")
+    first.fill("#login-form input[name=password]", password_of("viewer"))
     first.click("#login-form button[type=submit]")
     first.wait_for_selector('.card[data-machine="mill-1"]')
     first.select_option("#lang-picker", "lv")
@@ -242,10 +242,10 @@ def test_the_picked_language_is_remembered_for_the_user(server: ServerProcess, c
     other.goto(server.url + "/")
     assert other.evaluate("document.documentElement.lang") == "en"
     other.fill("#login-form input[name=username]", "viewer")
-    other.fill("#login-form input[name=password]", "viewer-password")
+    other.fill("#login-form input[name=password]", password_of("viewer"))
     other.click("#login-form button[type=submit]")
     other.wait_for_function("document.documentElement.lang === 'lv'")
     assert other.text_content("#nav a[data-view=machines]") == catalog("lv")["nav.machines"]
-    with api(server, "viewer", "viewer-password") as client:
+    with api(server, "viewer", password_of("viewer")) as client:
         assert client.get("/api/preferences").json()["language"] == "lv"
         client.put("/api/preferences", json={"language": None})
