@@ -67,8 +67,6 @@ def test_the_banner_shows_the_interruption_and_its_actions(server: ServerProcess
             page: Any = browser.new_context().new_page()
             page.set_default_timeout(30_000)
             page.goto(server.url + "/")
-            with httpx.Client(base_url=server.url, timeout=30) as client:
-                admin_first_sign_in(client, server.password)
             page.fill("#login-form input[name=username]", "admin")
             page.fill("#login-form input[name=password]", admin_ready(server))
             page.click("#login-form button[type=submit]")
