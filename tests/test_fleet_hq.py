@@ -192,7 +192,7 @@ def test_events_made_while_headquarters_restarts_arrive_once(world: Any) -> None
         api.ctx.audit("operator", "mill-1", "hq.was.down", "ok", f"event {i}")
     wait_for(lambda: service.link_state()["events_waiting"] == 0, 30, what="the lab to publish them")
     hq.start("--reset-admin")  # same data folder, same persistent session at the broker
-    hq.tokens = {"viewer": hq.login("viewer", password_of("viewer"))}
+    hq.tokens = {role: hq.login(role, password_of(role)) for role in ("viewer", "trainer", "technician")}
     wait_for(lambda: len([e for e in hq.call("viewer", "GET", "/api/fleet/events?lab=truck-1&limit=2000").json()
                           if e.get("action") == "hq.was.down"]) == 10, 60, what="the events from the broker's queue")
     seqs = [e["seq"] for e in hq.call("viewer", "GET", "/api/fleet/events?lab=truck-1&limit=2000").json()]

@@ -102,6 +102,25 @@ async def test_polling_keeps_machine_state_current(driver: GrblDriver) -> None:
     assert to_dict["position"]["machine"]["X"] == -260.0 and to_dict["spindle"]["rpm"] == 8000
 
 
+async def test_a_resume_pressed_while_the_hold_still_decelerates_is_not_lost() -> None:
+    """GRBL ignores ``~`` until the hold is complete (Hold:1 → Hold:0); the driver waits for Hold:0 to send it."""
+    sim = await start_grbl_sim("mill-1", mill(), time_scale=1.0)  # real time: the deceleration takes ~0.2 s
+    drv = GrblDriver("mill-1", mill(), port=sim.port, poll_hz=10, banner_timeout=2.0)
+    try:
+        await drv.connect()
+        if drv.state.state == S.ALARM:
+            await drv.unlock()
+        await drv.mdi("G53 G1 X-100 F2000")
+        await until(lambda: drv.state.state == S.RUN and (drv.state.feed or 0) >= 1900, what="cruising at F2000")
+        await drv.feed_hold()
+        await drv.cycle_start()  # at once, while GRBL still slows down
+        await until(lambda: drv.state.state == S.IDLE and drv.state.position_machine["X"] == -100.0, 20.0,
+                    what="the move to finish after the resume")
+    finally:
+        await drv.close()
+        await sim.close()
+
+
 async def test_commands_home_jog_hold_overrides_check_mode(driver: GrblDriver) -> None:
     await driver.home()
     assert driver.state.homed is True

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from functools import partial
@@ -127,6 +128,8 @@ class GrblDriver:
         self._last_status = 0.0
         self._silent_reason: str | None = None  # why GRBL answers no status (critical alarm, homing)
         self._stale_fault = False
+        self._reports = 0  # status reports parsed on this connection
+        self._hold_report: int | None = None  # how many there were when the last feed hold went out
         self.stale_after = 3.0  # seconds without a status report before the state says so
 
     # ------------------------------------------------------------------ public surface
@@ -407,6 +410,7 @@ class GrblDriver:
             self.parameters["PRB"] = event.position
 
     def _on_status(self, s: Status) -> None:
+        self._reports += 1
         axes = self.config.axes
 
         def as_dict(values: tuple[float, ...] | None) -> dict[str, float] | None:
@@ -557,8 +561,17 @@ class GrblDriver:
 
     async def feed_hold(self) -> None:
         self.send_realtime(REALTIME["HOLD"])
+        self._hold_report = self._reports
 
-    async def cycle_start(self) -> None:
+    async def cycle_start(self, settle_timeout: float = 10.0) -> None:
+        """Cycle start. GRBL ignores ``~`` while a hold is still decelerating (``Hold:1``; protocol.c resumes
+        only with SUSPEND_HOLD_COMPLETE), so a resume pressed early waits for a fresh ``Hold:0`` first."""
+        deadline = time.monotonic() + settle_timeout
+        while self._link is not None and time.monotonic() < deadline:
+            fresh = self._hold_report is None or self._reports >= self._hold_report + 2
+            if fresh and not (self.state.state == MachineStatus.HOLD and self.state.substate == 1):
+                break
+            await asyncio.sleep(0.02)
         self.send_realtime(REALTIME["RESUME"])
 
     async def jog_cancel(self) -> None:

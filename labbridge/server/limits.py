@@ -25,8 +25,9 @@ MULTIPART_SLACK = 64 * 1024
 WS_MESSAGE_MAX = 64 * 1024
 WS_FIRST_MESSAGE_MAX = 4 * 1024
 DRAIN_MAX = 1024 * 1024
-"""A refused body up to this size is read and dropped before the answer, so that closing the connection with
-unread bytes (a TCP reset) cannot destroy the 413 before the client reads it; bigger ones are not read at all."""
+"""A refused body up to this size (or up to twice its route's limit, so that a program a little over 10 MB gets
+its answer too) is read and dropped before the answer, so that closing the connection with unread bytes (a TCP
+reset) cannot destroy the 413 before the client reads it; bigger ones are not read at all."""
 
 
 def body_limit(path: str, method: str, max_upload: int) -> int:
@@ -73,7 +74,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            if length.isdigit() and int(length) <= DRAIN_MAX:
+            if length.isdigit() and int(length) <= max(DRAIN_MAX, 2 * limit):
                 await _drain(receive)
             response = JSONResponse({"detail": message}, status_code=413, headers={"Connection": "close"})
             await response(scope, receive, send)
