@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_browser_dashboard import ARTIFACTS, browser, server, sign_in  # noqa: F401 (fixtures)
+from tests.browser_support import ARTIFACTS, browser  # noqa: F401 (fixture)
+from tests.test_browser_dashboard import server, sign_in  # noqa: F401 (fixture)
 from tests.web_support import ADMIN_PASSWORD, ROOT, ServerProcess, password_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -212,7 +213,7 @@ def test_student_names_are_shown_as_text(server: ServerProcess, context_in: Any)
     page.click("#login-form button[type=submit]")
     page.wait_for_selector('.card[data-machine="mill-1"]')
     page.click("#nav a[data-view=classes]")
-    page.click(f"#class-list button[data-code={code}]")
+    page.click(f"#class-list button[data-code="{code}"]")
     page.wait_for_selector("#class-students tbody tr")
     assert page.text_content("#class-students tbody tr td") == name
     assert page.locator("#view-classes img:not(#class-qr)").count() == 0
