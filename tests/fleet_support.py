@@ -149,6 +149,12 @@ class Subscriber:
             self.proc.wait(10)
 
 
+def pub(broker: Broker, topic: str, payload: str, *, retain: bool = False) -> None:
+    """Publish one message with Debian's ``mosquitto_pub``, as a client that is not labbridge's."""
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-t", topic, "-m", payload,
+                    *(["-r"] if retain else [])], check=True, timeout=30)
+
+
 def password_file(folder: Path, users: dict[str, str]) -> Path:
     """A mosquitto password file (hashed by ``mosquitto_passwd``, as a broker's admin makes it)."""
     path = folder / "passwords"

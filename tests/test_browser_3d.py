@@ -17,7 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.test_browser_dashboard import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, sign_in
+from tests.browser_support import ARTIFACTS, CHROMIUM, browser  # noqa: F401 (fixture)
+from tests.test_browser_dashboard import sign_in
 from tests.web_support import CONFIG_PATH, ROOT, ServerProcess, admin_first_sign_in, password_of, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -69,19 +70,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(server: ServerProcess) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def check_in_page(page: Any, text: str, machine: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_browser_dashboard import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
+from tests.browser_support import ARTIFACTS, browser  # noqa: F401 (fixture)
 from tests.web_support import ADMIN_PASSWORD, CONFIG_PATH, ROOT, ServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -49,19 +49,6 @@ def server(disk: tuple[Path, bool]) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(server: ServerProcess) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def open_page(browser: Any, url: str, **context_kw: Any) -> Any:

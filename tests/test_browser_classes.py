@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_browser_dashboard import ARTIFACTS, browser, server, sign_in  # noqa: F401 (fixtures)
+from tests.browser_support import ARTIFACTS, browser  # noqa: F401 (fixture)
+from tests.test_browser_dashboard import server, sign_in  # noqa: F401 (fixture)
 from tests.web_support import ADMIN_PASSWORD, ROOT, ServerProcess, password_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -8,7 +8,6 @@ Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +17,11 @@ import httpx
 import pytest
 import yaml
 
+from tests.browser_support import ARTIFACTS, CHROMIUM, browser  # noqa: F401 (fixture)
 from tests.web_support import ADMIN_PASSWORD, CONFIG_PATH, ROOT, ServerProcess, admin_first_sign_in, password_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("LABBRIDGE_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--no-first-run", "--disable-dev-shm-usage"]
 
 JOB = "\n".join(
     ["G21 G90 G54", "G0 Z5", "G0 X0 Y0", "M3 S9000", "G1 Z-0.5 F200"]
@@ -59,19 +55,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(server: ServerProcess) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def sign_in(browser: Any, server: ServerProcess, user: str, password: str, **context_kw: Any) -> Any:

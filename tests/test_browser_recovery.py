@@ -18,7 +18,7 @@ import yaml
 from labbridge.streaming.job import Job, JobState
 from labbridge.streaming.records import JobStore
 from labbridge.streaming.recovery import process_owner
-from tests.test_browser_dashboard import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
+from tests.browser_support import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
 from tests.web_support import CONFIG_PATH, ROOT, ServerProcess, admin_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import yaml
 from websockets.asyncio.client import connect
 
 from labbridge.fleet import topics
-from tests.fleet_support import Broker, lab_app, lab_data
+from tests.fleet_support import Broker, lab_app, lab_data, pub
 from tests.web_support import ROOT, Api, ServerProcess, admin_first_sign_in, password_of, wait_for
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
@@ -144,11 +143,6 @@ def test_the_websocket_carries_live_state(world: Any) -> None:
 
     msg = asyncio.run(watch())
     assert msg["lab"] == "truck-1" and msg["machine"] == "lathe-1"
-
-
-def pub(broker: Broker, topic: str, payload: str) -> None:
-    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-t", topic, "-m", payload],
-                   check=True, timeout=30)
 
 
 def test_untrusted_messages_are_dropped_and_replays_counted_once(world: Any) -> None:

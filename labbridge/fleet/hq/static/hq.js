@@ -2,7 +2,7 @@
 // Plain JS, no libraries; every text from a lab is untrusted and only ever set as textContent.
 "use strict";
 
-const HQ = { token: sessionStorage.getItem("hq.token"), me: null, labs: {}, ws: null, retry: 1000, page: null };
+const HQ = { token: sessionStorage.getItem("hq.token"), me: null, labs: {}, ws: null, retry: 1000, page: null, labPage: null, brokerTimer: null };
 
 const q = (sel, root = document) => root.querySelector(sel);
 const may = (perm) => !!(HQ.me && HQ.me.permissions.includes(perm));
@@ -48,15 +48,52 @@ async function enter(ev) {
   const form = ev.target;
   try {
     const r = await call("POST", "/api/auth/login", { username: form.username.value, password: form.password.value });
-    HQ.token = r.token;
-    sessionStorage.setItem("hq.token", r.token);
+    const typed = form.password.value;
     form.password.value = "";
+    if (r.must_change_password) { chooseFirstPassword(form.username.value, typed, r.token); return; }
+    signedIn(r.token);
     await begin();
   } catch (e) { q("#login-error").textContent = e.message; }
 }
 
+function signedIn(token) {
+  HQ.token = token;
+  sessionStorage.setItem("hq.token", token);
+}
+
+// ---------- first sign-in ----------
+// The one-time admin password printed at the first start works once: its token may only choose the new
+// password (every other call answers 403). The token stays in memory, never in sessionStorage.
+let firstSignIn = null; // { username, oneTime } while the form is shown
+
+function chooseFirstPassword(username, oneTime, token) {
+  HQ.token = token;
+  firstSignIn = { username, oneTime };
+  q("#first-password-form").reset();
+  q("#first-password-error").textContent = "";
+  show("first-password");
+  q("#first-password-form input[name=password]").focus();
+}
+
+async function saveFirstPassword(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  const error = q("#first-password-error");
+  error.textContent = "";
+  if (!firstSignIn) return;
+  if (form.password.value !== form.repeat.value) { error.textContent = "The two passwords differ; type the same one twice."; return; }
+  try {
+    await call("POST", "/api/auth/password", { old_password: firstSignIn.oneTime, new_password: form.password.value });
+    const r = await call("POST", "/api/auth/login", { username: firstSignIn.username, password: form.password.value });
+    firstSignIn = null;
+    form.reset();
+    signedIn(r.token);
+    await begin();
+  } catch (e) { error.textContent = e.message; }
+}
+
 function leave(message) {
-  HQ.token = null; HQ.me = null;
+  HQ.token = null; HQ.me = null; firstSignIn = null;
   sessionStorage.removeItem("hq.token");
   if (HQ.ws) { HQ.ws.onclose = null; HQ.ws.close(); HQ.ws = null; }
   q("#topbar").hidden = true;
@@ -72,7 +109,8 @@ async function begin() {
   await loadLabs();
   live();
   brokerState();
-  setInterval(brokerState, 10000);
+  clearInterval(HQ.brokerTimer);  // signing in again must not start a second timer
+  HQ.brokerTimer = setInterval(brokerState, 10000);
   route();
 }
 
@@ -116,6 +154,10 @@ function onEvent(lab, e) {
   if (HQ.page && HQ.page.lab === lab && (!e.machine || e.machine === HQ.page.machine)) {
     q("#m-events tbody").prepend(eventRow({ lab, ...e }));
   }
+  if (HQ.labPage === lab) {
+    q("#l-events tbody").prepend(eventRow({ lab, ...e }));
+    if (String(e.kind).startsWith("job.")) labJobs(lab);
+  }
 }
 
 // ---------- labs ----------
@@ -127,11 +169,12 @@ async function loadLabs() {
   box.replaceChildren(...list.map(labSection));
   q("#no-labs").hidden = list.length > 0;
   if (HQ.page) machinePage();
+  if (HQ.labPage) drawLabState();
 }
 
 function labSection(lab) {
   return el("section", { class: "lab", "data-lab": lab.id },
-    el("h2", {}, lab.name || lab.id, " ",
+    el("h2", {}, el("a", { href: `#/lab/${encodeURIComponent(lab.id)}`, class: "lab-link" }, lab.name || lab.id), " ",
       el("span", { class: `badge ${lab.online ? "st-run" : "st-disconnected"}` }, lab.online ? "online" : "offline"),
       el("span", { class: "muted" }, ` ${lab.id} · ${lab.online ? "online" : "offline"} since ${when(lab.since)}` +
         ` · last seen ${when(lab.last_seen)}`)),
@@ -164,7 +207,40 @@ function flushLabs() {
     const old = document.querySelector(`section.lab[data-lab="${CSS.escape(labId)}"]`);
     if (old && HQ.labs[labId]) old.replaceWith(labSection(HQ.labs[labId]));
   }
+  if (HQ.labPage && dirty.has(HQ.labPage)) drawLabState();
   dirty.clear();
+}
+
+// ---------- one lab: its machines' active alarms, recent events and jobs ----------
+async function labPage() {
+  const id = HQ.labPage;
+  drawLabState();
+  try {
+    const d = await call("GET", `/api/fleet/labs/${encodeURIComponent(id)}`);
+    if (HQ.labPage !== id) return;
+    q("#l-events tbody").replaceChildren(...d.events.map(eventRow));
+    q("#l-jobs tbody").replaceChildren(...d.jobs.map(jobRow));
+  } catch (e) { q("#l-status").textContent = e.message; }
+}
+
+function drawLabState() {
+  const id = HQ.labPage;
+  const lab = HQ.labs[id];
+  q("#l-title").textContent = lab ? `${lab.name || id} (${id})` : id;
+  q("#l-status").textContent = lab ? `${lab.online ? "online" : "offline"} since ${when(lab.since)} · last seen ${when(lab.last_seen)}`
+    : "This lab has not reported yet.";
+  const machines = lab ? lab.machines : [];
+  const alarms = machines.flatMap((st) => (st.alarms || []).map((a) => ({ machine: st.machine, ...a })));
+  q("#l-alarms").replaceChildren(...alarms.map((a) => el("li", {}, el("b", {}, `${a.machine}: ${a.code}`), " ", a.message)));
+  q("#l-no-alarms").hidden = alarms.length > 0;
+  q("#l-machines").replaceChildren(...machines.map((st) => machineCard(id, st)));
+}
+
+async function labJobs(id) {
+  try {
+    const rows = await call("GET", `/api/fleet/jobs?lab=${encodeURIComponent(id)}&limit=30`);
+    if (HQ.labPage === id) q("#l-jobs tbody").replaceChildren(...rows.map(jobRow));
+  } catch (_) { /* the next job event tries again */ }
 }
 
 // ---------- one machine ----------
@@ -234,6 +310,13 @@ function route() {
   if (!HQ.me) { show("login"); return; }
   const parts = location.hash.replace(/^#\//, "").split("/").map(decodeURIComponent);
   HQ.page = null;
+  HQ.labPage = null;
+  if (parts[0] === "lab" && parts.length === 2) {
+    HQ.labPage = parts[1];
+    show("lab");
+    labPage();
+    return;
+  }
   if (parts[0] === "machine" && parts.length === 3) {
     HQ.page = { lab: parts[1], machine: parts[2] };
     q("#m-result").replaceChildren();
@@ -251,6 +334,7 @@ function route() {
 }
 
 q("#login-form").addEventListener("submit", enter);
+q("#first-password-form").addEventListener("submit", saveFirstPassword);
 q("#signout").addEventListener("click", async () => { await call("POST", "/api/auth/logout").catch(() => {}); leave("Signed out."); });
 q("#user-form").addEventListener("submit", addUser);
 document.querySelectorAll("#m-actions button[data-kind]").forEach((b) => b.addEventListener("click", () => ask(b.dataset.kind)));
