@@ -10,7 +10,7 @@ import re
 from collections.abc import Generator
 from typing import Any
 
-from labbridge.safety.modal import Distance, Units
+from labbridge.sim.grbl.jog import parse_jog
 from labbridge.sim.grbl.settings import format_setting
 
 Jog = tuple[tuple[float, float, float], float]  # target (mm, machine) and feed (mm/min)
@@ -19,7 +19,6 @@ VERSION = "1.1h"
 BUILD = "20190830"
 HELP = "[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]"
 STEP = None  # what a line task yields while it waits for time to pass (planner room, motion, EEPROM)
-_JOG_WORD = re.compile(r"([A-Z])([-+]?(?:\d+\.?\d*|\.\d+))?")
 
 
 def axes_text(values: Any) -> str:
@@ -214,68 +213,11 @@ class SystemCommands:
         return self._status(code)
 
     def _jog(self, text: str) -> tuple[int, Jog | None]:
-        """$J=: GRBL's jog rules (gc_execute_line with the jog flag): (status code, (target, feed) to queue)."""
-        code_or_block = self._jog_parse(text)
-        if isinstance(code_or_block, int):
-            return code_or_block, None
-        return 0, code_or_block
-
-    def _jog_parse(self, text: str) -> int | Jog:
-        words: dict[str, float] = {}
-        gcodes: list[float] = []
-        pos = 0
-        for m in _JOG_WORD.finditer(text):
-            if m.start() != pos:
-                return 1
-            pos = m.end()
-            letter, num = m.group(1), m.group(2)
-            if num is None:
-                return 2
-            value = float(num)
-            if letter == "G":
-                gcodes.append(value)
-            elif letter in "XYZFN":
-                if letter in words:
-                    return 25
-                words[letter] = value
-            elif letter == "M":
-                return 16
-            else:
-                return 20 if letter not in "IJKLPRST" else 36
-        if pos != len(text):
-            return 1
-        inch = False
-        absolute = self.interp.modal.distance == Distance.ABSOLUTE
-        machine = False
-        for g in gcodes:
-            if g in (20.0, 21.0):
-                inch = g == 20.0
-            elif g in (90.0, 91.0):
-                absolute = g == 90.0
-            elif g == 53.0:
-                machine = True
-            else:
-                return 16
-        inch = inch or (self.interp.modal.units == Units.INCH and 21.0 not in gcodes)
-        if "F" not in words:
-            return 22
-        axes = {i: words[a] * (25.4 if inch else 1.0) for i, a in enumerate("XYZ") if a in words}
-        if not axes:
-            return 26
-        current = list(self.interp.position)
-        wco = self.wco()
-        target = list(current)
-        for i, v in axes.items():
-            if machine:
-                target[i] = v
-            elif absolute:
-                target[i] = v + wco[i]
-            else:
-                target[i] = current[i] + v
-        if self.eeprom.settings[20] and outside_travel(tuple(target), self.eeprom.max_travel()):
-            return 15
-        feed = words["F"] * (25.4 if inch else 1.0)
-        return (target[0], target[1], target[2]), feed
+        """$J=: GRBL's jog rules (gc_execute_line with the jog flag, jog_execute): (status code, jog to queue)."""
+        code, jog = parse_jog(self.interp, text)
+        if jog is not None and self.eeprom.settings[20] and outside_travel(jog[0], self.eeprom.max_travel()):
+            return 15, None
+        return code, jog
 
     def _start_homing(self) -> None:
         """Homing: Z, then X and Y; each cycle searches at $25, then pulls off, locates and pulls off again
