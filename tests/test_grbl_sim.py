@@ -522,7 +522,9 @@ def test_m0_pauses_until_resume(make_sim) -> None:
 
 def test_sleep_then_reset_is_alarm(make_sim) -> None:
     _, link = make_sim()
-    assert link.cmd("$SLP") == ["[MSG:Sleeping]", "ok"]
+    # protocol.c: the line answers ok; the suspend loop then reports sleep mode
+    assert link.cmd("$SLP") == ["ok"]
+    assert link.read_lines(lambda ls: ls[-1] == "[MSG:Sleeping]") == ["[MSG:Sleeping]"]
     assert link.status().startswith("<Sleep|")
     link.realtime(b"\x18")
     assert link.read_lines(lambda ls: ls[-1] == UNLOCK) == ["", BANNER, UNLOCK]

@@ -42,3 +42,39 @@ def test_jog_without_axis_words_goes_to_machine_zero():
     assert replies == ["ok"]
     replies, fw = answers(b"$J=F3000\n", fw)
     assert replies == ["ok"] and fw.interp.position == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "line, reply",
+    [
+        ("$50=-1", "error:4"),  # settings_store_global_setting: the sign is checked before the number
+        ("$100=1e3", "error:3"),  # read_float stops at 'E'; system_execute_line: nothing may follow the value
+        ("$100=5x", "error:3"), ("$100=abc", "error:2"), ("$100=", "error:2"), ("$100", "error:3"),
+        ("$256=1", "error:3"), ("$=5", "error:2"), ("$N=G20", "error:2"),
+    ],
+)
+def test_setting_lines_answer_as_system_execute_line(line, reply):
+    replies, _ = answers(f"{line}\n".encode())
+    assert replies == [reply]
+
+
+def test_setting_number_is_truncated_like_a_uint8_cast():
+    # system_execute_line: settings_store_global_setting((uint8_t)parameter, value): $100.5 sets $100.
+    replies, fw = answers(b"$100.5=80\n")
+    assert replies == ["ok"] and fw.eeprom.settings[100] == 80.0
+
+
+def test_sleep_answers_ok_before_the_sleeping_message():
+    # system_execute_line only sets EXEC_SLEEP; protocol_exec_rt_suspend reports MESSAGE_SLEEP_MODE afterwards.
+    fw = answers(b"")[1]
+    fw.receive(b"$SLP\n")
+    fw.step(0.01)
+    assert fw.take_output().decode().split("\r\n")[:2] == ["ok", "[MSG:Sleeping]"]
+
+
+def test_dollar_g_prints_feed_and_speed_without_decimals():
+    # report_gcode_modes: printFloat_RateValue and printFloat(..., N_DECIMAL_RPMVALUE) use 0 decimals, rounding up.
+    fw = answers(b"G1 F12.5 S99.5\n")[1]
+    fw.receive(b"$G\n")
+    fw.step(0.01)
+    assert fw.take_output().decode().split("\r\n")[0] == "[GC:G1 G54 G17 G21 G90 G94 M5 M9 T0 F13 S100]"

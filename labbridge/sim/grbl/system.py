@@ -11,13 +11,15 @@ from collections.abc import Generator
 from typing import Any
 
 from labbridge.sim.grbl.jog import parse_jog
-from labbridge.sim.grbl.settings import format_setting
+from labbridge.safety.lexer import grbl_read_float
+from labbridge.sim.grbl.settings import format_setting, print_float
 
 Jog = tuple[tuple[float, float, float], float]  # target (mm, machine) and feed (mm/min)
 
 VERSION = "1.1h"
 BUILD = "20190830"
 HELP = "[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]"
+_READ_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")  # nuts_bolts.c read_float: one digit at least
 STEP = None  # what a line task yields while it waits for time to pass (planner room, motion, EEPROM)
 
 
@@ -95,7 +97,7 @@ class SystemCommands:
             for number, value in sorted(self.eeprom.settings.items()):
                 self._emit(format_setting(number, value))
         elif cmd == "G":
-            self._emit(f"[GC:{self.interp.modal_words()}]")
+            self._emit(f"[GC:{self._gc_words()}]")
         elif cmd == "C":
             if state == "Check":
                 self._msg("Disabled")
@@ -113,6 +115,12 @@ class SystemCommands:
             self._msg("Caution: Unlocked")
             self.state = "Idle"
         return self._status(0)
+
+    def _gc_words(self) -> str:
+        """report_gcode_modes: the parser state, F and S with printFloat's 0 decimals (F12.5 is F13)."""
+        words = self.interp.modal_words().split()[:-2]
+        modal = self.interp.modal
+        return " ".join([*words, "F" + print_float(modal.feed, 0), "S" + print_float(modal.rpm, 0)])
 
     def _sys_parameters(self, line: str) -> None:
         """``$#``: offsets, G28/G30, G92, TLO, last probe."""
@@ -144,11 +152,12 @@ class SystemCommands:
         """``$SLP``: sleep until reset."""
         if line != "$SLP":
             return self._status(3)
+        self._status(0)  # the line answers first; the suspend loop then reports sleep mode
         self._msg("Sleeping")
         self.sleeping = True
         self.state = "Sleep"
         self.stepper.flush()
-        return self._status(0)
+        return None
 
     def _sys_build_info(self, line: str) -> Generator[object, None, None]:
         """``$I`` reports version and options; ``$I=text`` stores the build info line in EEPROM."""
@@ -183,10 +192,10 @@ class SystemCommands:
             return self._status(0)
         if startup and self.state != "Idle":
             return self._status(8)
-        m = re.match(r"^\$N?([-+]?(?:\d+\.?\d*|\.\d+))(.*)$", line)
+        m = _READ_FLOAT.match(line, 2 if startup else 1)
         if m is None:
             return self._status(2)
-        number, rest = float(m.group(1)), m.group(2)
+        number, rest = grbl_read_float(m.group()), line[m.end():]
         if not rest.startswith("="):
             return self._status(3)
         rest = rest[1:]
@@ -200,13 +209,13 @@ class SystemCommands:
                 self._eeprom_write("line")
                 yield STEP
             return self._status(0)
-        try:
-            value = float(rest)
-        except ValueError:
+        v = _READ_FLOAT.match(rest)  # system_execute_line: read_float, then nothing may follow
+        if v is None:
             return self._status(2)
-        if number > 255 or number != int(number):
+        value = grbl_read_float(v.group())
+        if v.end() != len(rest) or number > 255:
             return self._status(3)
-        code = self.eeprom.store(int(number), value)
+        code = self.eeprom.store(int(number), value)  # (uint8_t)parameter: $100.5 is $100
         if code == 0:
             self._eeprom_write("settings")
             yield STEP
