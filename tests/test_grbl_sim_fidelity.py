@@ -78,3 +78,37 @@ def test_dollar_g_prints_feed_and_speed_without_decimals():
     fw.receive(b"$G\n")
     fw.step(0.01)
     assert fw.take_output().decode().split("\r\n")[0] == "[GC:G1 G54 G17 G21 G90 G94 M5 M9 T0 F13 S100]"
+
+
+def _run(fw, seconds: float, t0: float = 0.0) -> float:
+    t = t0
+    while t < t0 + seconds:
+        t += 0.01
+        fw.step(t)
+    return t
+
+
+def test_door_opened_during_a_jog_ends_in_the_door_state():
+    # protocol_exec_rt_system: the door only flags SUSPEND_SAFETY_DOOR_AJAR while a jog cancels; at
+    # EXEC_CYCLE_STOP the jog cancel ends in STATE_SAFETY_DOOR, not Idle.
+    fw = answers(b"")[1]
+    fw.receive(b"$J=G91 X-50 F1000\n")
+    t = _run(fw, 0.3)
+    assert fw.state == "Jog"
+    fw.set_pin("D", True)
+    _run(fw, 2.0, t)
+    assert fw.state_text() == "Door:1"
+    assert "[MSG:Check Door]" in fw.take_output().decode()
+
+
+def test_flood_toggles_while_jogging_and_mist_toggle_is_ignored():
+    # serial.c takes 0xA1 only with ENABLE_M7 (off in 1.1h's default build); protocol.c toggles coolant in
+    # Idle, Run, Hold and Jog.
+    fw = answers(b"")[1]
+    fw.receive(b"\xa1")
+    assert fw.coolant == (False, False)
+    fw.receive(b"$J=G91 X-50 F1000\n")
+    _run(fw, 0.2)
+    assert fw.state == "Jog"
+    fw.receive(b"\xa0")
+    assert fw.coolant == (True, False)

@@ -229,7 +229,12 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             st.flush()
             self.jog_cancel = False
             self.interp.set_position(tuple(st.position))
-            self.state = "Door" if self.state == "Door" else "Idle"
+            # protocol.c EXEC_CYCLE_STOP: a door opened during the jog leaves the machine in the door state.
+            if self.state == "Door" or self.door_open_latched:
+                self.state, self.hold_complete, self.hold_motion = "Door", True, False
+            else:
+                self.state = "Idle"
+            self.door_open_latched = False
             return
         # A completed hold clears GRBL's STEP_CONTROL_EXECUTE_HOLD (protocol.c, EXEC_CYCLE_STOP): a reset at
         # Hold:0 stops nothing that moves, so it raises no ALARM:3 and keeps the position.
@@ -462,7 +467,8 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
 
     def spindle_rpm(self) -> float:
         direction, rpm = self.spindle
-        if direction == 5 or self.spindle_stop or self.state == "Door" and self.hold_complete:
+        stopped = self.spindle_stop and self.hold_complete  # the stop override acts once the hold is done
+        if direction == 5 or stopped or self.state == "Door" and self.hold_complete:
             return 0.0
         s = self.eeprom.settings
         value = rpm * self.spindle_override / 100.0
