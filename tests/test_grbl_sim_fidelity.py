@@ -80,9 +80,11 @@ def test_dollar_g_prints_feed_and_speed_without_decimals():
     assert fw.take_output().decode().split("\r\n")[0] == "[GC:G1 G54 G17 G21 G90 G94 M5 M9 T0 F13 S100]"
 
 
-def _run(fw, seconds: float, t0: float = 0.0) -> float:
-    t = t0
-    while t < t0 + seconds:
+def _run(fw, seconds: float, t0: float | None = None) -> float:
+    """Step the firmware for ``seconds`` of its time from ``t0`` (default: where it stands)."""
+    t = fw.t if t0 is None else t0
+    end = t + seconds
+    while t < end:
         t += 0.01
         fw.step(t)
     return t
@@ -112,3 +114,18 @@ def test_flood_toggles_while_jogging_and_mist_toggle_is_ignored():
     assert fw.state == "Jog"
     fw.receive(b"\xa0")
     assert fw.coolant == (True, False)
+
+
+def test_report_inches_setting_converts_reports():
+    # report.c: with $13=1 printFloat_CoordValue prints inches with 4 decimals and printFloat_RateValue in/min
+    # with 1 (status report, $#, $G's F).
+    fw = answers(b"$13=1\n$10=1\nG10 L2 P1 X-25.4\nG1 F254\n")[1]
+    fw.receive(b"?$#\n")
+    _run(fw, 0.2)
+    out = fw.take_output().decode().split("\r\n")
+    fw.receive(b"$G\n")
+    _run(fw, 0.2)
+    out += fw.take_output().decode().split("\r\n")
+    assert out[0].startswith("<Idle|MPos:0.0000,0.0000,0.0000|FS:0.0,0|WCO:-1.0000,0.0000,0.0000")
+    assert "[G54:-1.0000,0.0000,0.0000]" in out and "[TLO:0.0000]" in out
+    assert "[GC:G1 G54 G17 G21 G90 G94 M5 M9 T0 F10.0 S0]" in out

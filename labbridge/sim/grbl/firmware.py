@@ -24,9 +24,9 @@ from labbridge.protocols.grbl import LINE_MAX, writes_eeprom
 from labbridge.safety.planner import Limits, PlanBlock, dwell_seconds
 from labbridge.sim.grbl.realtime import RealtimeCommands
 from labbridge.sim.grbl.motion import Stepper, arc_points
-from labbridge.sim.grbl.settings import EEPROM_BYTES, EEPROM_MS_PER_BYTE, Eeprom
+from labbridge.sim.grbl.settings import EEPROM_BYTES, EEPROM_MS_PER_BYTE, Eeprom, print_float
 from labbridge.sim.grbl.system import STEP as _STEP
-from labbridge.sim.grbl.system import VERSION, SystemCommands, axes_text, outside_travel
+from labbridge.sim.grbl.system import VERSION, SystemCommands, axes_text, outside_travel, rate_text
 from labbridge.safety import Interpreter
 from labbridge.safety.modal import gname
 
@@ -378,7 +378,7 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             self.state = "Alarm"
             self._emit("ALARM:5")
         pos, ok = self.probe
-        self._emit(f"[PRB:{axes_text(pos)}:{1 if ok else 0}]")
+        self._emit(f"[PRB:{axes_text(pos, self._inches())}:{1 if ok else 0}]")
 
     def _apply_spindle_coolant(self) -> None:
         m = self.interp.modal
@@ -431,12 +431,13 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
         wco = self.wco()
         parts = [self.state_text()]
         if mask & 1:
-            parts.append(f"MPos:{axes_text(mpos)}")
+            parts.append(f"MPos:{axes_text(mpos, self._inches())}")
         else:
-            parts.append(f"WPos:{axes_text(tuple(p - w for p, w in zip(mpos, wco)))}")
+            parts.append(f"WPos:{axes_text(tuple(p - w for p, w in zip(mpos, wco)), self._inches())}")
         if mask & 2:
             parts.append(f"Bf:{self.stepper.free},{self.options.rx_buffer - len(self.rx)}")
-        parts.append(f"FS:{round(self.stepper.speed * 60)},{round(self.spindle_rpm())}")
+        rpm = print_float(self.spindle_rpm(), 0)
+        parts.append(f"FS:{rate_text(self.stepper.speed * 60, self._inches())},{rpm}")
         if self.pins:
             order = "PXYZDRHS"
             parts.append("Pn:" + "".join(c for c in order if c in self.pins))
@@ -447,7 +448,7 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             self.wco_counter = (WCO_REFRESH[0] if busy else WCO_REFRESH[1]) - 1
             if self.ovr_counter == 0:
                 self.ovr_counter = 1
-            parts.append(f"WCO:{axes_text(wco)}")
+            parts.append(f"WCO:{axes_text(wco, self._inches())}")
         if self.ovr_counter > 0:
             self.ovr_counter -= 1
         else:

@@ -23,8 +23,19 @@ _READ_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")  # nuts_bolts.c r
 STEP = None  # what a line task yields while it waits for time to pass (planner room, motion, EEPROM)
 
 
-def axes_text(values: Any) -> str:
-    return ",".join(f"{v:.3f}" for v in values)
+def coord_text(value: float, inches: bool = False) -> str:
+    """printFloat_CoordValue: mm with 3 decimals, or inches with 4 when $13=1."""
+    return print_float(value / 25.4, 4) if inches else print_float(value, 3)
+
+
+def rate_text(mm_per_min: float, inches: bool = False) -> str:
+    """printFloat_RateValue: mm/min with 0 decimals, or in/min with 1 when $13=1."""
+    return print_float(mm_per_min / 25.4, 1) if inches else print_float(mm_per_min, 0)
+
+
+def axes_text(values: Any, inches: bool = False) -> str:
+    """report_util_axis_values."""
+    return ",".join(coord_text(v, inches) for v in values)
 
 
 def outside_travel(target: tuple[float, ...], travel: tuple[float, ...]) -> bool:
@@ -44,6 +55,7 @@ class SystemCommands:
     homing: tuple[float, str] | None
     homed: bool
     sleeping: bool
+    wco_counter: int
     probe: Any
     t: float
 
@@ -116,11 +128,15 @@ class SystemCommands:
             self.state = "Idle"
         return self._status(0)
 
+    def _inches(self) -> bool:
+        """$13: report positions and rates in inches."""
+        return bool(self.eeprom.settings[13])
+
     def _gc_words(self) -> str:
         """report_gcode_modes: the parser state, F and S with printFloat's 0 decimals (F12.5 is F13)."""
         words = self.interp.modal_words().split()[:-2]
         modal = self.interp.modal
-        return " ".join([*words, "F" + print_float(modal.feed, 0), "S" + print_float(modal.rpm, 0)])
+        return " ".join([*words, "F" + rate_text(modal.feed, self._inches()), "S" + print_float(modal.rpm, 0)])
 
     def _sys_parameters(self, line: str) -> None:
         """``$#``: offsets, G28/G30, G92, TLO, last probe."""
@@ -216,6 +232,8 @@ class SystemCommands:
         if v.end() != len(rest) or number > 255:
             return self._status(3)
         code = self.eeprom.store(int(number), value)  # (uint8_t)parameter: $100.5 is $100
+        if code == 0 and int(number) == 13:
+            self.wco_counter = 0  # settings.c: $13 calls system_flag_wco_change()
         if code == 0:
             self._eeprom_write("settings")
             yield STEP
@@ -279,10 +297,10 @@ class SystemCommands:
     def _report_parameters(self) -> None:
         interp = self.interp
         for code, values in interp.work_offsets.items():
-            self._emit(f"[{code}:{axes_text(values)}]")
-        self._emit(f"[G28:{axes_text(self.eeprom.g28)}]")
-        self._emit(f"[G30:{axes_text(self.eeprom.g30)}]")
-        self._emit(f"[G92:{axes_text(interp.g92)}]")
-        self._emit(f"[TLO:{interp.tlo:.3f}]")
+            self._emit(f"[{code}:{axes_text(values, self._inches())}]")
+        self._emit(f"[G28:{axes_text(self.eeprom.g28, self._inches())}]")
+        self._emit(f"[G30:{axes_text(self.eeprom.g30, self._inches())}]")
+        self._emit(f"[G92:{axes_text(interp.g92, self._inches())}]")
+        self._emit(f"[TLO:{coord_text(interp.tlo, self._inches())}]")
         pos, ok = self.probe
-        self._emit(f"[PRB:{axes_text(pos)}:{1 if ok else 0}]")
+        self._emit(f"[PRB:{axes_text(pos, self._inches())}:{1 if ok else 0}]")
