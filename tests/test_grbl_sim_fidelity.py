@@ -129,3 +129,22 @@ def test_report_inches_setting_converts_reports():
     assert out[0].startswith("<Idle|MPos:0.0000,0.0000,0.0000|FS:0.0,0|WCO:-1.0000,0.0000,0.0000")
     assert "[G54:-1.0000,0.0000,0.0000]" in out and "[TLO:0.0000]" in out
     assert "[GC:G1 G54 G17 G21 G90 G94 M5 M9 T0 F10.0 S0]" in out
+
+
+def _reports(fw, count: int) -> list[str]:
+    out = []
+    for _ in range(count):
+        fw.receive(b"?")
+        _run(fw, 0.02)
+        out += [r for r in fw.take_output().decode().split("\r\n") if r.startswith("<")]
+    return out
+
+
+def test_accessory_field_shows_the_spindle_only_when_its_output_is_on():
+    # report.c: A: comes from spindle_get_state(), which reads the PWM output; M3 S0 leaves it off.
+    fw = answers(b"M3 S0 M8\n")[1]
+    with_ov = [r for r in _reports(fw, 12) if "|Ov:" in r]
+    assert with_ov and all(r.endswith("|A:F>") for r in with_ov)
+    answers(b"S1000\n", fw)
+    with_ov = [r for r in _reports(fw, 3) if "|Ov:" in r]
+    assert with_ov and with_ov[-1].endswith("|A:SF>")

@@ -455,12 +455,15 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             self.ovr_counter = (OVR_REFRESH[0] if busy else OVR_REFRESH[1]) - 1
             st = self.stepper
             parts.append(f"Ov:{st.feed_override},{st.rapid_override},{self.spindle_override}")
+            # spindle_get_state() reads the PWM output, which S0 (or a stop) switches off; the door's retract
+            # de-energizes coolant too (protocol_exec_rt_suspend).
             acc = ""
-            if self.spindle_rpm() > 0 or (self.spindle[0] != 5 and not self.spindle_stop and self.state != "Door"):
+            if self.spindle_rpm() > 0:
                 acc += "S" if self.spindle[0] == 3 else "C"
-            if self.coolant[0]:
+            coolant_off = self.state == "Door" and self.hold_complete
+            if self.coolant[0] and not coolant_off:
                 acc += "F"
-            if self.coolant[1]:
+            if self.coolant[1] and not coolant_off:
                 acc += "M"
             if acc:
                 parts.append("A:" + acc)
