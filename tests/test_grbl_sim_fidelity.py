@@ -148,3 +148,20 @@ def test_accessory_field_shows_the_spindle_only_when_its_output_is_on():
     answers(b"S1000\n", fw)
     with_ov = [r for r in _reports(fw, 3) if "|Ov:" in r]
     assert with_ov and with_ov[-1].endswith("|A:SF>")
+
+
+def test_probe_already_in_contact_raises_alarm_4_and_the_line_answers_ok():
+    # mc_probe_cycle: probe_get_state() true after the buffer sync -> EXEC_ALARM_PROBE_FAIL_INITIAL, no motion,
+    # no [PRB:]; gc_execute_line still returns STATUS_OK.
+    fw = answers(b"")[1]
+    fw.set_pin("P", True)
+    fw.receive(b"G38.2 Z-5 F100\n")
+    _run(fw, 0.5)
+    out = [r for r in fw.take_output().decode().split("\r\n") if r]
+    assert out == ["ALARM:4", "ok"] and fw.state == "Alarm" and fw.stepper.position[2] == 0.0
+
+
+def test_probing_away_needs_contact_at_the_start():
+    # G38.4/G38.5 invert the probe pin (probe_configure_invert_mask): no contact at the start is ALARM:4.
+    replies, fw = answers(b"G38.4 Z-5 F100\n")
+    assert replies == ["ok"] and fw.state == "Alarm"

@@ -310,6 +310,13 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
                     yield from self._sleep(self.t + dwell_seconds(motion.seconds))
                 continue
             rate, rapid, probe = self._rate(motion)
+            if probe and not check and self._probe_triggered(probe):
+                # mc_probe_cycle: a probe already in the state it looks for raises ALARM:4 before moving; the
+                # block still answers ok and the parser keeps the machine's position.
+                self.state = "Alarm"
+                self._emit("ALARM:4")
+                self.interp.set_position(tuple(self.stepper.position))
+                break
             for target in self._targets(motion):
                 if soft and outside_travel(target, travel):
                     yield from self._soft_limit()
@@ -369,8 +376,12 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
         while True:  # released only by soft_reset(), which drops this task
             yield _STEP
 
+    def _probe_triggered(self, probe: str) -> bool:
+        """probe_get_state(): the pin, inverted for G38.4/G38.5 (probing away from contact)."""
+        return ("P" in self.pins) != (probe in ("G38.4", "G38.5"))
+
     def _probe_done(self, block: PlanBlock) -> None:
-        touched = "P" in self.pins
+        touched = self._probe_triggered(block.probe or "G38.2")
         self.probe = (tuple(self.stepper.position), touched)  # type: ignore[assignment]
         self.stepper.flush()
         self.interp.set_position(tuple(self.stepper.position))
