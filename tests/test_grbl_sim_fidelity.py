@@ -165,3 +165,29 @@ def test_probing_away_needs_contact_at_the_start():
     # G38.4/G38.5 invert the probe pin (probe_configure_invert_mask): no contact at the start is ALARM:4.
     replies, fw = answers(b"G38.4 Z-5 F100\n")
     assert replies == ["ok"] and fw.state == "Alarm"
+
+
+def test_no_line_is_answered_while_a_feed_hold_suspends_grbl():
+    # protocol_execute_realtime -> protocol_exec_rt_suspend loops while sys.suspend (set once the hold is
+    # complete): lines wait in the RX buffer until the cycle start.
+    fw = answers(b"")[1]
+    fw.receive(b"!")
+    _run(fw, 0.1)
+    assert fw.state_text() == "Hold:0"
+    fw.take_output()
+    fw.receive(b"G21\n$G\n")
+    _run(fw, 0.5)
+    assert fw.take_output() == b""
+    fw.receive(b"~")
+    _run(fw, 0.2)
+    assert fw.take_output().decode().split("\r\n")[:2] == ["ok", "[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]"]
+
+
+def test_reset_during_a_dwell_answers_the_dwell_before_the_banner():
+    # mc_dwell returns on sys.abort and gc_execute_line still returns STATUS_OK: ok, then main() restarts.
+    fw = answers(b"")[1]
+    fw.receive(b"G4 P10\n")
+    _run(fw, 0.5)
+    fw.take_output()
+    fw.receive(b"\x18")
+    assert fw.take_output().decode().split("\r\n")[:3] == ["ok", "", "Grbl 1.1h ['$' for help]"]

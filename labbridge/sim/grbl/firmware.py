@@ -81,6 +81,7 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
         self.line_flags = {"overflow": False, "paren": False, "semi": False}
         self.task: Generator[object, None, None] | None = None
         self.task_blocking = False
+        self.gcode_running = False
         self.stepper.flush()
         self.stepper.feed_override = self.stepper.rapid_override = 100
         self.spindle_override = 100
@@ -130,6 +131,10 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             self.state = "Alarm"
         elif self.state != "Alarm":
             self.state = "Idle"
+        if self.task is not None and self.gcode_running and not self.critical:
+            # The block being executed returns from its wait on sys.abort and gc_execute_line still answers
+            # STATUS_OK: its ok comes after the alarm, before the banner.
+            self._emit("ok")
         if self.homing is not None:
             self.homing = None
         self._reinit()
@@ -159,8 +164,8 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
         if self.status_requested:
             self.status_requested = False
             self._emit(self.status_report())
-        if self.sleeping:
-            return
+        if self.sleeping or self.suspended:
+            return  # protocol_exec_rt_suspend loops until resumed: no line is read or finished meanwhile
         budget = 200  # lines per step, so a flood of empty lines cannot starve the caller
         while budget > 0 and self.tx_pending + len(self.out) <= TX_BUFFER:
             if self.task is not None:
@@ -267,7 +272,15 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
         elif self.state in ("Alarm", "Jog"):
             self._status(9)
         else:
+            self.gcode_running = True
             yield from self._gcode(line)
+            self.gcode_running = False
+
+    @property
+    def suspended(self) -> bool:
+        """sys.suspend is set: a completed hold, any door state, a jog being cancelled. GRBL's main loop then
+        stays in protocol_exec_rt_suspend (only realtime commands and status reports are served)."""
+        return (self.state == "Hold" and self.hold_complete) or self.state == "Door" or self.jog_cancel
 
     def _sleep(self, until: float) -> Generator[object, None, None]:
         """Wait (in firmware time) until ``until``, telling the transport when to step again."""
@@ -334,9 +347,13 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             while self.stepper.busy:  # M0, M2, M30 wait for the machine to stop (gcode.c [21])
                 yield _STEP
         if result.stop and not check:
+            # gcode.c [21]: M0 is a feed hold executed inside gc_execute_line; the block answers ok only once
+            # a cycle start ends the suspend.
             self.state = "Hold"
             self.hold_complete = True
             self.stepper.holding = True
+            while self.state == "Hold":
+                yield _STEP
         if result.program_end:
             if not check:
                 self.spindle = (5, 0.0)
