@@ -191,3 +191,9 @@ def test_reset_during_a_dwell_answers_the_dwell_before_the_banner():
     fw.take_output()
     fw.receive(b"\x18")
     assert fw.take_output().decode().split("\r\n")[:3] == ["ok", "", "Grbl 1.1h ['$' for help]"]
+
+
+def test_startup_line_is_checked_by_gc_execute_line():
+    # system_execute_line stores $Nx= only if gc_execute_line accepts it: '$' is no word letter (error:1).
+    replies, fw = answers(b"$N0=$H\n$N0=G5\n")
+    assert replies == ["error:1", "error:20"] and fw.eeprom.startup[0] == ""

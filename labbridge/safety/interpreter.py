@@ -192,6 +192,9 @@ class Interpreter:
             if self.firmware and self.dialect.name == "grbl":  # gc_execute_line: '%' is no word letter
                 return self._fail(line, "syntax", _("'%' is not a G-code word"), 1)
             return BlockResult(True)  # tape framing: never sent to GRBL, read by Fanuc-style controls
+        if special == "$" and self.firmware and self.dialect.name == "grbl":
+            # Only a startup line ($N0=$H) reaches gc_execute_line with a '$': no word letter.
+            return self._fail(line, "syntax", _("'$' is not a G-code word"), 1)
         if special == "$":
             return self._fail(
                 line, "unsupported",
