@@ -178,8 +178,11 @@ def grbl_gcode(block: BlockWords, value: float, dialect: D.Dialect) -> tuple[int
     claim = _GRBL_AXIS_COMMAND.get(whole)
     if claim is not None and not (claim == "non-modal" and mantissa != 0):
         if block.axis_command is not None:
+            if claim == "tlo" or block.axis_command == "tlo":
+                raise BlockError("modal-conflict", _("G43.1/G49 cannot share a block with motion or other axis "
+                                                     "commands in GRBL: put it on its own line"), 24)
             raise BlockError("modal-conflict", _("G{value} and another command in this block both want its axis "
-                                                 "words (motion, G10/G28/G30/G92, G43.1/G49): put them on separate "
+                                                 "words (motion, G10/G28/G30/G92): put them on separate "
                                                  "lines").format(value=fmt(value)), 24)
         block.axis_command = claim
     if whole in (28, 30, 92, 38, 90, 91, 43, 49, 61):
