@@ -197,3 +197,10 @@ def test_startup_line_is_checked_by_gc_execute_line():
     # system_execute_line stores $Nx= only if gc_execute_line accepts it: '$' is no word letter (error:1).
     replies, fw = answers(b"$N0=$H\n$N0=G5\n")
     assert replies == ["error:1", "error:20"] and fw.eeprom.startup[0] == ""
+
+
+def test_integer_settings_are_stored_as_grbl_s_uint8():
+    # settings_store_global_setting: uint8_t int_value = trunc(value); $30/$31 keep the float and print rounded.
+    replies, fw = answers(b"$1=256\n$20=256\n$0=258\n$30=999.6\n$$\n")
+    assert replies[:3] == ["ok", "ok", "error:6"]
+    assert fw.eeprom.settings[1] == 0 and fw.eeprom.settings[20] == 0 and fw.eeprom.settings[30] == 999.6

@@ -86,8 +86,8 @@ class Eeprom:
         if number not in FACTORY:
             return 3
         s = self.settings
-        if number in INTEGER:
-            value = float(int(value))
+        if number in INTEGER and number not in (30, 31):
+            value = float(int(value) % 256)  # settings.c: uint8_t int_value = trunc(value), even for $26 and flags
         if number == 0 and value < 3:
             return 6
         if number == 20 and value and not s[22]:
