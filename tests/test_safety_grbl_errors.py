@@ -82,7 +82,7 @@ def test_modal_words_look_like_grbl_dollar_g():
         ("G1 X1 X2 Y", 25), ("G5 X", 20), ("G1 X1 Y", 2), ("T1 T300", 38), ("G0 G1 X1", 24),
         ("G28 G92 X1", 24), ("G43.1 G49", 24), ("G0 X1 G43", 24), ("G28.1 G30.1", 21), ("G4 G53", 21),
         ("G0 X1 G80", 21), ("G59.1", 23), ("G54.1", 23), ("G10.1 L2 P1 X1", 23), ("G2.1 X1", 23), ("G28.2", 20),
-        ("G61.1", 20), ("G90.1", 20), ("G43", 20), ("G38.6 X1", 20), ("M3 M4 S-1", 21),
+        ("G61.1", 20), ("G90.1", 20), ("G43", 20), ("G38.6 X1", 20), ("M3 M4 S-1", 21), ("G-0.5 X1", 23),
         # [2] the G93 feed check comes before [10] the G4 P check
         ("G4 G93 G1 X1", 22),
         # [19] G10 fails for missing L/P only when both are missing; no L reads as L0

@@ -174,7 +174,7 @@ def grbl_gcode(block: BlockWords, value: float, dialect: D.Dialect) -> tuple[int
     then, in the firmware's order, the axis-command conflict (24), the decimals a command accepts (20), any
     other decimal (23). Returns the table key and modal group; the caller checks the group (21)."""
     whole = math.trunc(value)
-    mantissa = _round_half_away(100.0 * (value - whole))
+    mantissa = _round_half_away(100.0 * (value - whole)) % 65536  # a uint16_t: G-0.5 has a mantissa too
     claim = _GRBL_AXIS_COMMAND.get(whole)
     if claim is not None and not (claim == "non-modal" and mantissa != 0):
         if block.axis_command is not None:
