@@ -109,3 +109,12 @@ def test_g10_without_p_sets_the_active_offset_and_says_so():
     result = interp.execute("G10 L2 X5", 2)
     assert result.ok and interp.work_offsets["G55"][0] == 5.0 and interp.work_offsets["G54"][0] == 0.0
     assert [d.code for d in result.diagnostics if d.severity == "warning"] == ["missing-word"]
+
+
+@pytest.mark.parametrize("block", ["G1 X1 F10!", "G0 X1?", "G0 ~X1"])
+def test_realtime_characters_are_refused_without_claiming_a_grbl_error(block):
+    # serial.c takes ? ! ~ out of the stream (and acts on them): gc_execute_line never sees them, so GRBL
+    # answers no error:1; the gate still refuses the block (a '!' would hold the machine).
+    result = Interpreter(make_machine()).execute(block, 1)
+    assert not result.ok and result.diagnostics[0].grbl_error is None
+    assert "realtime command" in result.diagnostics[0].message
