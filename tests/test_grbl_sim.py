@@ -459,10 +459,12 @@ def test_door_pin_shows_in_reports_and_blocks_resume(make_sim) -> None:
     assert "D" in seen[-1].pins
     link.realtime(b"~")  # the door is still open: no resume
     assert link.wait_status(lambda s: True)[-1].state == "Door"
-    assert link.cmd("$X") == ["ok"]  # not in alarm: $X does nothing
+    link.port.write(b"$X\n")  # protocol_exec_rt_suspend: no line is read while the door suspends GRBL
+    assert link.quiet(0.3) == []
     sim.set_pin("D", False)
     link.wait_status(lambda s: s.state == "Door" and s.substate == 0 and not s.pins)
     link.realtime(b"~")
+    assert link.read_lines(lambda ls: ls[-1] == "ok") == ["ok"]  # not in alarm: $X does nothing
     link.wait_status(lambda s: s.state == "Idle")
 
 
@@ -513,16 +515,20 @@ def test_spindle_and_coolant_show_in_reports(make_sim) -> None:
 def test_m0_pauses_until_resume(make_sim) -> None:
     _, link = make_sim(time_scale=20.0)
     assert link.cmd("G1 X-2 F500") == ["ok"]
-    assert link.cmd("M0") == ["ok"]
+    # gcode.c [21]: M0 is a feed hold inside gc_execute_line: its ok, and the next line's, wait for the resume
+    link.port.write(b"M0\nG1 X-4\n")
     link.wait_status(lambda s: s.state == "Hold" and s.substate == 0)
-    assert link.cmd("G1 X-4") == ["ok"]  # queued while paused
+    assert link.quiet(0.3) == []
     link.realtime(b"~")
+    assert link.read_lines(lambda ls: ls.count("ok") == 2) == ["ok", "ok"]
     link.wait_status(lambda s: s.state == "Idle" and s.mpos[0] == -4.0)
 
 
 def test_sleep_then_reset_is_alarm(make_sim) -> None:
     _, link = make_sim()
-    assert link.cmd("$SLP") == ["[MSG:Sleeping]", "ok"]
+    # protocol.c: the line answers ok; the suspend loop then reports sleep mode
+    assert link.cmd("$SLP") == ["ok"]
+    assert link.read_lines(lambda ls: ls[-1] == "[MSG:Sleeping]") == ["[MSG:Sleeping]"]
     assert link.status().startswith("<Sleep|")
     link.realtime(b"\x18")
     assert link.read_lines(lambda ls: ls[-1] == UNLOCK) == ["", BANNER, UNLOCK]

@@ -380,3 +380,17 @@ def test_window_never_overflows_and_every_line_goes_once_in_order(texts, acks_pe
                 engine.receive(OK)
     assert wire == [ln.text for ln in lines]
     assert engine.acked == len(lines) and engine.last_acked == lines[-1]
+
+
+def test_ok_of_the_block_our_reset_interrupts_is_no_acknowledgement() -> None:
+    # protocol.c: a block waiting in mc_line when the reset comes returns on sys.abort and gc_execute_line still
+    # answers ok before the banner; that block never ran to its end.
+    lines = lines_of("G1 X1 F100", "G1 X2", "G1 X3")
+    engine = StreamEngine(lines, mode="cc")
+    engine.data_to_send()
+    assert engine.receive(OK) == [Acked(lines[0], 0)]
+    engine.stop()
+    engine.expect_reset()
+    assert engine.receive(OK) == []
+    assert engine.last_acked == lines[0] and engine.acked == 1
+    assert engine.receive(gp.Banner("1.1h", "Grbl 1.1h ['$' for help]")) == [ControllerReset(1, True)]

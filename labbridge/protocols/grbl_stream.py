@@ -202,6 +202,10 @@ class StreamEngine:
         tag = self.window.acknowledge()
         if tag is None:
             return [Stray(event)]
+        if self._reset_expected:
+            # Our reset went out while GRBL was suspended (Hold:0): the block it interrupted returns on sys.abort
+            # and still answers ok (protocol.c), though it never ran to its end. It is not an acknowledged line.
+            return []
         index = int(tag)  # type: ignore[call-overload]
         line = self.lines[index]
         self.acked += 1

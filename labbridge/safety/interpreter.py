@@ -150,6 +150,13 @@ class Interpreter:
 
     def _execute(self, lexed: Lexed, line: int) -> BlockResult:
         if lexed.error is not None:
+            if self.dialect.name == "grbl" and lexed.words:
+                # gc_execute_line reads word by word: a fault in an earlier word (repeated, unsupported, ...)
+                # is answered before the one the lexer stopped at.
+                try:
+                    self.reader.read(lexed.words, line)
+                except BlockError as exc:
+                    return self._fail(line, exc.code, str(exc), exc.grbl_error)
             return self._fail(line, "syntax", lexed.error, lexed.error_grbl)
         special = lexed.special
         if special is not None:
@@ -182,7 +189,12 @@ class Interpreter:
 
     def _special(self, special: str, line: int) -> BlockResult:
         if special == "%":
+            if self.firmware and self.dialect.name == "grbl":  # gc_execute_line: '%' is no word letter
+                return self._fail(line, "syntax", _("'%' is not a G-code word"), 1)
             return BlockResult(True)  # tape framing: never sent to GRBL, read by Fanuc-style controls
+        if special == "$" and self.firmware and self.dialect.name == "grbl":
+            # Only a startup line ($N0=$H) reaches gc_execute_line with a '$': no word letter.
+            return self._fail(line, "syntax", _("'$' is not a G-code word"), 1)
         if special == "$":
             return self._fail(
                 line, "unsupported",
@@ -201,7 +213,8 @@ class Interpreter:
         plan = Plan(words, self.modal, self.modal.copy(), nonmodal=words.gcodes.get(D.NONMODAL),
                     axis_command=words.axis_command)
         read_block_numbers(self, plan)
-        read_dwell(self, plan)
+        if self.dialect.fanuc:
+            read_dwell(self, plan)  # before the axis words: X (or U) may be the dwell time
         read_axis_words(self, plan)
         apply_modes(self, plan)
         if self.dialect.fanuc:

@@ -22,6 +22,7 @@ _WORD = re.compile(r"([A-Z])([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))|([A-Z][-+]?\.?)|
 _SPACE = re.compile(r"[\x00-\x20]+")
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 _LINE_END = re.compile(r"\r\n?|\n")
+_REALTIME = frozenset("?!~")
 
 MAX_INT_DIGITS = 8  # GRBL's nuts_bolts.c: digits of a number read_float keeps
 FANUC_MAX_DIGITS = 8  # Fanuc-style controls refuse longer numbers (alarm PS0003 "too many digits")
@@ -171,6 +172,12 @@ def lex(raw: str, grbl: bool = True) -> Lexed:
                 2,
             )
         bad = m.group(4)
+        if grbl and bad in _REALTIME:
+            # serial.c takes these out of the stream before the line is built and acts on them (status report,
+            # feed hold, cycle start): GRBL answers no error, so none is claimed; the block is still refused.
+            return Lexed(words, text, block_delete, _(
+                "{char} is a realtime command to GRBL (status report, feed hold or cycle start): it acts the moment "
+                "it arrives and is dropped from the line; remove it from the program").format(char=repr(bad)), None)
         if bad == ".":
             why = _("a number has two decimal points or a stray '.'; write numbers like 12.5")
         else:

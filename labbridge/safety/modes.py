@@ -23,6 +23,7 @@ from labbridge.safety.modal import (
     ToolLength,
     Units,
 )
+from labbridge.safety.nonmodal import read_dwell
 from labbridge.safety.plan import Plan
 from labbridge.safety.words import BlockError
 
@@ -38,6 +39,8 @@ def turret(t: int) -> int:
 def apply_modes(interp: Interpreter, plan: Plan) -> None:
     """Every modal group of the block, in order; raises BlockError at the first the controller refuses."""
     feed_mode_and_feed(interp, plan)
+    if not interp.dialect.fanuc:
+        read_dwell(interp, plan)  # gcode.c [10]: after the G93 feed check, before G43.1's
     spindle_speed(plan)
     tool_spindle_coolant(interp, plan)
     plane_and_units(interp, plan)

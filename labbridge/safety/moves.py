@@ -26,8 +26,9 @@ def check_motion(interp: Interpreter, plan: Plan) -> None:
     if new.motion not in CYCLES:
         new.cycle.initial_z = None  # a canned-cycle series ends with G80 or any other motion mode
     if new.motion == MotionMode.CANCEL:
-        # GRBL is strict here: under G80 even G92 or G10 axis words are refused.
-        if plan.axis_words and (interp.dialect.name == "grbl" or plan.axis_command == "motion"):
+        # GRBL is strict here: under G80 even G92, G10 or G43.1 axis words are refused (gcode.c [20]).
+        grbl_axis_words = interp.dialect.name == "grbl" and any(a in plan.words.values for a in "XYZ")
+        if grbl_axis_words or (plan.axis_words and plan.axis_command == "motion"):
             raise BlockError("no-axis-words", _("axis words with no motion mode (G80 is active): add G0 or G1 to say "
                                                 "how to move"), 31)
         return

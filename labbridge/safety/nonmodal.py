@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labbridge.i18n import _
+from labbridge.safety.diagnostics import Diagnostic
 from labbridge.safety.modal import MotionMode, NonModal
 from labbridge.safety.plan import Plan
 from labbridge.safety.words import BlockError
@@ -27,7 +28,7 @@ def read_block_numbers(interp: Interpreter, plan: Plan) -> None:
     if "O" in values:
         plan.used.add("O")
         interp.program_number = int(values["O"])
-    if "N" in values and values["N"] > _MAX_LINE_NUMBER:
+    if "N" in values and int(values["N"]) > _MAX_LINE_NUMBER:  # gcode.c: trunc(value) > MAX_LINE_NUMBER
         raise BlockError("invalid-value", _("line number N{n} is too large (at most N9999999)").format(n=texts["N"]),
                          27)
 
@@ -112,14 +113,23 @@ def _g10(interp: Interpreter, plan: Plan) -> None:
     values = plan.words.values
     if not plan.axis_words:
         raise BlockError("no-axis-words", _("G10 needs axis words with the offset values, e.g. G10 L2 P1 X0 Y0"), 26)
-    if "L" not in values or "P" not in values:
+    grbl = interp.dialect.name == "grbl"
+    # gcode.c refuses G10 only when both L and P are missing: a missing P reads as P0 (the active system), a
+    # missing L as L0 (error 20 below).
+    if ("L" not in values and "P" not in values) or (not grbl and ("L" not in values or "P" not in values)):
         raise BlockError("missing-word", _("G10 needs L (2 or 20) and P (1-6 for G54-G59, 0 for the active one), "
                                            "e.g. G10 L20 P1 X0"), 28)
     plan.used.update(("L", "P"))
-    p = int(values["P"])
+    if grbl and "P" not in values:
+        plan.diags.append(Diagnostic(plan.line, "warning", "missing-word", _(
+            "G10 without P sets the active work offset (GRBL reads it as P0): add P1-P6 to say which one")))
+    p = int(values.get("P", 0.0))
     if p > 6:
         raise BlockError("invalid-value", _("G10 P{p}: only P0 to P6 exist (G54 to G59)").format(p=p), 29)
-    l_word = int(values["L"])
+    l_word = int(values.get("L", 0.0))
+    if "L" not in values:
+        raise BlockError("unsupported", _("G10 needs L2 (offset values) or L20 (offsets from the current position), "
+                                          "e.g. G10 L2 P1 X0"), 20)
     if l_word not in (2, 20):
         raise BlockError("unsupported", _("G10 L{l} is not supported: use L2 or L20").format(l=l_word), 20)
     if l_word == 2 and "R" in values and interp.dialect.name == "grbl":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from labbridge.i18n import _
 from labbridge.safety import dialects as D
@@ -20,8 +21,11 @@ AXIS_NONMODAL = frozenset((NonModal.SET_OFFSETS, NonModal.GO_PREDEFINED, NonModa
                            NonModal.SHIFT_ORIGIN))
 
 
-# G codes whose decimals GRBL checks itself (G28.1, G38.2, G43.1, G91.1, ...): other decimals are error 20.
-GRBL_SUBCODE_COMMANDS = frozenset((28, 30, 38, 43, 61, 90, 91, 92))
+# gcode.c step 2: the G numbers that claim the block's axis words (axis_command), G10/G28/G30/G92 only without
+# a decimal (G28.1, G30.1 and G92.1 leave axis words to an implicit motion).
+_GRBL_AXIS_COMMAND = {10: "non-modal", 28: "non-modal", 30: "non-modal", 92: "non-modal", 0: "motion",
+                      1: "motion", 2: "motion", 3: "motion", 38: "motion", 43: "tlo", 49: "tlo"}
+_GRBL_PLAIN = frozenset((4, 53, 80, 17, 18, 19, 93, 94, 20, 21, 40, 54, 55, 56, 57, 58, 59))
 
 
 def _round_half_away(x: float) -> int:
@@ -71,49 +75,24 @@ class Reader:
         return block
 
     def _g(self, block: BlockWords, value: float) -> None:
-        code = self._grbl_gkey(value) if self.dialect.name == "grbl" else gkey(value)
-        group = self.dialect.g_codes.get(code)
-        if group is None:
-            self._unknown_g(code, value)
+        if self.dialect.name == "grbl":
+            code, group = grbl_gcode(block, value, self.dialect)
+        else:
+            code = gkey(value)
+            group = self.dialect.g_codes.get(code)
+            if group is None:
+                self._unknown_g(code, value)
         gcodes = block.gcodes
         if group in gcodes:
             raise BlockError("modal-conflict", _("{first} and {second} are both {group} commands: only one of "
                                                  "them may be in a block").format(
                 first=gname(gcodes[group]), second=gname(code), group=group), 21)
-        if code in AXIS_NONMODAL or (code == NonModal.LATHE_CLAMP and self.lathe):
-            if block.axis_command is not None:
-                raise BlockError("modal-conflict", _("{gcode} and a motion command both want this block's axis "
-                                                     "words: put them on separate lines").format(gcode=gname(code)), 24)
-            block.axis_command = "non-modal"
-        elif group == D.MOTION and code != MotionMode.CANCEL:
-            if block.axis_command is not None:
-                raise BlockError("modal-conflict", _("{gcode} and a non-modal command (G10/G28/G30/G92) both want "
-                                                     "this block's axis words: put them on separate lines").format(
-                    gcode=gname(code)), 24)
-            block.axis_command = "motion"
-        elif group == D.TLO and self.dialect.name == "grbl":
-            if block.axis_command is not None:
-                raise BlockError("modal-conflict", _("G43.1/G49 cannot share a block with motion or other axis "
-                                                     "commands in GRBL: put it on its own line"), 24)
-            block.axis_command = "tlo"
+        if self.dialect.name != "grbl":
+            _claim_axis_words(block, code, group, self.lathe)
         if gname(code) in self.forbidden:
             raise BlockError("forbidden-code", _("{gcode} is not allowed on {machine} in this lab: ask your "
                                                  "trainer").format(gcode=gname(code), machine=self.name), None)
         gcodes[group] = code  # type: ignore[index]
-
-    @staticmethod
-    def _grbl_gkey(value: float) -> int:
-        """GRBL's reading of a G number (gcode.c): its whole part and round(100 x fraction); a fraction that
-        is not a tenth is refused, by the rules of the command it belongs to."""
-        whole = math.trunc(value)
-        mantissa = _round_half_away(100.0 * (value - whole))
-        if mantissa % 10:
-            if whole in GRBL_SUBCODE_COMMANDS:
-                raise BlockError("unsupported", _("G{value} is not a G-code GRBL 1.1 supports").format(
-                    value=fmt(value)), 20)
-            raise BlockError("unsupported", _("G{value} is not a G-code GRBL 1.1 supports (G{whole} takes no "
-                                              "decimals)").format(value=fmt(value), whole=whole), 23)
-        return whole * 10 + mantissa // 10
 
     def _m(self, block: BlockWords, value: float, text: str) -> None:
         dialect = self.dialect
@@ -145,6 +124,8 @@ class Reader:
             raise BlockError("unsupported", _(msg) if msg else _("'{letter}' words are not supported by {machine}'s "
                                                                  "controller").format(letter=letter, machine=self.name),
                              20)
+        if letter == "T" and dialect.name == "grbl" and value > 255:  # gcode.c checks this before repeats
+            raise BlockError("invalid-value", _("GRBL supports tool numbers up to T255"), 38)
         if letter in block.values:
             raise BlockError("repeated-word", _("{letter} appears twice in this block: keep one").format(
                 letter=letter), 25)
@@ -155,8 +136,6 @@ class Reader:
         if value < 0 and letter in "FNPTS":
             raise BlockError("invalid-value", _("{word} is negative; {letter} must be 0 or more").format(
                 word=letter + text, letter=letter), 4)
-        if letter == "T" and dialect.name == "grbl" and value > 255:
-            raise BlockError("invalid-value", _("GRBL supports tool numbers up to T255"), 38)
         block.values[letter] = value
         block.texts[letter] = text
 
@@ -173,3 +152,77 @@ class Reader:
                                                                              whole=whole), 23)
         raise BlockError("unsupported", _("G{value} is not a G-code {machine} supports").format(
             value=fmt(value), machine=self.name), 20)
+
+
+def _claim_axis_words(block: BlockWords, code: int, group: str | None, lathe: bool) -> None:
+    """Commands that take the block's axis words for themselves may not share a block (Fanuc-style)."""
+    if code in AXIS_NONMODAL or (code == NonModal.LATHE_CLAMP and lathe):
+        if block.axis_command is not None:
+            raise BlockError("modal-conflict", _("{gcode} and a motion command both want this block's axis "
+                                                 "words: put them on separate lines").format(gcode=gname(code)), 24)
+        block.axis_command = "non-modal"
+    elif group == D.MOTION and code != MotionMode.CANCEL:
+        if block.axis_command is not None:
+            raise BlockError("modal-conflict", _("{gcode} and a non-modal command (G10/G28/G30/G92) both want "
+                                                 "this block's axis words: put them on separate lines").format(
+                gcode=gname(code)), 24)
+        block.axis_command = "motion"
+
+
+def grbl_gcode(block: BlockWords, value: float, dialect: D.Dialect) -> tuple[int, str]:
+    """One G word as GRBL 1.1h's gc_execute_line reads it (step 2): the whole number and round(100 x fraction),
+    then, in the firmware's order, the axis-command conflict (24), the decimals a command accepts (20), any
+    other decimal (23). Returns the table key and modal group; the caller checks the group (21)."""
+    whole = math.trunc(value)
+    mantissa = _round_half_away(100.0 * (value - whole)) % 65536  # a uint16_t: G-0.5 has a mantissa too
+    claim = _GRBL_AXIS_COMMAND.get(whole)
+    if claim is not None and not (claim == "non-modal" and mantissa != 0):
+        if block.axis_command is not None:
+            if claim == "tlo" or block.axis_command == "tlo":
+                raise BlockError("modal-conflict", _("G43.1/G49 cannot share a block with motion or other axis "
+                                                     "commands in GRBL: put it on its own line"), 24)
+            raise BlockError("modal-conflict", _("G{value} and another command in this block both want its axis "
+                                                 "words (motion, G10/G28/G30/G92): put them on separate "
+                                                 "lines").format(value=fmt(value)), 24)
+        block.axis_command = claim
+    if whole in (28, 30, 92, 38, 90, 91, 43, 49, 61):
+        key = _grbl_subcode(whole, mantissa, value, dialect)
+        mantissa = 0
+    elif whole in _GRBL_PLAIN or claim is not None:
+        key = whole * 10
+    else:
+        _grbl_unsupported(value, dialect)
+    if mantissa > 0:
+        msg = dialect.g_not_simulated.get(gkey(value))
+        raise BlockError("unsupported", _(msg).format(gcode=gname(gkey(value))) if msg else _(
+            "G{value} is not a G-code GRBL 1.1 supports (G{whole} takes no decimals)").format(
+            value=fmt(value), whole=whole), 23)
+    return key, dialect.g_codes[key]
+
+
+def _grbl_subcode(whole: int, mantissa: int, value: float, dialect: D.Dialect) -> int:
+    """The commands whose decimals gcode.c checks itself: G28.1 G30.1 G92.1 G38.2-.5 G91.1 G43.1 (G49.x reads
+    as G49, its decimals ignored); any other decimal of these is error 20."""
+    if whole in (28, 30, 92):
+        ok = mantissa in (0, 10)
+    elif whole == 38:
+        ok = mantissa in (20, 30, 40, 50)
+    elif whole in (90, 91):
+        ok = mantissa == 0 or (mantissa == 10 and whole == 91)
+    elif whole == 43:
+        ok = mantissa == 10
+    else:
+        ok = whole == 49 or mantissa == 0
+    if not ok:
+        _grbl_unsupported(value, dialect)
+    if whole == 49:
+        return 490
+    return whole * 10 + mantissa // 10
+
+
+def _grbl_unsupported(value: float, dialect: D.Dialect) -> NoReturn:
+    msg = dialect.g_not_simulated.get(gkey(value))
+    if msg is not None:
+        raise BlockError("unsupported-cycle" if "cycle" in msg else "unsupported",
+                         _(msg).format(gcode=gname(gkey(value))), 20)
+    raise BlockError("unsupported", _("G{value} is not a G-code GRBL 1.1 supports").format(value=fmt(value)), 20)

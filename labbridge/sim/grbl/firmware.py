@@ -24,9 +24,9 @@ from labbridge.protocols.grbl import LINE_MAX, writes_eeprom
 from labbridge.safety.planner import Limits, PlanBlock, dwell_seconds
 from labbridge.sim.grbl.realtime import RealtimeCommands
 from labbridge.sim.grbl.motion import Stepper, arc_points
-from labbridge.sim.grbl.settings import EEPROM_BYTES, EEPROM_MS_PER_BYTE, Eeprom
+from labbridge.sim.grbl.settings import EEPROM_BYTES, EEPROM_MS_PER_BYTE, Eeprom, print_float
 from labbridge.sim.grbl.system import STEP as _STEP
-from labbridge.sim.grbl.system import VERSION, SystemCommands, axes_text, outside_travel
+from labbridge.sim.grbl.system import VERSION, SystemCommands, axes_text, outside_travel, rate_text
 from labbridge.safety import Interpreter
 from labbridge.safety.modal import gname
 
@@ -81,6 +81,7 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
         self.line_flags = {"overflow": False, "paren": False, "semi": False}
         self.task: Generator[object, None, None] | None = None
         self.task_blocking = False
+        self.gcode_running = False
         self.stepper.flush()
         self.stepper.feed_override = self.stepper.rapid_override = 100
         self.spindle_override = 100
@@ -130,6 +131,10 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             self.state = "Alarm"
         elif self.state != "Alarm":
             self.state = "Idle"
+        if self.task is not None and self.gcode_running and not self.critical:
+            # The block being executed returns from its wait on sys.abort and gc_execute_line still answers
+            # STATUS_OK: its ok comes after the alarm, before the banner.
+            self._emit("ok")
         if self.homing is not None:
             self.homing = None
         self._reinit()
@@ -159,8 +164,8 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
         if self.status_requested:
             self.status_requested = False
             self._emit(self.status_report())
-        if self.sleeping:
-            return
+        if self.sleeping or self.suspended:
+            return  # protocol_exec_rt_suspend loops until resumed: no line is read or finished meanwhile
         budget = 200  # lines per step, so a flood of empty lines cannot starve the caller
         while budget > 0 and self.tx_pending + len(self.out) <= TX_BUFFER:
             if self.task is not None:
@@ -229,7 +234,12 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             st.flush()
             self.jog_cancel = False
             self.interp.set_position(tuple(st.position))
-            self.state = "Door" if self.state == "Door" else "Idle"
+            # protocol.c EXEC_CYCLE_STOP: a door opened during the jog leaves the machine in the door state.
+            if self.state == "Door" or self.door_open_latched:
+                self.state, self.hold_complete, self.hold_motion = "Door", True, False
+            else:
+                self.state = "Idle"
+            self.door_open_latched = False
             return
         # A completed hold clears GRBL's STEP_CONTROL_EXECUTE_HOLD (protocol.c, EXEC_CYCLE_STOP): a reset at
         # Hold:0 stops nothing that moves, so it raises no ALARM:3 and keeps the position.
@@ -262,7 +272,15 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
         elif self.state in ("Alarm", "Jog"):
             self._status(9)
         else:
+            self.gcode_running = True
             yield from self._gcode(line)
+            self.gcode_running = False
+
+    @property
+    def suspended(self) -> bool:
+        """sys.suspend is set: a completed hold, any door state, a jog being cancelled. GRBL's main loop then
+        stays in protocol_exec_rt_suspend (only realtime commands and status reports are served)."""
+        return (self.state == "Hold" and self.hold_complete) or self.state == "Door" or self.jog_cancel
 
     def _sleep(self, until: float) -> Generator[object, None, None]:
         """Wait (in firmware time) until ``until``, telling the transport when to step again."""
@@ -305,6 +323,13 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
                     yield from self._sleep(self.t + dwell_seconds(motion.seconds))
                 continue
             rate, rapid, probe = self._rate(motion)
+            if probe and not check and self._probe_triggered(probe):
+                # mc_probe_cycle: a probe already in the state it looks for raises ALARM:4 before moving; the
+                # block still answers ok and the parser keeps the machine's position.
+                self.state = "Alarm"
+                self._emit("ALARM:4")
+                self.interp.set_position(tuple(self.stepper.position))
+                break
             for target in self._targets(motion):
                 if soft and outside_travel(target, travel):
                     yield from self._soft_limit()
@@ -322,9 +347,13 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             while self.stepper.busy:  # M0, M2, M30 wait for the machine to stop (gcode.c [21])
                 yield _STEP
         if result.stop and not check:
+            # gcode.c [21]: M0 is a feed hold executed inside gc_execute_line; the block answers ok only once
+            # a cycle start ends the suspend.
             self.state = "Hold"
             self.hold_complete = True
             self.stepper.holding = True
+            while self.state == "Hold":
+                yield _STEP
         if result.program_end:
             if not check:
                 self.spindle = (5, 0.0)
@@ -364,8 +393,12 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
         while True:  # released only by soft_reset(), which drops this task
             yield _STEP
 
+    def _probe_triggered(self, probe: str) -> bool:
+        """probe_get_state(): the pin, inverted for G38.4/G38.5 (probing away from contact)."""
+        return ("P" in self.pins) != (probe in ("G38.4", "G38.5"))
+
     def _probe_done(self, block: PlanBlock) -> None:
-        touched = "P" in self.pins
+        touched = self._probe_triggered(block.probe or "G38.2")
         self.probe = (tuple(self.stepper.position), touched)  # type: ignore[assignment]
         self.stepper.flush()
         self.interp.set_position(tuple(self.stepper.position))
@@ -373,7 +406,7 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             self.state = "Alarm"
             self._emit("ALARM:5")
         pos, ok = self.probe
-        self._emit(f"[PRB:{axes_text(pos)}:{1 if ok else 0}]")
+        self._emit(f"[PRB:{axes_text(pos, self._inches())}:{1 if ok else 0}]")
 
     def _apply_spindle_coolant(self) -> None:
         m = self.interp.modal
@@ -426,12 +459,13 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
         wco = self.wco()
         parts = [self.state_text()]
         if mask & 1:
-            parts.append(f"MPos:{axes_text(mpos)}")
+            parts.append(f"MPos:{axes_text(mpos, self._inches())}")
         else:
-            parts.append(f"WPos:{axes_text(tuple(p - w for p, w in zip(mpos, wco)))}")
+            parts.append(f"WPos:{axes_text(tuple(p - w for p, w in zip(mpos, wco)), self._inches())}")
         if mask & 2:
             parts.append(f"Bf:{self.stepper.free},{self.options.rx_buffer - len(self.rx)}")
-        parts.append(f"FS:{round(self.stepper.speed * 60)},{round(self.spindle_rpm())}")
+        rpm = print_float(self.spindle_rpm(), 0)
+        parts.append(f"FS:{rate_text(self.stepper.speed * 60, self._inches())},{rpm}")
         if self.pins:
             order = "PXYZDRHS"
             parts.append("Pn:" + "".join(c for c in order if c in self.pins))
@@ -442,19 +476,22 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
             self.wco_counter = (WCO_REFRESH[0] if busy else WCO_REFRESH[1]) - 1
             if self.ovr_counter == 0:
                 self.ovr_counter = 1
-            parts.append(f"WCO:{axes_text(wco)}")
+            parts.append(f"WCO:{axes_text(wco, self._inches())}")
         if self.ovr_counter > 0:
             self.ovr_counter -= 1
         else:
             self.ovr_counter = (OVR_REFRESH[0] if busy else OVR_REFRESH[1]) - 1
             st = self.stepper
             parts.append(f"Ov:{st.feed_override},{st.rapid_override},{self.spindle_override}")
+            # spindle_get_state() reads the PWM output, which S0 (or a stop) switches off; the door's retract
+            # de-energizes coolant too (protocol_exec_rt_suspend).
             acc = ""
-            if self.spindle_rpm() > 0 or (self.spindle[0] != 5 and not self.spindle_stop and self.state != "Door"):
+            if self.spindle_rpm() > 0:
                 acc += "S" if self.spindle[0] == 3 else "C"
-            if self.coolant[0]:
+            coolant_off = self.state == "Door" and self.hold_complete
+            if self.coolant[0] and not coolant_off:
                 acc += "F"
-            if self.coolant[1]:
+            if self.coolant[1] and not coolant_off:
                 acc += "M"
             if acc:
                 parts.append("A:" + acc)
@@ -462,7 +499,8 @@ class GrblFirmware(RealtimeCommands, SystemCommands):
 
     def spindle_rpm(self) -> float:
         direction, rpm = self.spindle
-        if direction == 5 or self.spindle_stop or self.state == "Door" and self.hold_complete:
+        stopped = self.spindle_stop and self.hold_complete  # the stop override acts once the hold is done
+        if direction == 5 or stopped or self.state == "Door" and self.hold_complete:
             return 0.0
         s = self.eeprom.settings
         value = rpm * self.spindle_override / 100.0

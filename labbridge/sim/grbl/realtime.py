@@ -29,6 +29,7 @@ class RealtimeCommands:
     hold_complete: bool
     hold_motion: bool
     jog_cancel: bool
+    door_open_latched: bool
     restore_until: float | None
     eeprom_busy_until: float
     status_requested: bool
@@ -85,13 +86,17 @@ class RealtimeCommands:
             self.spindle_override = 100 if b == 0x99 else max(10, min(200, self.spindle_override + d))
             self.ovr_counter = 0
         elif b == 0x9E:
-            if self.state == "Hold" and self.hold_complete:
+            # protocol.c: any Hold initiates the stop (it acts once the hold completes); a second press
+            # restores only a stop that is already in effect.
+            if self.state == "Hold" and (self.hold_complete or not self.spindle_stop):
                 self.spindle_stop = not self.spindle_stop
                 self.ovr_counter = 0
-        elif b in (0xA0, 0xA1):
-            if self.state in ("Idle", "Run", "Hold"):
+        elif b == 0xA0:
+            # Flood toggles in Idle, Run, Hold and Jog. 0xA1 (mist) is thrown away by serial.c without ENABLE_M7,
+            # which GRBL 1.1h's default build leaves off (M7 is error:20 too).
+            if self.state in ("Idle", "Run", "Hold", "Jog"):
                 flood, mist = self.coolant
-                self.coolant = (not flood, mist) if b == 0xA0 else (flood, not mist)
+                self.coolant = (not flood, mist)
                 self.interp.modal.flood, self.interp.modal.mist = self.coolant
                 self.ovr_counter = 0
 
@@ -147,6 +152,7 @@ class RealtimeCommands:
             return
         self._msg("Check Door")
         if self.state == "Jog":
+            self.door_open_latched = True  # SUSPEND_SAFETY_DOOR_AJAR: the door state follows the jog cancel
             self._start_jog_cancel()
             return
         moving = self.state in ("Run", "Hold") and self.stepper.speed > 0

@@ -28,10 +28,19 @@ EEPROM_BYTES = {"settings": 80, "coord": 13, "line": 81}
 EEPROM_MS_PER_BYTE = 3.4
 
 
+def print_float(value: float, decimals: int) -> str:
+    """nuts_bolts.c printFloat: scale, add 0.5 and truncate (halves round up, unlike Python's format)."""
+    sign = "-" if value < 0 else ""
+    scaled = int(abs(value) * 10 ** decimals + 0.5)
+    digits = str(scaled).rjust(decimals + 1, "0")
+    return sign + (digits[:-decimals] + "." + digits[-decimals:] if decimals else digits)
+
+
 def format_setting(number: int, value: float) -> str:
+    """report.c report_grbl_settings: uint8 settings as integers, $30/$31 with 0 decimals, the rest with 3."""
     if number in INTEGER:
-        return f"${number}={int(value)}"
-    return f"${number}={value:.3f}"
+        return f"${number}={print_float(value, 0)}"
+    return f"${number}={print_float(value, 3)}"
 
 
 @dataclass
@@ -72,13 +81,13 @@ class Eeprom:
 
     def store(self, number: int, value: float) -> int:
         """Validate and store ``$number=value``; returns GRBL's status code (0 = ok)."""
+        if value < 0:  # settings_store_global_setting checks the sign before the number
+            return 4
         if number not in FACTORY:
             return 3
-        if value < 0:
-            return 4
         s = self.settings
-        if number in INTEGER:
-            value = float(int(value))
+        if number in INTEGER and number not in (30, 31):
+            value = float(int(value) % 256)  # settings.c: uint8_t int_value = trunc(value), even for $26 and flags
         if number == 0 and value < 3:
             return 6
         if number == 20 and value and not s[22]:

@@ -10,20 +10,32 @@ import re
 from collections.abc import Generator
 from typing import Any
 
-from labbridge.safety.modal import Distance, Units
-from labbridge.sim.grbl.settings import format_setting
+from labbridge.sim.grbl.jog import parse_jog
+from labbridge.safety.lexer import grbl_read_float
+from labbridge.sim.grbl.settings import format_setting, print_float
 
 Jog = tuple[tuple[float, float, float], float]  # target (mm, machine) and feed (mm/min)
 
 VERSION = "1.1h"
 BUILD = "20190830"
 HELP = "[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]"
+_READ_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")  # nuts_bolts.c read_float: one digit at least
 STEP = None  # what a line task yields while it waits for time to pass (planner room, motion, EEPROM)
-_JOG_WORD = re.compile(r"([A-Z])([-+]?(?:\d+\.?\d*|\.\d+))?")
 
 
-def axes_text(values: Any) -> str:
-    return ",".join(f"{v:.3f}" for v in values)
+def coord_text(value: float, inches: bool = False) -> str:
+    """printFloat_CoordValue: mm with 3 decimals, or inches with 4 when $13=1."""
+    return print_float(value / 25.4, 4) if inches else print_float(value, 3)
+
+
+def rate_text(mm_per_min: float, inches: bool = False) -> str:
+    """printFloat_RateValue: mm/min with 0 decimals, or in/min with 1 when $13=1."""
+    return print_float(mm_per_min / 25.4, 1) if inches else print_float(mm_per_min, 0)
+
+
+def axes_text(values: Any, inches: bool = False) -> str:
+    """report_util_axis_values."""
+    return ",".join(coord_text(v, inches) for v in values)
 
 
 def outside_travel(target: tuple[float, ...], travel: tuple[float, ...]) -> bool:
@@ -43,6 +55,7 @@ class SystemCommands:
     homing: tuple[float, str] | None
     homed: bool
     sleeping: bool
+    wco_counter: int
     probe: Any
     t: float
 
@@ -96,7 +109,7 @@ class SystemCommands:
             for number, value in sorted(self.eeprom.settings.items()):
                 self._emit(format_setting(number, value))
         elif cmd == "G":
-            self._emit(f"[GC:{self.interp.modal_words()}]")
+            self._emit(f"[GC:{self._gc_words()}]")
         elif cmd == "C":
             if state == "Check":
                 self._msg("Disabled")
@@ -114,6 +127,16 @@ class SystemCommands:
             self._msg("Caution: Unlocked")
             self.state = "Idle"
         return self._status(0)
+
+    def _inches(self) -> bool:
+        """$13: report positions and rates in inches."""
+        return bool(self.eeprom.settings[13])
+
+    def _gc_words(self) -> str:
+        """report_gcode_modes: the parser state, F and S with printFloat's 0 decimals (F12.5 is F13)."""
+        words = self.interp.modal_words().split()[:-2]
+        modal = self.interp.modal
+        return " ".join([*words, "F" + rate_text(modal.feed, self._inches()), "S" + print_float(modal.rpm, 0)])
 
     def _sys_parameters(self, line: str) -> None:
         """``$#``: offsets, G28/G30, G92, TLO, last probe."""
@@ -145,11 +168,12 @@ class SystemCommands:
         """``$SLP``: sleep until reset."""
         if line != "$SLP":
             return self._status(3)
+        self._status(0)  # the line answers first; the suspend loop then reports sleep mode
         self._msg("Sleeping")
         self.sleeping = True
         self.state = "Sleep"
         self.stepper.flush()
-        return self._status(0)
+        return None
 
     def _sys_build_info(self, line: str) -> Generator[object, None, None]:
         """``$I`` reports version and options; ``$I=text`` stores the build info line in EEPROM."""
@@ -184,10 +208,10 @@ class SystemCommands:
             return self._status(0)
         if startup and self.state != "Idle":
             return self._status(8)
-        m = re.match(r"^\$N?([-+]?(?:\d+\.?\d*|\.\d+))(.*)$", line)
+        m = _READ_FLOAT.match(line, 2 if startup else 1)
         if m is None:
             return self._status(2)
-        number, rest = float(m.group(1)), m.group(2)
+        number, rest = grbl_read_float(m.group()), line[m.end():]
         if not rest.startswith("="):
             return self._status(3)
         rest = rest[1:]
@@ -201,81 +225,26 @@ class SystemCommands:
                 self._eeprom_write("line")
                 yield STEP
             return self._status(0)
-        try:
-            value = float(rest)
-        except ValueError:
+        v = _READ_FLOAT.match(rest)  # system_execute_line: read_float, then nothing may follow
+        if v is None:
             return self._status(2)
-        if number > 255 or number != int(number):
+        value = grbl_read_float(v.group())
+        if v.end() != len(rest) or number > 255:
             return self._status(3)
-        code = self.eeprom.store(int(number), value)
+        code = self.eeprom.store(int(number), value)  # (uint8_t)parameter: $100.5 is $100
+        if code == 0 and int(number) == 13:
+            self.wco_counter = 0  # settings.c: $13 calls system_flag_wco_change()
         if code == 0:
             self._eeprom_write("settings")
             yield STEP
         return self._status(code)
 
     def _jog(self, text: str) -> tuple[int, Jog | None]:
-        """$J=: GRBL's jog rules (gc_execute_line with the jog flag): (status code, (target, feed) to queue)."""
-        code_or_block = self._jog_parse(text)
-        if isinstance(code_or_block, int):
-            return code_or_block, None
-        return 0, code_or_block
-
-    def _jog_parse(self, text: str) -> int | Jog:
-        words: dict[str, float] = {}
-        gcodes: list[float] = []
-        pos = 0
-        for m in _JOG_WORD.finditer(text):
-            if m.start() != pos:
-                return 1
-            pos = m.end()
-            letter, num = m.group(1), m.group(2)
-            if num is None:
-                return 2
-            value = float(num)
-            if letter == "G":
-                gcodes.append(value)
-            elif letter in "XYZFN":
-                if letter in words:
-                    return 25
-                words[letter] = value
-            elif letter == "M":
-                return 16
-            else:
-                return 20 if letter not in "IJKLPRST" else 36
-        if pos != len(text):
-            return 1
-        inch = False
-        absolute = self.interp.modal.distance == Distance.ABSOLUTE
-        machine = False
-        for g in gcodes:
-            if g in (20.0, 21.0):
-                inch = g == 20.0
-            elif g in (90.0, 91.0):
-                absolute = g == 90.0
-            elif g == 53.0:
-                machine = True
-            else:
-                return 16
-        inch = inch or (self.interp.modal.units == Units.INCH and 21.0 not in gcodes)
-        if "F" not in words:
-            return 22
-        axes = {i: words[a] * (25.4 if inch else 1.0) for i, a in enumerate("XYZ") if a in words}
-        if not axes:
-            return 26
-        current = list(self.interp.position)
-        wco = self.wco()
-        target = list(current)
-        for i, v in axes.items():
-            if machine:
-                target[i] = v
-            elif absolute:
-                target[i] = v + wco[i]
-            else:
-                target[i] = current[i] + v
-        if self.eeprom.settings[20] and outside_travel(tuple(target), self.eeprom.max_travel()):
-            return 15
-        feed = words["F"] * (25.4 if inch else 1.0)
-        return (target[0], target[1], target[2]), feed
+        """$J=: GRBL's jog rules (gc_execute_line with the jog flag, jog_execute): (status code, jog to queue)."""
+        code, jog = parse_jog(self.interp, text)
+        if jog is not None and self.eeprom.settings[20] and outside_travel(jog[0], self.eeprom.max_travel()):
+            return 15, None
+        return code, jog
 
     def _start_homing(self) -> None:
         """Homing: Z, then X and Y; each cycle searches at $25, then pulls off, locates and pulls off again
@@ -328,10 +297,10 @@ class SystemCommands:
     def _report_parameters(self) -> None:
         interp = self.interp
         for code, values in interp.work_offsets.items():
-            self._emit(f"[{code}:{axes_text(values)}]")
-        self._emit(f"[G28:{axes_text(self.eeprom.g28)}]")
-        self._emit(f"[G30:{axes_text(self.eeprom.g30)}]")
-        self._emit(f"[G92:{axes_text(interp.g92)}]")
-        self._emit(f"[TLO:{interp.tlo:.3f}]")
+            self._emit(f"[{code}:{axes_text(values, self._inches())}]")
+        self._emit(f"[G28:{axes_text(self.eeprom.g28, self._inches())}]")
+        self._emit(f"[G30:{axes_text(self.eeprom.g30, self._inches())}]")
+        self._emit(f"[G92:{axes_text(interp.g92, self._inches())}]")
+        self._emit(f"[TLO:{coord_text(interp.tlo, self._inches())}]")
         pos, ok = self.probe
-        self._emit(f"[PRB:{axes_text(pos)}:{1 if ok else 0}]")
+        self._emit(f"[PRB:{axes_text(pos, self._inches())}:{1 if ok else 0}]")
