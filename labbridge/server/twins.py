@@ -26,6 +26,7 @@ from labbridge.drivers.base import HasSettings, Homes, StreamsLines
 from labbridge.errors import LabbridgeError
 from labbridge.log import get_logger
 from labbridge.model import MachineState, Status
+from labbridge.server import twin_dnc
 
 SPEEDS = (1, 4, 16)
 BROADCAST_HZ = 10.0
@@ -109,10 +110,13 @@ class DryRun:
     estimated_seconds: float | None
     record: int
     handle: Any = None
+    config: Any = None  # the twin's machine config (its connection points at the simulator)
     driver: Any = None
     runner: Any = None
     task: asyncio.Task[None] | None = None
     started_at: float | None = None
+    ended_at: float | None = None  # when the twin's program ended (a DNC tape ends before the control does)
+    twin_ran: bool = False  # the twin reported Run since the job started
     alarms: list[dict[str, Any]] = field(default_factory=list)
     result: dict[str, Any] | None = None
 
@@ -125,7 +129,8 @@ class DryRun:
             "twin_state": st.state.value if st is not None else "starting",
             "position": st.position_machine if st is not None else None,
             "line": (job.line_number if job else None), "lines_acked": job.lines_acked if job else 0,
-            "lines_total": job.lines_total if job else 0, "result": self.result,
+            "lines_total": job.lines_total if job else 0, "job_state": job.state if job else None,
+            "eta_seconds": job.eta_seconds if job else None, "result": self.result,
         }
 
 
@@ -145,27 +150,70 @@ class DryRuns:
         run = self.runs.get(machine)
         return run.status() if run is not None else None
 
-    async def start(self, entry: dict[str, Any], path: Path, speed: int, user: str,
-                    estimated_seconds: float | None) -> dict[str, Any]:
+    async def start(self, entry: dict[str, Any], path: Path, speed: int, user: str) -> dict[str, Any]:
         machine = entry["machine"]
         if self.twins is None:
             raise DryRunError(f"{machine}: no digital twin is available in this server (start it with "
                               "`labbridge serve`, which provides the simulators)")
         if speed not in SPEEDS:
             raise DryRunError(f"speed must be one of {', '.join(f'{s}x' for s in SPEEDS)}, not {speed}")
-        current = self.runs.get(machine)
-        if current is not None and current.result is None:
-            raise DryRunError(f"{machine}: a dry run of entry #{current.entry_id} is still going; wait or cancel it")
-        run = DryRun(machine, entry["id"], speed, user, entry["name"], entry["hash"], estimated_seconds,
+        self._idle(machine)
+        estimate = await self._gate(entry, path)  # the gate's figure for the config as it is now
+        self._idle(machine)  # (another dry run may have started while the gate checked)
+        run = DryRun(machine, entry["id"], speed, user, entry["name"], entry["hash"], estimate,
                      self.records.add(entry["id"], machine, speed, user))
         self.runs[machine] = run
         run.task = asyncio.get_running_loop().create_task(self._run(run, path), name=f"dry-run-{machine}")
         return run.status()
 
-    async def cancel(self, machine: str) -> str:
+    async def _gate(self, entry: dict[str, Any], path: Path) -> float:
+        """Check the program against the machine's config as it is now (it may have changed since the entry was
+        queued); a rejected program is refused before a twin starts, so no twin gets a byte of it."""
+        from labbridge.safety import check_program
+
+        machine = entry["machine"]
+        config = self.lab.config.machines.get(machine, self.lab.runtime(machine).config)
+        report = await asyncio.to_thread(check_program, path.read_bytes(), config, machine_id=machine,
+                                         program_name=entry["name"])
+        if not report.ok:
+            first = report.errors[0].format(report.program) if report.errors else "see labbridge check"
+            raise DryRunError(f"{entry['name']} is rejected by the safety gate for {machine} ({report.error_count} "
+                              f"error(s); first: {first}); no twin was started, nothing was sent")
+        return float(report.estimated_seconds)
+
+    def _idle(self, machine: str) -> None:
+        current = self.runs.get(machine)
+        if current is not None and current.result is None:
+            raise DryRunError(f"{machine}: a dry run of entry #{current.entry_id} is still going; wait or cancel it")
+
+    def _going(self, machine: str) -> DryRun:
         run = self.runs.get(machine)
         if run is None or run.result is not None:
             raise DryRunError(f"{machine}: no dry run is going")
+        return run
+
+    async def hold(self, machine: str) -> str:
+        """Feed hold on the twin, with the job runner's hold (the record shows ``holding``)."""
+        run = self._going(machine)
+        if run.runner is None or not run.runner.running:
+            raise DryRunError(f"{machine}: the dry run has not started its program yet; hold again in a moment")
+        await run.runner.hold()
+        return "dry run held"
+
+    async def resume(self, machine: str) -> str:
+        """Cycle start on the twin: the runner's resume, or for a Fanuc-style twin the simulated panel's button
+        (a real Fanuc-style control resumes only at its panel)."""
+        run = self._going(machine)
+        if run.runner is None or not run.runner.running:
+            raise DryRunError(f"{machine}: the dry run has no program going to resume")
+        if run.runner.protocol == "dnc":
+            run.handle.cycle_start()
+        else:
+            await run.runner.resume()
+        return "dry run resumed"
+
+    async def cancel(self, machine: str) -> str:
+        run = self._going(machine)
         if run.runner is not None:
             with contextlib.suppress(Exception):
                 await run.runner.cancel()
@@ -190,7 +238,8 @@ class DryRuns:
             await self._ready(run)
             job = await self._start_job(run, path)
             job_id = str(getattr(job, "id", ""))
-            run.started_at = time.monotonic()
+            if run.runner.protocol != "dnc":
+                run.started_at = time.monotonic()  # a DNC twin's clock starts with the first block it reads
             self._broadcast(run)
             job = await run.runner.wait()
             outcome = str(getattr(job.state, "value", job.state))
@@ -198,6 +247,8 @@ class DryRuns:
             if getattr(job, "error_code", None):
                 run.alarms.append({"code": job.error_code, "message": job.error_message or "",
                                    "line": job.error_line})
+            if outcome == "completed" and run.runner.protocol == "dnc":
+                outcome, message = await twin_dnc.run_out(run, message)
         except asyncio.CancelledError:
             outcome, message = "cancelled", "the dry run was stopped"
         except Exception as exc:
@@ -222,9 +273,10 @@ class DryRuns:
                 options["offsets"] = offsets
         twin_id = f"{run.machine}/twin"
         run.handle, pointed = await self.twins(twin_id, machine, **options)
+        run.config = twin_dnc.twin_links(run.machine, machine, pointed, run.speed)
         from labbridge.drivers.factory import create_driver
 
-        run.driver = create_driver(twin_id, pointed)
+        run.driver = create_driver(twin_id, run.config)
         await asyncio.wait_for(run.driver.connect(), READY_TIMEOUT)
 
     async def _ready(self, run: DryRun) -> None:
@@ -250,14 +302,22 @@ class DryRuns:
             return await run.runner.start(str(path), program_name=name)
         from labbridge.streaming.dnc_runner import DncRunner
 
-        run.runner = DncRunner(run.driver, twin_id, user=run.user)
-        return await run.runner.start(path, program_name=name)
+        run.runner = DncRunner(twin_dnc.TwinControl(run.driver, run.handle), twin_id, run.config,
+                               self.lab.job_store(), user=run.user, port=run.driver.dnc_port())
+
+        def first_block(job: Any) -> None:
+            if run.started_at is None and job.lines_acked:
+                run.started_at = time.monotonic()
+
+        return await run.runner.start(path, program_name=name, on_progress=first_block)
 
     def _watcher(self, run: DryRun) -> Any:
         last = [0.0]
         seen: set[tuple[str, float]] = set()
 
         def watch(state: MachineState, fields: frozenset[str]) -> None:
+            if state.state == Status.RUN:
+                run.twin_ran = True
             if "alarms" in fields:
                 for alarm in state.alarms:
                     if (alarm.code, alarm.time) not in seen:
@@ -276,7 +336,7 @@ class DryRuns:
     async def _finish(self, run: DryRun, outcome: str, message: str, job_id: str | None) -> None:
         simulated = None
         if run.started_at is not None and outcome == "completed":
-            simulated = round((time.monotonic() - run.started_at) * run.speed, 2)
+            simulated = round(((run.ended_at or time.monotonic()) - run.started_at) * run.speed, 2)
         run.result = {"outcome": outcome, "simulated_seconds": simulated, "estimated_seconds": run.estimated_seconds,
                       "alarms": run.alarms[-20:], "message": message, "speed": run.speed, "job_id": job_id}
         self.records.finish(run.record, outcome=outcome, simulated_seconds=simulated,

@@ -41,6 +41,7 @@ class DncRunner(JobRunnerBase):
         self._cancel_requested = False
         self._unwatch: Any = None
         self._stopped_since_hold = False
+        self._report: Any = None
 
     @property
     def state(self) -> MachineState:
@@ -74,6 +75,7 @@ class DncRunner(JobRunnerBase):
             self._finish(JobState.FAILED, message=str(exc))
             raise
         self._event("gate_checked", ok=True, errors=0, warnings=len(tape.report.warnings))
+        self._report = tape.report
         self.state.update(program_name=name)
         self._begin(len(tape.program.blocks), tape.report.estimated_seconds, on_progress,
                     message="waiting for the control to read the tape (press cycle start in tape mode)",
@@ -114,6 +116,16 @@ class DncRunner(JobRunnerBase):
     def _where(self) -> str:
         line = self.job.last_acked_line if self.job else None
         return f"after line {line}" if line else "before the first block"
+
+    def _eta(self) -> float | None:
+        """The gate's estimate less its time up to the last block the control read (as GRBL's counts acked
+        lines; the control's buffer runs a few blocks behind)."""
+        job, report = self.job, self._report
+        if job is None or report is None:
+            return job.eta_seconds if job is not None else None
+        if not job.last_acked_line:
+            return report.estimated_seconds
+        return max(0.0, report.estimated_seconds - report.seconds_until(job.last_acked_line))
 
     def _progress(self, job: Job) -> None:
         self._save()
