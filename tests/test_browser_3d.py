@@ -93,10 +93,10 @@ def check_in_page(page: Any, text: str, machine: str) -> None:
     page.wait_for_timeout(300)
 
 
-def queue_program(server: ServerProcess, text: str, name: str) -> int:
+def queue_program(server: ServerProcess, text: str, name: str, machine: str = "mill-1") -> int:
     c, auth = server.client, server.auth  # type: ignore[attr-defined]
     h = c.post("/api/programs/text", headers=auth, json={"name": name, "text": text}).json()["hash"]
-    r = c.post("/api/queue", headers=auth, json={"program": h, "machine": "mill-1"})
+    r = c.post("/api/queue", headers=auth, json={"program": h, "machine": machine})
     assert r.status_code == 201, r.text
     return int(r.json()["id"])
 
@@ -194,4 +194,34 @@ def test_dry_run_at_16x_runs_to_the_end(browser: Any, server: ServerProcess) -> 
     text = page.text_content(row)
     assert "rehearsed at 16×: completed" in text and "simulated" in text, text
     page.screenshot(path=str(ARTIFACTS / "queue-rehearsed.png"), full_page=True)
+    assert not page.errors
+
+
+def test_lathe_dry_run_shows_the_banner_and_its_twin_in_xz(browser: Any, server: ServerProcess) -> None:
+    c, auth = server.client, server.auth  # type: ignore[attr-defined]
+    entry = queue_program(server, (ROOT / "examples" / "lathe-1-shaft.nc").read_text(), "shaft.nc", "lathe-1")
+    page = sign_in(browser, server, "trainer", password_of("trainer"), viewport={"width": 1400, "height": 1000})
+    card = '.card[data-machine="lathe-1"]'
+    page.click(f'{card} .qitem[data-entry="{entry}"] button.dry-run[data-speed="16"]')
+    banner = f"{card} .dry-run-banner"
+    page.wait_for_selector(f"{banner}:not([hidden])", timeout=30_000)
+    assert "DRY RUN — the machine does not move" in page.text_content(banner)
+    assert page.is_hidden('.card[data-machine="mill-1"] .dry-run-banner')  # only the lathe rehearses
+    box = f"{card} .card-3d"
+    page.wait_for_selector(f"{box}[data-ready=true][data-mode=dry-run]", timeout=30_000)
+    page.wait_for_function(f"document.querySelector('{box}').toolpathView.tool.visible", timeout=30_000)
+    view = page.evaluate(f"""() => {{ const v = document.querySelector('{box}').toolpathView;
+      return {{preset: v.preset, lathe: v.lathe, tool: v.tool.position.toArray()}}; }}""")
+    assert view["preset"] == "xz" and view["lathe"], view
+    x, y, z = view["tool"]  # the twin's tool in the lathe's plane: X a diameter within the envelope, Y 0
+    assert -2.0 <= x <= 160.0 and y == 0 and -260.0 <= z <= 0.0, view
+    page.screenshot(path=str(ARTIFACTS / "toolpath-3d-lathe-dry-run.png"), full_page=True)
+    page.wait_for_selector(f"{banner}[hidden]", state="attached", timeout=120_000)
+    lathe = c.get("/api/machines/lathe-1", headers=auth).json()["state"]
+    assert lathe["job"] is None or lathe["job"]["program"] != "shaft.nc"  # the machine itself ran nothing
+    page.goto(page.url.split("#")[0] + "#/queue")
+    row = f'#queue-table tr[data-entry="{entry}"] .rehearsed'
+    page.wait_for_selector(row)
+    text = page.text_content(row)
+    assert "rehearsed at 16×: completed" in text and "simulated" in text, text
     assert not page.errors
