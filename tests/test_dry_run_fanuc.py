@@ -203,3 +203,21 @@ def test_a_program_the_gate_rejects_is_refused_before_a_twin_starts(lab: tuple[A
     assert real.untouched("lathe-1")
     audit = api.ctx.store.audit_log(limit=20)
     assert any(a["action"] == "dry_run" and a["outcome"] == "refused" for a in audit)
+
+
+def test_an_alarm_on_the_twin_is_the_rehearsals_result(lab: tuple[Api, RealMachines]) -> None:
+    api, real = lab
+    entry = queue(api, "lathe-1", LATHE, "shaft-alarm.nc")
+    assert api.call("trainer", "POST", f"/api/queue/{entry['id']}/dry-run", json={"speed": 4}).status_code == 200
+    wait_for(lambda: status(api, "lathe-1")["lines_acked"] > 3, timeout=60, what="the twin to read blocks")
+    twin = api.ctx.dry_runs.runs["lathe-1"].handle
+    api.client.portal.call(twin.sim.raise_alarm, 414, "servo alarm: X axis excess error")  # on the server's loop
+    final, _ = follow(api, "lathe-1", timeout=60)
+    result = final["result"]
+    assert result["outcome"] == "failed" and result["simulated_seconds"] is None, result
+    codes = {a["code"]: a["message"] for a in result["alarms"]}
+    assert "414" in codes and "DncAborted" in codes and "NAK" in codes["DncAborted"], result["alarms"]
+    rows = api.call("trainer", "GET", "/api/queue").json()
+    rehearsal = next(e for e in rows if e["id"] == entry["id"])["rehearsal"]
+    assert rehearsal["outcome"] == "failed" and {a["code"] for a in rehearsal["alarms"]} == set(codes)
+    assert real.untouched("lathe-1")

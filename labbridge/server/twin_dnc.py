@@ -23,6 +23,7 @@ TWIN_POLL_HZ = 20.0  # the twin's Modbus is on loopback: read it often, so its e
 SETTLE = 0.15  # real seconds the twin must stay Idle after its tape before its program counts as ended
 FIRST_RUN_WAIT = 2.0  # real seconds to wait for the twin's first Run report (a tiny program may end between two)
 RUN_OUT_TIMEOUT = 60.0  # real seconds the twin may take for its last buffered blocks (not counting holds)
+ALARM_WAIT = 2.0  # real seconds to wait for the twin's status link to report the alarm behind a NAK
 
 
 class TwinLinkError(LabbridgeError):
@@ -103,3 +104,12 @@ async def run_out(run: Any, message: str) -> tuple[str, str]:
         if now > deadline:
             return "failed", f"the twin did not finish its last blocks within {RUN_OUT_TIMEOUT:.0f} s"
         await asyncio.sleep(0.01)
+
+
+async def alarm_reported(run: Any) -> None:
+    """A NAK stopped the tape: wait (briefly) until the twin's status link reports the control's alarm, so the
+    rehearsal records its code and message, not only the NAK."""
+    deadline = time.monotonic() + ALARM_WAIT
+    state = run.driver.state
+    while not state.alarms and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)

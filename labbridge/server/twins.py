@@ -249,8 +249,13 @@ class DryRuns:
                                    "line": job.error_line})
             if outcome == "completed" and run.runner.protocol == "dnc":
                 outcome, message = await twin_dnc.run_out(run, message)
+            elif outcome == "failed" and run.runner.protocol == "dnc":
+                await twin_dnc.alarm_reported(run)  # the tape saw NAK at once; the control's alarm comes by poll
         except asyncio.CancelledError:
             outcome, message = "cancelled", "the dry run was stopped"
+            if run.runner is not None and run.runner.running:  # (the runner's task is its own: stop it too)
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(run.runner.cancel(), 10.0)
         except Exception as exc:
             outcome, message = "failed", str(exc) or type(exc).__name__
             log.warning("dry run failed", machine=run.machine, error=message)
