@@ -202,8 +202,22 @@ def test_lathe_dry_run_shows_the_banner_and_its_twin_in_xz(browser: Any, server:
     entry = queue_program(server, (ROOT / "examples" / "lathe-1-shaft.nc").read_text(), "shaft.nc", "lathe-1")
     page = sign_in(browser, server, "trainer", password_of("trainer"), viewport={"width": 1400, "height": 1000})
     card = '.card[data-machine="lathe-1"]'
-    page.click(f'{card} .qitem[data-entry="{entry}"] button.dry-run[data-speed="16"]')
     banner = f"{card} .dry-run-banner"
+    dry = lambda: c.get("/api/machines/lathe-1/dry-run", headers=auth).json()  # noqa: E731
+    # at 1x first: hold, resume and stop it from the banner's own buttons
+    page.click(f'{card} .qitem[data-entry="{entry}"] button.dry-run[data-speed="1"]')
+    wait_for(lambda: dry()["twin_state"] == "Run" and dry()["job_state"] == "running", timeout=60,
+             what="the twin to run")
+    page.click(f'{banner} button[data-action="hold"]')
+    wait_for(lambda: dry()["twin_state"] == "Hold" and dry()["job_state"] == "holding", timeout=30,
+             what="the twin to hold")
+    page.click(f'{banner} button[data-action="resume"]:not([hidden])', timeout=30_000)
+    wait_for(lambda: dry()["job_state"] == "running", timeout=30, what="the twin to run again")
+    page.click(f'{banner} button[data-action="stop"]')
+    page.wait_for_selector(f"{banner}[hidden]", state="attached", timeout=60_000)
+    assert dry()["result"]["outcome"] == "cancelled"
+    # then at 16x to the end
+    page.click(f'{card} .qitem[data-entry="{entry}"] button.dry-run[data-speed="16"]')
     page.wait_for_selector(f"{banner}:not([hidden])", timeout=30_000)
     assert "DRY RUN — the machine does not move" in page.text_content(banner)
     assert page.is_hidden('.card[data-machine="mill-1"] .dry-run-banner')  # only the lathe rehearses

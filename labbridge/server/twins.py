@@ -318,6 +318,8 @@ class DryRuns:
 
     def _watcher(self, run: DryRun) -> Any:
         last = [0.0]
+        later: list[asyncio.TimerHandle | None] = [None]
+        loop = asyncio.get_running_loop()  # state changes arrive on it (serial reader threads hand over to it)
         seen: set[tuple[str, float]] = set()
 
         def watch(state: MachineState, fields: frozenset[str]) -> None:
@@ -331,6 +333,14 @@ class DryRuns:
             now = time.monotonic()
             if now - last[0] >= 1.0 / BROADCAST_HZ:
                 last[0] = now
+                self._broadcast(run)
+            elif later[0] is None:  # too soon: send it a little later, or the last change (a hold) is never told
+                later[0] = loop.call_later(last[0] + 1.0 / BROADCAST_HZ - now, trailing)
+
+        def trailing() -> None:
+            later[0] = None
+            if run.result is None:
+                last[0] = time.monotonic()
                 self._broadcast(run)
 
         return watch
