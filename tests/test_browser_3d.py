@@ -224,6 +224,8 @@ def test_lathe_dry_run_shows_the_banner_and_its_twin_in_xz(browser: Any, server:
     box = f"{card} .card-3d"
     page.wait_for_selector(f"{box}[data-ready=true][data-mode=dry-run]", timeout=30_000)
     page.wait_for_function(f"document.querySelector('{box}').toolpathView.tool.visible", timeout=30_000)
+    # the twin's tool leaves the turret's home (X 160, Z 0) on the card's view
+    page.wait_for_function(f"document.querySelector('{box}').toolpathView.tool.position.x < 150", timeout=30_000)
     view = page.evaluate(f"""() => {{ const v = document.querySelector('{box}').toolpathView;
       return {{preset: v.preset, lathe: v.lathe, tool: v.tool.position.toArray()}}; }}""")
     assert view["preset"] == "xz" and view["lathe"], view

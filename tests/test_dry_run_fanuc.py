@@ -170,7 +170,10 @@ def test_hold_resume_and_cancel_a_fanuc_dry_run(lab: tuple[Api, RealMachines]) -
     held = wait_for(lambda: (lambda s: s if s["twin_state"] == "Hold" and s["job_state"] == "holding" else None)(
         status(api, "mill-2")), timeout=30, what="the twin to hold")
     time.sleep(0.5)  # 8 simulated seconds: a held twin does not move
-    assert status(api, "mill-2")["position"] == held["position"]
+    now = status(api, "mill-2")
+    assert now["position"] == held["position"]
+    job = api.ctx.dry_runs.runs["mill-2"].runner.job  # the job's record: what the twin has read of the tape
+    assert (now["lines_acked"], now["line"]) == (job.lines_acked, job.last_acked_line) and job.lines_acked > 1
     assert api.call("operator", "POST", f"{path}/resume").status_code == 200
     wait_for(lambda: (lambda s: s["twin_state"] == "Run" and s["job_state"] == "running"
                       and s["position"] != held["position"])(status(api, "mill-2")), timeout=30,
@@ -221,3 +224,27 @@ def test_an_alarm_on_the_twin_is_the_rehearsals_result(lab: tuple[Api, RealMachi
     rehearsal = next(e for e in rows if e["id"] == entry["id"])["rehearsal"]
     assert rehearsal["outcome"] == "failed" and {a["code"] for a in rehearsal["alarms"]} == set(codes)
     assert real.untouched("lathe-1")
+
+
+def test_a_dry_run_beside_the_real_machines_job(lab: tuple[Api, RealMachines]) -> None:
+    """Twins are separate: the lathe rehearses one program while it really runs another (this test runs last:
+    the real lathe gets its own program, and only that)."""
+    api, real = lab
+    short = "%\nO1003\nG21 G18 G99\nG97 S500 M3\nG0 X42. Z2.\nG1 Z-2. F0.3\nG0 X60. Z5.\nM5\nM30\n%\n"
+    job = queue(api, "lathe-1", short, "short.nc")
+    rehearse = queue(api, "lathe-1", LATHE, "shaft-beside.nc")
+    r = api.call("operator", "POST", f"/api/queue/{job['id']}/start")
+    assert r.status_code == 200, r.text
+    r = api.call("operator", "POST", f"/api/queue/{rehearse['id']}/dry-run", json={"speed": 16})
+    assert r.status_code == 200, r.text
+    final, _ = follow(api, "lathe-1")
+    assert final["result"]["outcome"] == "completed", final["result"]
+    wait_for(lambda: api.ctx.store.queue_entry(job["id"])["state"] == "completed", timeout=90,
+             what="the real job to end")
+    handle = real.handles["lathe-1"]
+    assert b"O1003" in handle.dnc.received and b"O1001" not in handle.dnc.received  # the real one got its own
+    assert b"O1001" in api.ctx.dry_runs.runs["lathe-1"].handle.dnc.received and \
+        b"O1003" not in api.ctx.dry_runs.runs["lathe-1"].handle.dnc.received  # and the twin its own
+    entries = {e["id"]: e for e in api.call("trainer", "GET", "/api/queue?all=true").json()}
+    assert entries[rehearse["id"]]["state"] == "queued" and entries[rehearse["id"]]["rehearsal"]["outcome"] \
+        == "completed" and entries[job["id"]]["rehearsal"] is None

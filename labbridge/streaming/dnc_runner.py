@@ -42,6 +42,7 @@ class DncRunner(JobRunnerBase):
         self._unwatch: Any = None
         self._stopped_since_hold = False
         self._report: Any = None
+        self._trailing: asyncio.TimerHandle | None = None
 
     @property
     def state(self) -> MachineState:
@@ -130,6 +131,13 @@ class DncRunner(JobRunnerBase):
     def _progress(self, job: Job) -> None:
         self._save()
         self._publish()
+        if self._trailing is None:  # the last block's figures show even when none follows for a while (DC3)
+            self._trailing = asyncio.get_running_loop().call_later(self.progress_interval, self._publish_trailing)
+
+    def _publish_trailing(self) -> None:
+        self._trailing = None
+        if self.job is not None and not self.job.state.final:
+            self._publish(force=True)
 
     def _on_state(self, state: MachineState, fields: frozenset[str]) -> None:
         """The control resumed at its panel after a hold: the record follows its state."""
