@@ -189,6 +189,37 @@ def test_hold_resume_and_cancel_a_fanuc_dry_run(lab: tuple[Api, RealMachines]) -
     assert api.call("viewer", "GET", "/api/machines/mill-2").json()["state"]["state"] == "Idle"
 
 
+def test_hold_after_the_tape_has_gone_out(lab: tuple[Api, RealMachines]) -> None:
+    """A short tape fits the control's buffer: the tape job ends at once, the twin's control still runs it,
+    and holding the dry run holds the twin; the hold's time is not counted as the program's."""
+    api, real = lab
+    slow_cut = "%\nO1004\nG21 G18 G99\nG97 S300 M3\nG0 X42. Z2.\nG1 Z-45. F0.2\nG0 X60. Z5.\nM30\n%\n"
+    entry = queue(api, "lathe-1", slow_cut, "slow-cut.nc")
+    path = "/api/machines/lathe-1/dry-run"
+    assert api.call("operator", "POST", f"/api/queue/{entry['id']}/dry-run", json={"speed": 16}).status_code == 200
+    wait_for(lambda: (lambda s: s["job_state"] == "completed" and s["twin_state"] == "Run")(status(api, "lathe-1")),
+             timeout=60, what="the tape to be read whole while the twin runs")
+    assert api.call("operator", "POST", f"{path}/hold").status_code == 200
+    held = wait_for(lambda: (lambda s: s if s["twin_state"] == "Hold" else None)(status(api, "lathe-1")),
+                    timeout=30, what="the twin to hold")
+    time.sleep(1.5)  # 24 simulated seconds
+    assert status(api, "lathe-1")["position"] == held["position"] and status(api, "lathe-1")["state"] == "running"
+    assert api.call("operator", "POST", f"{path}/resume").status_code == 200
+    final, _ = follow(api, "lathe-1")
+    result = final["result"]
+    assert result["outcome"] == "completed", result
+    estimate, simulated = result["estimated_seconds"], result["simulated_seconds"]
+    assert 0.7 * estimate < simulated < 1.3 * estimate + 3, (simulated, estimate)  # the hold is not counted
+    assert real.untouched("lathe-1")
+    # and stopping it then stops the twin's control (the tape job has ended; the rehearsal has not)
+    assert api.call("operator", "POST", f"/api/queue/{entry['id']}/dry-run", json={"speed": 16}).status_code == 200
+    wait_for(lambda: (lambda s: s["job_state"] == "completed" and s["twin_state"] == "Run")(status(api, "lathe-1")),
+             timeout=60, what="the tape to be read whole while the twin runs")
+    assert api.call("operator", "DELETE", path).status_code == 200
+    final, _ = follow(api, "lathe-1", timeout=30)
+    assert final["result"]["outcome"] == "cancelled" and final["result"]["simulated_seconds"] is None, final
+
+
 def test_a_program_the_gate_rejects_is_refused_before_a_twin_starts(lab: tuple[Api, RealMachines]) -> None:
     api, real = lab
     h = api.call("trainer", "POST", "/api/programs/text", json={"name": "chuck.nc", "text": INTO_THE_CHUCK}).json()

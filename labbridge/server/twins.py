@@ -117,6 +117,8 @@ class DryRun:
     started_at: float | None = None
     ended_at: float | None = None  # when the twin's program ended (a DNC tape ends before the control does)
     twin_ran: bool = False  # the twin reported Run since the job started
+    held_since: float | None = None
+    held_seconds: float = 0.0  # real seconds the twin stood in feed hold (not part of the program's time)
     alarms: list[dict[str, Any]] = field(default_factory=list)
     result: dict[str, Any] | None = None
 
@@ -193,18 +195,22 @@ class DryRuns:
         return run
 
     async def hold(self, machine: str) -> str:
-        """Feed hold on the twin, with the job runner's hold (the record shows ``holding``)."""
+        """Feed hold on the twin, with the job runner's hold (the record shows ``holding``) while the runner runs;
+        after a DNC tape has gone out, the twin's control still runs its last blocks and is held directly."""
         run = self._going(machine)
-        if run.runner is None or not run.runner.running:
+        if run.runner is None or not (run.runner.running or run.runner.protocol == "dnc"):
             raise DryRunError(f"{machine}: the dry run has not started its program yet; hold again in a moment")
-        await run.runner.hold()
+        if run.runner.running:
+            await run.runner.hold()
+        else:
+            await twin_dnc.TwinControl(run.driver, run.handle).feed_hold()
         return "dry run held"
 
     async def resume(self, machine: str) -> str:
         """Cycle start on the twin: the runner's resume, or for a Fanuc-style twin the simulated panel's button
         (a real Fanuc-style control resumes only at its panel)."""
         run = self._going(machine)
-        if run.runner is None or not run.runner.running:
+        if run.runner is None or not (run.runner.running or run.runner.protocol == "dnc"):
             raise DryRunError(f"{machine}: the dry run has no program going to resume")
         if run.runner.protocol == "dnc":
             run.handle.cycle_start()
@@ -214,10 +220,10 @@ class DryRuns:
 
     async def cancel(self, machine: str) -> str:
         run = self._going(machine)
-        if run.runner is not None:
+        if run.runner is not None and run.runner.running:
             with contextlib.suppress(Exception):
                 await run.runner.cancel()
-        elif run.task is not None:
+        elif run.task is not None:  # still starting, or a DNC twin running its last blocks after the tape
             run.task.cancel()
         return "dry run cancelled"
 
@@ -239,7 +245,7 @@ class DryRuns:
             job = await self._start_job(run, path)
             job_id = str(getattr(job, "id", ""))
             if run.runner.protocol != "dnc":
-                run.started_at = time.monotonic()  # a DNC twin's clock starts with the first block it reads
+                run.started_at = time.monotonic()  # (a DNC twin's clock starts when it reports Run)
             self._broadcast(run)
             job = await run.runner.wait()
             outcome = str(getattr(job.state, "value", job.state))
@@ -309,12 +315,7 @@ class DryRuns:
 
         run.runner = DncRunner(twin_dnc.TwinControl(run.driver, run.handle), twin_id, run.config,
                                self.lab.job_store(), user=run.user, port=run.driver.dnc_port())
-
-        def first_block(job: Any) -> None:
-            if run.started_at is None and job.lines_acked:
-                run.started_at = time.monotonic()
-
-        return await run.runner.start(path, program_name=name, on_progress=first_block)
+        return await run.runner.start(path, program_name=name)
 
     def _watcher(self, run: DryRun) -> Any:
         last = [0.0]
@@ -323,8 +324,15 @@ class DryRuns:
         seen: set[tuple[str, float]] = set()
 
         def watch(state: MachineState, fields: frozenset[str]) -> None:
-            if state.state == Status.RUN:
+            if state.state == Status.RUN and not run.twin_ran:
                 run.twin_ran = True
+                if run.started_at is None and run.runner is not None:  # a DNC twin's clock: first Run to Idle,
+                    run.started_at = time.monotonic()  # both seen through the same status link
+            if state.state == Status.HOLD and run.held_since is None:
+                run.held_since = time.monotonic()
+            elif state.state != Status.HOLD and run.held_since is not None:
+                run.held_seconds += time.monotonic() - run.held_since
+                run.held_since = None
             if "alarms" in fields:
                 for alarm in state.alarms:
                     if (alarm.code, alarm.time) not in seen:
@@ -351,7 +359,8 @@ class DryRuns:
     async def _finish(self, run: DryRun, outcome: str, message: str, job_id: str | None) -> None:
         simulated = None
         if run.started_at is not None and outcome == "completed":
-            simulated = round(((run.ended_at or time.monotonic()) - run.started_at) * run.speed, 2)
+            ran = (run.ended_at or time.monotonic()) - run.started_at - run.held_seconds
+            simulated = round(max(0.0, ran) * run.speed, 2)
         run.result = {"outcome": outcome, "simulated_seconds": simulated, "estimated_seconds": run.estimated_seconds,
                       "alarms": run.alarms[-20:], "message": message, "speed": run.speed, "job_id": job_id}
         self.records.finish(run.record, outcome=outcome, simulated_seconds=simulated,

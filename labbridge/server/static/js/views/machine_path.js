@@ -66,7 +66,7 @@ async function sync(id) {
   if (want && want.dry) {
     $(".dry-run-text", banner).textContent = `${t("dryrun.label")} · ${t("dryrun.progress", { entry: want.dry.entry,
       program: want.dry.program, speed: want.dry.speed, line: want.line ?? "—" })}`;
-    const held = want.dry.job_state === "holding";
+    const held = want.dry.twin_state === "Hold";  // (a DNC twin may hold after its tape has gone out)
     for (const b of banner.querySelectorAll("button[data-action]")) {
       b.hidden = b.dataset.action === (held ? "hold" : "resume");
     }
