@@ -81,10 +81,10 @@ def check_in_page(page: Any, text: str, machine: str) -> None:
     page.wait_for_timeout(300)
 
 
-def queue_program(server: ServerProcess, text: str, name: str) -> int:
+def queue_program(server: ServerProcess, text: str, name: str, machine: str = "mill-1") -> int:
     c, auth = server.client, server.auth  # type: ignore[attr-defined]
     h = c.post("/api/programs/text", headers=auth, json={"name": name, "text": text}).json()["hash"]
-    r = c.post("/api/queue", headers=auth, json={"program": h, "machine": "mill-1"})
+    r = c.post("/api/queue", headers=auth, json={"program": h, "machine": machine})
     assert r.status_code == 201, r.text
     return int(r.json()["id"])
 
@@ -182,4 +182,52 @@ def test_dry_run_at_16x_runs_to_the_end(browser: Any, server: ServerProcess) -> 
     text = page.text_content(row)
     assert "rehearsed at 16×: completed" in text and "simulated" in text, text
     page.screenshot(path=str(ARTIFACTS / "queue-rehearsed.png"), full_page=True)
+    assert not page.errors
+
+
+def test_lathe_dry_run_shows_the_banner_and_its_twin_in_xz(browser: Any, server: ServerProcess) -> None:
+    c, auth = server.client, server.auth  # type: ignore[attr-defined]
+    entry = queue_program(server, (ROOT / "examples" / "lathe-1-shaft.nc").read_text(), "shaft.nc", "lathe-1")
+    page = sign_in(browser, server, "trainer", password_of("trainer"), viewport={"width": 1400, "height": 1000})
+    card = '.card[data-machine="lathe-1"]'
+    banner = f"{card} .dry-run-banner"
+    dry = lambda: c.get("/api/machines/lathe-1/dry-run", headers=auth).json()  # noqa: E731
+    # at 1x first: hold, resume and stop it from the banner's own buttons
+    page.click(f'{card} .qitem[data-entry="{entry}"] button.dry-run[data-speed="1"]')
+    wait_for(lambda: dry()["twin_state"] == "Run" and dry()["job_state"] == "running", timeout=60,
+             what="the twin to run")
+    page.click(f'{banner} button[data-action="hold"]')
+    # (the short tape may be read whole before the hold: the twin's control is held all the same)
+    held = wait_for(lambda: (lambda d: d if d["twin_state"] == "Hold" else None)(dry()), timeout=30,
+                    what="the twin to hold")
+    assert held["job_state"] in ("holding", "completed"), held
+    page.click(f'{banner} button[data-action="resume"]:not([hidden])', timeout=30_000)
+    wait_for(lambda: dry()["twin_state"] == "Run", timeout=30, what="the twin to run again")
+    page.click(f'{banner} button[data-action="stop"]')
+    page.wait_for_selector(f"{banner}[hidden]", state="attached", timeout=60_000)
+    assert dry()["result"]["outcome"] == "cancelled"
+    # then at 16x to the end
+    page.click(f'{card} .qitem[data-entry="{entry}"] button.dry-run[data-speed="16"]')
+    page.wait_for_selector(f"{banner}:not([hidden])", timeout=30_000)
+    assert "DRY RUN — the machine does not move" in page.text_content(banner)
+    assert page.is_hidden('.card[data-machine="mill-1"] .dry-run-banner')  # only the lathe rehearses
+    box = f"{card} .card-3d"
+    page.wait_for_selector(f"{box}[data-ready=true][data-mode=dry-run]", timeout=30_000)
+    page.wait_for_function(f"document.querySelector('{box}').toolpathView.tool.visible", timeout=30_000)
+    # the twin's tool leaves the turret's home (X 160, Z 0) on the card's view
+    page.wait_for_function(f"document.querySelector('{box}').toolpathView.tool.position.x < 150", timeout=30_000)
+    view = page.evaluate(f"""() => {{ const v = document.querySelector('{box}').toolpathView;
+      return {{preset: v.preset, lathe: v.lathe, tool: v.tool.position.toArray()}}; }}""")
+    assert view["preset"] == "xz" and view["lathe"], view
+    x, y, z = view["tool"]  # the twin's tool in the lathe's plane: X a diameter within the envelope, Y 0
+    assert -2.0 <= x <= 160.0 and y == 0 and -260.0 <= z <= 0.0, view
+    page.screenshot(path=str(ARTIFACTS / "toolpath-3d-lathe-dry-run.png"), full_page=True)
+    page.wait_for_selector(f"{banner}[hidden]", state="attached", timeout=120_000)
+    lathe = c.get("/api/machines/lathe-1", headers=auth).json()["state"]
+    assert lathe["job"] is None or lathe["job"]["program"] != "shaft.nc"  # the machine itself ran nothing
+    page.goto(page.url.split("#")[0] + "#/queue")
+    row = f'#queue-table tr[data-entry="{entry}"] .rehearsed'
+    page.wait_for_selector(row)
+    text = page.text_content(row)
+    assert "rehearsed at 16×: completed" in text and "simulated" in text, text
     assert not page.errors

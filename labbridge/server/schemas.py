@@ -182,6 +182,8 @@ class DryRunStatus(Open):
     line: int | None
     lines_acked: int
     lines_total: int
+    job_state: str | None = Field(None, description="the twin's job: running, holding, completed, …")
+    eta_seconds: float | None = Field(None, description="the twin's seconds left by the gate's estimate")
     result: dict[str, Any] | None
 
 

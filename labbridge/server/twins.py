@@ -26,6 +26,7 @@ from labbridge.drivers.base import HasSettings, Homes, StreamsLines
 from labbridge.errors import LabbridgeError
 from labbridge.log import get_logger
 from labbridge.model import MachineState, Status
+from labbridge.server import twin_dnc
 
 SPEEDS = (1, 4, 16)
 BROADCAST_HZ = 10.0
@@ -109,10 +110,15 @@ class DryRun:
     estimated_seconds: float | None
     record: int
     handle: Any = None
+    config: Any = None  # the twin's machine config (its connection points at the simulator)
     driver: Any = None
     runner: Any = None
     task: asyncio.Task[None] | None = None
     started_at: float | None = None
+    ended_at: float | None = None  # when the twin's program ended (a DNC tape ends before the control does)
+    twin_ran: bool = False  # the twin reported Run since the job started
+    held_since: float | None = None
+    held_seconds: float = 0.0  # real seconds the twin stood in feed hold (not part of the program's time)
     alarms: list[dict[str, Any]] = field(default_factory=list)
     result: dict[str, Any] | None = None
 
@@ -125,7 +131,8 @@ class DryRun:
             "twin_state": st.state.value if st is not None else "starting",
             "position": st.position_machine if st is not None else None,
             "line": (job.line_number if job else None), "lines_acked": job.lines_acked if job else 0,
-            "lines_total": job.lines_total if job else 0, "result": self.result,
+            "lines_total": job.lines_total if job else 0, "job_state": job.state if job else None,
+            "eta_seconds": job.eta_seconds if job else None, "result": self.result,
         }
 
 
@@ -145,31 +152,78 @@ class DryRuns:
         run = self.runs.get(machine)
         return run.status() if run is not None else None
 
-    async def start(self, entry: dict[str, Any], path: Path, speed: int, user: str,
-                    estimated_seconds: float | None) -> dict[str, Any]:
+    async def start(self, entry: dict[str, Any], path: Path, speed: int, user: str) -> dict[str, Any]:
         machine = entry["machine"]
         if self.twins is None:
             raise DryRunError(f"{machine}: no digital twin is available in this server (start it with "
                               "`labbridge serve`, which provides the simulators)")
         if speed not in SPEEDS:
             raise DryRunError(f"speed must be one of {', '.join(f'{s}x' for s in SPEEDS)}, not {speed}")
-        current = self.runs.get(machine)
-        if current is not None and current.result is None:
-            raise DryRunError(f"{machine}: a dry run of entry #{current.entry_id} is still going; wait or cancel it")
-        run = DryRun(machine, entry["id"], speed, user, entry["name"], entry["hash"], estimated_seconds,
+        self._idle(machine)
+        estimate = await self._gate(entry, path)  # the gate's figure for the config as it is now
+        self._idle(machine)  # (another dry run may have started while the gate checked)
+        run = DryRun(machine, entry["id"], speed, user, entry["name"], entry["hash"], estimate,
                      self.records.add(entry["id"], machine, speed, user))
         self.runs[machine] = run
         run.task = asyncio.get_running_loop().create_task(self._run(run, path), name=f"dry-run-{machine}")
         return run.status()
 
-    async def cancel(self, machine: str) -> str:
+    async def _gate(self, entry: dict[str, Any], path: Path) -> float:
+        """Check the program against the machine's config as it is now (it may have changed since the entry was
+        queued); a rejected program is refused before a twin starts, so no twin gets a byte of it."""
+        from labbridge.safety import check_program
+
+        machine = entry["machine"]
+        config = self.lab.config.machines.get(machine, self.lab.runtime(machine).config)
+        report = await asyncio.to_thread(check_program, path.read_bytes(), config, machine_id=machine,
+                                         program_name=entry["name"])
+        if not report.ok:
+            first = report.errors[0].format(report.program) if report.errors else "see labbridge check"
+            raise DryRunError(f"{entry['name']} is rejected by the safety gate for {machine} ({report.error_count} "
+                              f"error(s); first: {first}); no twin was started, nothing was sent")
+        return float(report.estimated_seconds)
+
+    def _idle(self, machine: str) -> None:
+        current = self.runs.get(machine)
+        if current is not None and current.result is None:
+            raise DryRunError(f"{machine}: a dry run of entry #{current.entry_id} is still going; wait or cancel it")
+
+    def _going(self, machine: str) -> DryRun:
         run = self.runs.get(machine)
         if run is None or run.result is not None:
             raise DryRunError(f"{machine}: no dry run is going")
-        if run.runner is not None:
+        return run
+
+    async def hold(self, machine: str) -> str:
+        """Feed hold on the twin, with the job runner's hold (the record shows ``holding``) while the runner runs;
+        after a DNC tape has gone out, the twin's control still runs its last blocks and is held directly."""
+        run = self._going(machine)
+        if run.runner is None or not (run.runner.running or run.runner.protocol == "dnc"):
+            raise DryRunError(f"{machine}: the dry run has not started its program yet; hold again in a moment")
+        if run.runner.running:
+            await run.runner.hold()
+        else:
+            await twin_dnc.TwinControl(run.driver, run.handle).feed_hold()
+        return "dry run held"
+
+    async def resume(self, machine: str) -> str:
+        """Cycle start on the twin: the runner's resume, or for a Fanuc-style twin the simulated panel's button
+        (a real Fanuc-style control resumes only at its panel)."""
+        run = self._going(machine)
+        if run.runner is None or not (run.runner.running or run.runner.protocol == "dnc"):
+            raise DryRunError(f"{machine}: the dry run has no program going to resume")
+        if run.runner.protocol == "dnc":
+            run.handle.cycle_start()
+        else:
+            await run.runner.resume()
+        return "dry run resumed"
+
+    async def cancel(self, machine: str) -> str:
+        run = self._going(machine)
+        if run.runner is not None and run.runner.running:
             with contextlib.suppress(Exception):
                 await run.runner.cancel()
-        elif run.task is not None:
+        elif run.task is not None:  # still starting, or a DNC twin running its last blocks after the tape
             run.task.cancel()
         return "dry run cancelled"
 
@@ -190,7 +244,8 @@ class DryRuns:
             await self._ready(run)
             job = await self._start_job(run, path)
             job_id = str(getattr(job, "id", ""))
-            run.started_at = time.monotonic()
+            if run.runner.protocol != "dnc":
+                run.started_at = time.monotonic()  # (a DNC twin's clock starts when it reports Run)
             self._broadcast(run)
             job = await run.runner.wait()
             outcome = str(getattr(job.state, "value", job.state))
@@ -198,8 +253,15 @@ class DryRuns:
             if getattr(job, "error_code", None):
                 run.alarms.append({"code": job.error_code, "message": job.error_message or "",
                                    "line": job.error_line})
+            if outcome == "completed" and run.runner.protocol == "dnc":
+                outcome, message = await twin_dnc.run_out(run, message)
+            elif outcome == "failed" and run.runner.protocol == "dnc":
+                await twin_dnc.alarm_reported(run)  # the tape saw NAK at once; the control's alarm comes by poll
         except asyncio.CancelledError:
             outcome, message = "cancelled", "the dry run was stopped"
+            if run.runner is not None and run.runner.running:  # (the runner's task is its own: stop it too)
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(run.runner.cancel(), 10.0)
         except Exception as exc:
             outcome, message = "failed", str(exc) or type(exc).__name__
             log.warning("dry run failed", machine=run.machine, error=message)
@@ -222,9 +284,10 @@ class DryRuns:
                 options["offsets"] = offsets
         twin_id = f"{run.machine}/twin"
         run.handle, pointed = await self.twins(twin_id, machine, **options)
+        run.config = twin_dnc.twin_links(run.machine, machine, pointed, run.speed)
         from labbridge.drivers.factory import create_driver
 
-        run.driver = create_driver(twin_id, pointed)
+        run.driver = create_driver(twin_id, run.config)
         await asyncio.wait_for(run.driver.connect(), READY_TIMEOUT)
 
     async def _ready(self, run: DryRun) -> None:
@@ -250,14 +313,26 @@ class DryRuns:
             return await run.runner.start(str(path), program_name=name)
         from labbridge.streaming.dnc_runner import DncRunner
 
-        run.runner = DncRunner(run.driver, twin_id, user=run.user)
+        run.runner = DncRunner(twin_dnc.TwinControl(run.driver, run.handle), twin_id, run.config,
+                               self.lab.job_store(), user=run.user, port=run.driver.dnc_port())
         return await run.runner.start(path, program_name=name)
 
     def _watcher(self, run: DryRun) -> Any:
         last = [0.0]
+        later: list[asyncio.TimerHandle | None] = [None]
+        loop = asyncio.get_running_loop()  # state changes arrive on it (serial reader threads hand over to it)
         seen: set[tuple[str, float]] = set()
 
         def watch(state: MachineState, fields: frozenset[str]) -> None:
+            if state.state == Status.RUN and not run.twin_ran:
+                run.twin_ran = True
+                if run.started_at is None and run.runner is not None:  # a DNC twin's clock: first Run to Idle,
+                    run.started_at = time.monotonic()  # both seen through the same status link
+            if state.state == Status.HOLD and run.held_since is None:
+                run.held_since = time.monotonic()
+            elif state.state != Status.HOLD and run.held_since is not None:
+                run.held_seconds += time.monotonic() - run.held_since
+                run.held_since = None
             if "alarms" in fields:
                 for alarm in state.alarms:
                     if (alarm.code, alarm.time) not in seen:
@@ -266,6 +341,14 @@ class DryRuns:
             now = time.monotonic()
             if now - last[0] >= 1.0 / BROADCAST_HZ:
                 last[0] = now
+                self._broadcast(run)
+            elif later[0] is None:  # too soon: send it a little later, or the last change (a hold) is never told
+                later[0] = loop.call_later(last[0] + 1.0 / BROADCAST_HZ - now, trailing)
+
+        def trailing() -> None:
+            later[0] = None
+            if run.result is None:
+                last[0] = time.monotonic()
                 self._broadcast(run)
 
         return watch
@@ -276,7 +359,8 @@ class DryRuns:
     async def _finish(self, run: DryRun, outcome: str, message: str, job_id: str | None) -> None:
         simulated = None
         if run.started_at is not None and outcome == "completed":
-            simulated = round((time.monotonic() - run.started_at) * run.speed, 2)
+            ran = (run.ended_at or time.monotonic()) - run.started_at - run.held_seconds
+            simulated = round(max(0.0, ran) * run.speed, 2)
         run.result = {"outcome": outcome, "simulated_seconds": simulated, "estimated_seconds": run.estimated_seconds,
                       "alarms": run.alarms[-20:], "message": message, "speed": run.speed, "job_id": job_id}
         self.records.finish(run.record, outcome=outcome, simulated_seconds=simulated,

@@ -41,6 +41,8 @@ class DncRunner(JobRunnerBase):
         self._cancel_requested = False
         self._unwatch: Any = None
         self._stopped_since_hold = False
+        self._report: Any = None
+        self._trailing: asyncio.TimerHandle | None = None
 
     @property
     def state(self) -> MachineState:
@@ -74,6 +76,7 @@ class DncRunner(JobRunnerBase):
             self._finish(JobState.FAILED, message=str(exc))
             raise
         self._event("gate_checked", ok=True, errors=0, warnings=len(tape.report.warnings))
+        self._report = tape.report
         self.state.update(program_name=name)
         self._begin(len(tape.program.blocks), tape.report.estimated_seconds, on_progress,
                     message="waiting for the control to read the tape (press cycle start in tape mode)",
@@ -115,9 +118,26 @@ class DncRunner(JobRunnerBase):
         line = self.job.last_acked_line if self.job else None
         return f"after line {line}" if line else "before the first block"
 
+    def _eta(self) -> float | None:
+        """The gate's estimate less its time up to the last block the control read (as GRBL's counts acked
+        lines; the control's buffer runs a few blocks behind)."""
+        job, report = self.job, self._report
+        if job is None or report is None:
+            return job.eta_seconds if job is not None else None
+        if not job.last_acked_line:
+            return report.estimated_seconds
+        return max(0.0, report.estimated_seconds - report.seconds_until(job.last_acked_line))
+
     def _progress(self, job: Job) -> None:
         self._save()
         self._publish()
+        if self._trailing is None:  # the last block's figures show even when none follows for a while (DC3)
+            self._trailing = asyncio.get_running_loop().call_later(self.progress_interval, self._publish_trailing)
+
+    def _publish_trailing(self) -> None:
+        self._trailing = None
+        if self.job is not None and not self.job.state.final:
+            self._publish(force=True)
 
     def _on_state(self, state: MachineState, fields: frozenset[str]) -> None:
         """The control resumed at its panel after a hold: the record follows its state."""

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
+from labbridge.errors import LabbridgeError
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
 from labbridge.server.schemas import DryRunCancelled, DryRunStatus, documented
@@ -45,9 +46,7 @@ async def start_dry_run(entry_id: int, body: DryRunRequest, principal: Principal
         path = ctx.store.program_file(entry["hash"])
         if sha256(path.read_bytes()) != entry["hash"]:
             raise DryRunError(f"program file for entry {entry_id} does not match its checked bytes; re-upload it")
-        check = ctx.store.latest_check(entry["hash"], machine)
-        estimate = check["report"].get("estimated_seconds") if check else None
-        status = await ctx.dry_runs.start(entry, path, body.speed, principal.username, estimate)
+        status = await ctx.dry_runs.start(entry, path, body.speed, principal.username)
     except DryRunError as exc:
         ctx.audit(principal, machine, "dry_run", "refused", f"#{entry_id}: {exc}")
         raise HTTPException(409, str(exc)) from None
@@ -74,3 +73,18 @@ def dry_run_status(machine: str, _: Principal = require(Action.VIEW),
                    ctx: Context = Depends(get_ctx)) -> dict[str, Any] | None:
     known_machine(ctx, machine)
     return ctx.dry_runs.status(machine)
+
+
+@router.post("/api/machines/{machine}/dry-run/{action}", summary="Hold or resume the dry run on a machine's twin "
+             "(action: hold or resume; the real machine is not touched)", **documented(DryRunCancelled))
+async def hold_or_resume_dry_run(machine: str, action: str, principal: Principal = require(Action.DRY_RUN),
+                                 ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+    known_machine(ctx, machine)
+    if action not in ("hold", "resume"):
+        raise HTTPException(404, f"no dry-run action {action!r}; use hold or resume")
+    try:
+        result = await (ctx.dry_runs.hold(machine) if action == "hold" else ctx.dry_runs.resume(machine))
+    except LabbridgeError as exc:  # DryRunError, or the twin's own refusal
+        raise HTTPException(409, str(exc)) from None
+    ctx.audit(principal, machine, f"dry_run.{action}", "ok", result)
+    return {"result": result}

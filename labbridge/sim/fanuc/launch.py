@@ -36,6 +36,14 @@ class FanucSimHandle:
     def endpoints(self) -> dict[str, str | None]:
         return {"dnc": self.dnc_port, "modbus": self.modbus_url, "opcua": self.opcua_url}
 
+    # The simulated control's panel: what an operator at the machine presses. A dry run holds and resumes
+    # its twin here when the machine's status link declares no stop register (OPC UA is read-only).
+    def feed_hold(self) -> None:
+        self.sim.feed_hold()
+
+    def cycle_start(self) -> None:
+        self.sim.cycle_start()
+
     async def close(self) -> None:
         if self.task is not None:
             self.task.cancel()

@@ -42,7 +42,8 @@ function slot(card) {
   let box = $(".card-3d", card);
   if (!box) {
     box = h("div", { class: "card-3d", hidden: true });
-    const banner = h("div", { class: "dry-run-banner", hidden: true });
+    const banner = h("div", { class: "dry-run-banner", hidden: true }, h("span", { class: "dry-run-text" }),
+      dryRunControls(card.dataset.machine));
     $(".job", card).after(banner, box);
   }
   return box;
@@ -63,8 +64,12 @@ async function sync(id) {
   const banner = $(".dry-run-banner", card);
   banner.hidden = !(want && want.dry);
   if (want && want.dry) {
-    banner.textContent = `${t("dryrun.label")} · ${t("dryrun.progress", { entry: want.dry.entry, program: want.dry.program,
-      speed: want.dry.speed, line: want.line ?? "—" })}`;
+    $(".dry-run-text", banner).textContent = `${t("dryrun.label")} · ${t("dryrun.progress", { entry: want.dry.entry,
+      program: want.dry.program, speed: want.dry.speed, line: want.line ?? "—" })}`;
+    const held = want.dry.twin_state === "Hold";  // (a DNC twin may hold after its tape has gone out)
+    for (const b of banner.querySelectorAll("button[data-action]")) {
+      b.hidden = b.dataset.action === (held ? "hold" : "resume");
+    }
   }
   if (!want || window.matchMedia(NARROW).matches || !canDraw3d()) { drop(id); box.hidden = true; return; }
   let v = views[id];
@@ -110,6 +115,22 @@ export function rehearsalText(r) {
   }
   for (const a of r.alarms || []) parts.push(`${a.code}${a.line ? ` @${a.line}` : ""} ${a.message}`);
   return parts.join(" · ");
+}
+
+/** Hold, resume and stop the dry run on a machine's twin (the real machine's own buttons stay as they are). */
+function dryRunControls(id) {
+  if (!can("dry_run")) return null;
+  const act = (action) => async () => {
+    try {
+      await (action === "stop" ? api("DELETE", `/api/machines/${id}/dry-run`)
+        : api("POST", `/api/machines/${id}/dry-run/${action}`));
+    } catch (e) { toast(e.message, "error"); }
+  };
+  return h("span", { class: "dry-run-actions" },
+    h("button", { class: "small", dataset: { action: "hold" }, onclick: act("hold") }, t("dryrun.hold")),
+    h("button", { class: "small", dataset: { action: "resume" }, hidden: true, onclick: act("resume") },
+      t("dryrun.resume")),
+    h("button", { class: "small", dataset: { action: "stop" }, onclick: act("stop") }, t("dryrun.stop")));
 }
 
 /** Dry-run buttons (1×, 4×, 16×) for a queued entry, for those who may rehearse. */

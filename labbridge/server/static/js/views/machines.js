@@ -187,7 +187,9 @@ function renderCardQueues() {
     box.replaceChildren(...(mine.length ? [h("div", { class: "muted" }, t("card.queued"))] : []),
       ...mine.map((e) => h("div", { class: "qitem", dataset: { entry: e.id } },
         t("card.queue_item", { id: e.id, name: e.name, by: e.submitted_by }),
-        e.rehearsal ? h("span", { class: "rehearsed" }, ` ✓ ${rehearsalText(e.rehearsal)}`) : null,
+        e.rehearsal ? (e.rehearsal.outcome === "completed"  // a rehearsal that did not complete is no tick
+          ? h("span", { class: "rehearsed" }, ` ✓ ${rehearsalText(e.rehearsal)}`)
+          : h("span", { class: "rehearsed failed" }, ` ✗ ${rehearsalText(e.rehearsal)}`)) : null,
         can("job.start") ? h("button", { class: "small start", onclick: () => startEntry(e.id) }, t("queue.start")) : null,
         ...dryRunButtons(e))));
   }
