@@ -16,9 +16,9 @@
 #define DWELL_STEPS_PER_SECOND 20.0
 #define MAX_ESTIMATE_CHORDS 4096
 
+/* What the planning and the timing need of a block (plan_block_t without the stepper's fields). */
 typedef struct {
-    double mm, accel, rapid_rate, programmed, nominal, max_entry_sqr, entry_sqr;
-    int rapid;
+    double mm, accel, nominal, max_entry_sqr, entry_sqr;
     long line;
 } pblock;
 
@@ -116,12 +116,23 @@ static double profile_time(double length, double entry_sqr, double exit_sqr, dou
     return (peak - entry) / accel + (peak - exit_) / accel;
 }
 
-static double nominal_speed(const pblock *b) {
+/* planner.Planner.nominal_speed for a block along `unit`: a rapid at the axes' rapid rate, a feed at its rate
+   but no faster. limit3's division is left out when the feed is clearly (twice over) below the rapid rate, as the
+   comparison cannot then come out otherwise. */
+static double nominal_speed(const Estimator *e, const double unit[3], double programmed, int rapid) {
     double speed;
-    if (b->rapid) speed = b->rapid_rate * 0.01 * 100;
+    if (rapid) speed = limit3(e->inv_rate, unit) * 0.01 * 100;
     else {
-        speed = b->programmed * (0.01 * 100);
-        if (speed > b->rapid_rate) speed = b->rapid_rate;
+        speed = programmed * (0.01 * 100);
+        double worst = 1.0 / SOME_LARGE_VALUE; /* as limit3 */
+        for (int i = 0; i < 3; i++) {
+            double v = fabs(unit[i]) * e->inv_rate[i];
+            if (v > worst) worst = v;
+        }
+        if (speed * worst > 0.5) {
+            double rapid_rate = 1.0 / worst;
+            if (speed > rapid_rate) speed = rapid_rate;
+        }
     }
     return speed > MINIMUM_FEED_RATE ? speed : MINIMUM_FEED_RATE;
 }
@@ -193,13 +204,18 @@ typedef struct {
     int empty;
 } block_before;
 
-/* The first half of planner.Planner.buffer_line: the block for a move to `target` after `before`, not yet
-   queued (its planning needs the ring). Returns 0 for a move shorter than one step, which the firmware drops. */
-static int block_geometry(Estimator *e, const double target[3], double rate, int rapid, long line,
-                          const block_before *before, pblock *b, long ts[3], double unit[3]) {
+/* A target in mm as the planner's step position (plan_buffer_line's target_steps). */
+static inline void to_steps(const Estimator *e, const double target[3], long ts[3]) {
+    for (int i = 0; i < 3; i++) ts[i] = round_half_away(target[i] * e->steps[i]);
+}
+
+/* The first half of planner.Planner.buffer_line: the block for a move to step position `ts` after `before`, not
+   yet queued (its planning needs the ring). Returns 0 for a move shorter than one step, which the firmware
+   drops. */
+static int block_geometry(Estimator *e, const long ts[3], double rate, int rapid, long line,
+                          const block_before *before, pblock *b, double unit[3]) {
     long delta[3], count = 0;
     for (int i = 0; i < 3; i++) {
-        ts[i] = round_half_away(target[i] * e->steps[i]);
         delta[i] = ts[i] - before->pos[i];
         long m = labs(delta[i]);
         if (m > count) count = m;
@@ -211,12 +227,9 @@ static int block_geometry(Estimator *e, const double target[3], double rate, int
     unit[0] *= inv_mm; unit[1] *= inv_mm; unit[2] *= inv_mm;
     b->mm = mm;
     b->accel = limit3(e->inv_accel, unit);
-    b->rapid_rate = limit3(e->inv_rate, unit);
-    b->programmed = rate;
-    b->rapid = rapid;
     b->line = line;
     b->entry_sqr = 0.0;
-    double nominal = b->nominal = nominal_speed(b);
+    double nominal = b->nominal = nominal_speed(e, unit, rate, rapid);
     double lower = nominal > before->nominal ? before->nominal : nominal;
     double junction_sqr = 0.0; /* from rest when the ring is empty */
     if (!before->empty) {
@@ -245,7 +258,8 @@ static void buffer_line(Estimator *e, const double target[3], double rate, int r
     pblock b;
     long ts[3];
     double unit[3];
-    if (block_geometry(e, target, rate, rapid, line, &before, &b, ts, unit)) queue_block(e, &b, ts, unit);
+    to_steps(e, target, ts);
+    if (block_geometry(e, ts, rate, rapid, line, &before, &b, unit)) queue_block(e, &b, ts, unit);
 }
 
 /* planner.BlockTimer.run_one plus the estimator's marks */
@@ -308,9 +322,12 @@ static int est_arc(Estimator *e, const double s[3], const double en[3], const do
         block_before before = {e->pos, e->prev_unit, e->prev_nominal, e->n == 0};
         for (int k = 0; k < m; k++) {
             double p[3];
-            chord_block *q = &batch[k];
             arc_chords_point(&ac, first + k, p);
-            q->kept = block_geometry(e, p, feed, 0, line, &before, &q->b, q->ts, q->unit);
+            to_steps(e, p, batch[k].ts);
+        }
+        for (int k = 0; k < m; k++) {
+            chord_block *q = &batch[k];
+            q->kept = block_geometry(e, q->ts, feed, 0, line, &before, &q->b, q->unit);
             if (q->kept) {
                 before.pos = q->ts;
                 before.unit = q->unit;
