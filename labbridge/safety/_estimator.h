@@ -86,9 +86,7 @@ static inline long round_half_away(double x) {
     if (!(fabs(x) < 4503599627370496.0)) return lround(x);
     long t = (long)x;
     double f = x - (double)t;
-    if (f >= 0.5) t++;
-    else if (f <= -0.5) t--;
-    return t;
+    return t + (long)(f >= 0.5) - (long)(f <= -0.5); /* no branch: which way a chord end rounds is a coin toss */
 }
 
 /* planner.profile_time: minutes to run a block along the stepper's ramps. */
