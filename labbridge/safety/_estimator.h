@@ -11,6 +11,7 @@
    (a port of GRBL 1.1h's planner.c), line for line: same blocks, same junctions, same 15-block horizon. */
 
 #define PLANNED_BLOCKS 15
+#define RING_SLOTS 16 /* a power of two above PLANNED_BLOCKS: a slot's index is a mask away */
 #define SOME_LARGE_VALUE 1.0e38
 #define MINIMUM_FEED_RATE 1.0
 #define DWELL_STEPS_PER_SECOND 20.0
@@ -28,7 +29,7 @@ typedef struct {
     double inv_steps[3], inv_rate[3], inv_accel[3];
     double clear_nominal, clear_cos; /* junction_clear_cos for the last nominal speed asked */
     int grbl;
-    pblock ring[PLANNED_BLOCKS];
+    pblock ring[RING_SLOTS];
     int head, n, planned;
     long pos[3];
     double prev_unit[3], prev_nominal;
@@ -39,11 +40,8 @@ typedef struct {
     Py_ssize_t nmarks, capmarks;
 } Estimator;
 
-/* The i-th queued block (0: the executing one); head and i are both below PLANNED_BLOCKS, so no division. */
-static inline pblock *BLK(Estimator *e, int i) {
-    int k = e->head + i;
-    return &e->ring[k >= PLANNED_BLOCKS ? k - PLANNED_BLOCKS : k];
-}
+/* The i-th queued block (0: the executing one). */
+static inline pblock *BLK(Estimator *e, int i) { return &e->ring[(e->head + i) & (RING_SLOTS - 1)]; }
 
 static double est_seconds(Estimator *e) { return e->minutes * 60.0 + e->extra; }
 
@@ -272,7 +270,7 @@ static int run_one(Estimator *e) {
     e->minutes += profile_time(b->mm, b->entry_sqr, exit_sqr, b->nominal, b->accel);
     e->speed_sqr = exit_sqr;
     long line = b->line;
-    e->head = e->head + 1 == PLANNED_BLOCKS ? 0 : e->head + 1;
+    e->head = (e->head + 1) & (RING_SLOTS - 1);
     e->n--;
     e->planned = e->planned > 0 ? e->planned - 1 : 0;
     if (est_seconds(e) - e->last_mark >= e->mark_interval) return est_mark(e, line);
