@@ -8,7 +8,9 @@
 /* ------------------------------------------------------------------ estimator */
 
 /* The run-time estimate of labbridge/safety/estimate.py and the GRBL planner of labbridge/safety/planner.py
-   (a port of GRBL 1.1h's planner.c), line for line: same blocks, same junctions, same 15-block horizon. */
+   (a port of GRBL 1.1h's planner.c), line for line: same blocks, same junctions, same 15-block horizon.
+   Where it saves work (arc chords in batches, junctions that cannot limit, cruising blocks) it computes what the
+   long way would to the bit; tests/test_estimate_differential.py holds it to the Python planner. */
 
 #define PLANNED_BLOCKS 15
 #define RING_SLOTS 16 /* a power of two above PLANNED_BLOCKS: a slot's index is a mask away */
