@@ -60,17 +60,33 @@ static long grbl_arc_segments(double sweep, double radius, double tolerance) {
     return (long)segments;
 }
 
-/* geometry.arc_path, one point at a time: the end of chord i (1-based) of `segments`; the last is the end. */
-static void arc_path_point(const double s[3], const double e[3], const double c[3], int a, int b, int n,
-                           double sweep, long segments, long i, double out[3]) {
-    if (segments <= 1 || i >= segments) { out[0] = e[0]; out[1] = e[1]; out[2] = e[2]; return; }
-    double ra = s[a] - c[a], rb = s[b] - c[b];
-    double step = sweep / segments;
-    double linear = (e[n] - s[n]) / segments;
-    double co = cos(i * step), si = sin(i * step);
-    out[a] = c[a] + ra * co - rb * si;
-    out[b] = c[b] + ra * si + rb * co;
-    out[n] = s[n] + linear * i;
+/* geometry.arc_path, one point at a time: what every chord of one arc shares (computed once per arc, with the
+   same expressions as arc_path), then the end of chord i (1-based) of `segments`; the last is the arc's end. */
+typedef struct {
+    double s[3], e[3], c[3], ra, rb, step, linear;
+    int a, b, n;
+    long segments;
+} arc_chords;
+
+static void arc_chords_init(arc_chords *ac, const double s[3], const double e[3], const double c[3], int a, int b,
+                            int n, double sweep, long segments) {
+    memcpy(ac->s, s, sizeof ac->s);
+    memcpy(ac->e, e, sizeof ac->e);
+    memcpy(ac->c, c, sizeof ac->c);
+    ac->a = a; ac->b = b; ac->n = n;
+    ac->segments = segments;
+    ac->ra = s[a] - c[a];
+    ac->rb = s[b] - c[b];
+    ac->step = segments > 1 ? sweep / segments : 0.0;
+    ac->linear = segments > 1 ? (e[n] - s[n]) / segments : 0.0;
+}
+
+static inline void arc_chords_point(const arc_chords *ac, long i, double out[3]) {
+    if (ac->segments <= 1 || i >= ac->segments) { memcpy(out, ac->e, sizeof ac->e); return; }
+    double co = cos(i * ac->step), si = sin(i * ac->step);
+    out[ac->a] = ac->c[ac->a] + ac->ra * co - ac->rb * si;
+    out[ac->b] = ac->c[ac->b] + ac->ra * si + ac->rb * co;
+    out[ac->n] = ac->s[ac->n] + ac->linear * i;
 }
 
 #endif
