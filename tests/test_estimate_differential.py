@@ -39,9 +39,9 @@ STEP = st.one_of(
               st.floats(0, 2 * math.pi), st.floats(-3, 3), st.sampled_from([100, 800, 2000])),
     st.tuples(st.just("dwell"), st.floats(0, 1.5)),
     st.tuples(st.just("probe"), st.floats(-5, 0), st.sampled_from([50, 200])),
-    # Jumps land on whole millimetres, so on whole steps: a start exactly half a step off the grid is rounded
-    # half to even by planner.sync_position (Python's round) and half away from zero by the C side (lround).
-    st.tuples(st.just("jump"), st.tuples(*[st.integers(-50, 50)] * 3)),
+    # Jumps land on 1/1600 mm, so often exactly half a step off the grid: both sides round such a start as
+    # GRBL's lround does (half away from zero).
+    st.tuples(st.just("jump"), st.tuples(*[st.integers(-80_000, 80_000).map(lambda k: k / 1600)] * 3)),
 )
 
 

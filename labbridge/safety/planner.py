@@ -117,7 +117,7 @@ class Planner:
 
     def sync_position(self, mm: Vec) -> None:
         """plan_sync_position: the planner starts from where the machine is."""
-        self.position = [round(mm[i] * self.limits.steps_per_mm[i]) for i in range(3)]
+        self.position = [_lround(mm[i] * self.limits.steps_per_mm[i]) for i in range(3)]
 
     def reset(self) -> None:
         """plan_reset: empty ring, no previous direction or speed."""
