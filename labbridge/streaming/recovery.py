@@ -27,6 +27,7 @@ from labbridge.model import MachineState, Status
 from labbridge.protocols.grbl import Error as GrblError
 from labbridge.streaming.job import ACTIVE_STATES, Job, JobState
 from labbridge.streaming.records import JobStore
+from labbridge.streaming import texts as T
 
 ACKNOWLEDGED = "interruption_acknowledged"
 
@@ -68,19 +69,17 @@ def owner_alive(owner: str | None) -> bool | None:
 
 
 def _when(stamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "an unknown time"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else T.AN_UNKNOWN_TIME
 
 
 def interruption_message(job: Job) -> str:
     """What a person needs to know about a job cut off mid-run, and where to look."""
-    sent = f"line {job.last_sent_line}" if job.last_sent_line else "none"
-    acked = f"line {job.last_acked_line}" if job.last_acked_line else "none"
-    ran = f"line {job.executed_line}" if job.executed_line else "unknown"
+    sent, acked = T.line_or(job.last_sent_line, T.NONE), T.line_or(job.last_acked_line, T.NONE)
+    ran = T.line_or(job.executed_line, T.UNKNOWN)
     resume = suggested_line(job)
-    advice = f"; check the part and the machine, then resume from line {resume}" if resume else \
-        "; check the part and the machine before running it again"
-    return (f"the bridge stopped at {_when(job.updated_at)} before the job ended (last sent {sent}, "
-            f"acknowledged {acked}, executed {ran}); spindle and coolant may still be on{advice}")
+    if resume:
+        return T.BRIDGE_STOPPED.format(when=_when(job.updated_at), sent=sent, acked=acked, ran=ran, resume=resume)
+    return T.BRIDGE_STOPPED_NO_RESUME.format(when=_when(job.updated_at), sent=sent, acked=acked, ran=ran)
 
 
 def suggested_line(job: Job) -> int | None:
