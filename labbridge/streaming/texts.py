@@ -89,6 +89,17 @@ NOT_HOMED = phrase(N_("{machine} has not been homed since it was powered up or r
                       "starting a job"))
 NOT_IDLE = phrase(N_("{machine} is {state}, not Idle; wait until it stops (or finish the hold) before starting a job"))
 
+# Why a program cannot resume from a line (streaming.resume).
+RESUME_GRBL_ONLY = phrase(N_("resume from a line is available for GRBL mills only; {machine} is {controller}"))
+RESUME_OUT_OF_RANGE = phrase(N_("cannot resume from line {line}: the program has lines 1 to {last}"))
+RESUME_REJECTED = phrase(N_("line {line} is rejected by the safety gate ({reason}); fix the program first"))
+REJECTED_WORD = N_("rejected")
+RESUME_AFTER_END = phrase(N_("line {line} ends the program (M2/M30) before line {target}; resume from a line before "
+                             "the program end"))
+RESUME_IN_ARC = phrase(N_("line {line} continues an arc (G2/G3) begun on an earlier line; resume from the line that "
+                          "has the G2 or G3 word"))
+RESUME_IN_CYCLE = phrase(N_("line {line} is inside a probing or canned-cycle mode; resume from an earlier line"))
+
 
 def line_or(number: int | None, otherwise: str) -> str:
     """``line 12``, or ``otherwise`` (a marked word) when there is no line."""

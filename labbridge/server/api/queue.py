@@ -101,7 +101,7 @@ def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = requir
 
 
 @jobs_router.get("/{job_id}/events", summary="A job's event log (technician)", **documented(list[JobEvent]))
-def job_events(job_id: str, _: Principal = require(Action.DIAGNOSTICS),
+def job_events(job_id: str, _principal: Principal = require(Action.DIAGNOSTICS),
                ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     store = ctx.lab.job_store()
     if store is None or store.get(job_id) is None:
