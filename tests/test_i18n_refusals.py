@@ -19,21 +19,13 @@ from labbridge.model import JobProgress, MachineState
 from labbridge.server.hub import Hub
 from labbridge.streaming import texts as T
 from tests.jobs_support import long_program, mill, write_program
-from tests.test_api_machines import JOB, post, ready, state
+from tests.test_api_machines import JOB, api, post, ready, state  # noqa: F401 (api is a fixture)
 from tests.test_hub import Sink, until
 from tests.test_stream_cli import cli, grbl_sim, jobs, write_config  # noqa: F401 (grbl_sim is a fixture)
-from tests.web_support import Api, lab_config, running_app, wait_for
+from tests.web_support import Api, wait_for
 
 LT = {"Accept-Language": "lt-LT,lt;q=0.9,en;q=0.5"}
 DE = {"Accept-Language": "de-DE"}
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with running_app(tmp_path_factory.mktemp("refusals"), lab_config(("mill-1",), unreachable=False),
-                     demo=True, poll_hz=10.0) as api:
-        wait_for(lambda: state(api)["connected"], 30, what="mill-1 simulator to connect")
-        yield api
 
 
 def call(api: Api, role: str | None, method: str, path: str, lang: dict[str, str] | None = None, **kw: Any) -> Any:
