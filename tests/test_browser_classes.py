@@ -212,7 +212,7 @@ def test_student_names_are_shown_as_text(server: ServerProcess, context_in: Any)
     page.click("#login-form button[type=submit]")
     page.wait_for_selector('.card[data-machine="mill-1"]')
     page.click("#nav a[data-view=classes]")
-    page.click(f"#class-list button[data-code={code}]")
+    page.click(f"#class-list button[data-code=\"{code}\"]")
     page.wait_for_selector("#class-students tbody tr")
     assert page.text_content("#class-students tbody tr td") == name
     assert page.locator("#view-classes img:not(#class-qr)").count() == 0
