@@ -13,7 +13,9 @@ codes, JSON keys, exit codes and log events never do.
 
 Messages are marked for extraction with ``_()`` (translated now), ``ngettext()``
 (plural forms: Lithuanian and Latvian have three) and ``N_()`` (marked, translated
-later, e.g. help texts defined at import time).
+later, e.g. help texts defined at import time). Texts stored for later readers (job
+records) stay English and are rendered per reader by :func:`localize` (see the last
+section).
 """
 
 from __future__ import annotations
