@@ -102,9 +102,9 @@ async def report_and_offer(driver: Any, machine_id: str, job: Job, yes: bool, co
         try:
             done = await stop_spindle_and_coolant(driver, machine_id)
         except LabbridgeError as exc:
-            sys.stderr.write(f"labbridge: {machine_id}: could not stop the spindle and coolant: {exc}\n")
+            sys.stderr.write(f"labbridge: {machine_id}: could not stop the spindle and coolant: {localize(str(exc))}\n")
         else:
-            sys.stderr.write(f"labbridge: {machine_id}: {done}\n")
+            sys.stderr.write(f"labbridge: {machine_id}: {localize(done)}\n")
             action = f"labbridge stream: {done}"
     with JobStore() as store:
         acknowledge(store, job, user, action)

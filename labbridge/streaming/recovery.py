@@ -168,14 +168,14 @@ async def stop_spindle_and_coolant(driver: Any, machine_id: str) -> str:
     (hold it first: stopping the spindle under a moving tool breaks it).
     """
     if not isinstance(driver, SendsLines):
-        raise LabbridgeError(f"{machine_id}: stop the spindle and coolant at the control's panel")
+        raise LabbridgeError(T.STOP_AT_PANEL.format(machine=machine_id))
     state: MachineState = driver.state  # type: ignore[attr-defined]
     if state.state in (Status.RUN, Status.JOG, Status.HOME) or (state.state == Status.HOLD and state.substate):
-        raise LabbridgeError(f"{machine_id} is moving ({state.state.value}): hold it first, then stop the spindle")
+        raise LabbridgeError(T.STOP_MOVING.format(machine=machine_id, state=state.state.value))
     if state.state == Status.IDLE:
         events = await driver.mdi("M5 M9")
         if events and isinstance(events[-1], GrblError):
-            raise LabbridgeError(f"{machine_id}: the controller refused M5 M9: {events[-1].message}")
-        return "spindle and coolant stopped (M5 M9)"
+            raise LabbridgeError(T.STOP_REFUSED.format(machine=machine_id, reason=events[-1].message))
+        return T.STOPPED_M5_M9
     await driver.soft_reset()
-    return "spindle and coolant stopped (soft reset; the position is kept at rest)"
+    return T.STOPPED_BY_RESET

@@ -100,6 +100,13 @@ RESUME_IN_ARC = phrase(N_("line {line} continues an arc (G2/G3) begun on an earl
                           "has the G2 or G3 word"))
 RESUME_IN_CYCLE = phrase(N_("line {line} is inside a probing or canned-cycle mode; resume from an earlier line"))
 
+# Stopping the spindle and coolant after an interruption (streaming.recovery).
+STOP_AT_PANEL = phrase(N_("{machine}: stop the spindle and coolant at the control's panel"))
+STOP_MOVING = phrase(N_("{machine} is moving ({state}): hold it first, then stop the spindle"))
+STOP_REFUSED = phrase(N_("{machine}: the controller refused M5 M9: {reason}"))
+STOPPED_M5_M9 = N_("spindle and coolant stopped (M5 M9)")
+STOPPED_BY_RESET = N_("spindle and coolant stopped (soft reset; the position is kept at rest)")
+
 
 def line_or(number: int | None, otherwise: str) -> str:
     """``line 12``, or ``otherwise`` (a marked word) when there is no line."""

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from labbridge.drivers.base import Driver
-from labbridge.i18n import N_, _
+from labbridge.i18n import N_, _, localize
 from labbridge.server.auth import Action
 from labbridge.server.commands.machine import COMMANDS, MACHINE
 from labbridge.server.commands.registry import Call, NotFound, Rest
@@ -66,7 +66,7 @@ async def spindle_coolant_off(call: Call) -> str:
     if state.job is not None and state.job.state == "interrupted":
         lab.job_store().add_event(state.job.job_id, "spindle_coolant_stopped", user=call.principal.username,
                                   result=done)
-    return done
+    return localize(done)
 
 
 @COMMANDS.define("job.resume_from", Action.JOB_START, "Resume a job's program from a line (operator): modal "
