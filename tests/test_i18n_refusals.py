@@ -19,7 +19,7 @@ from labbridge.model import JobProgress, MachineState
 from labbridge.server.hub import Hub
 from labbridge.streaming import texts as T
 from tests.jobs_support import long_program, mill, write_program
-from tests.test_api_machines import JOB, api, post, ready, state  # noqa: F401 (api is a fixture)
+from tests.test_api_machines import JOB, api, ready, state  # noqa: F401 (api is a fixture)
 from tests.test_hub import Sink, until
 from tests.test_stream_cli import cli, grbl_sim, jobs, write_config  # noqa: F401 (grbl_sim is a fixture)
 from tests.web_support import Api, wait_for
@@ -91,7 +91,8 @@ def test_a_cancelled_jobs_message_is_stored_in_english_and_read_in_lithuanian(ap
     r = api.call("operator", "POST", f"/api/queue/{entry['id']}/start")
     assert r.status_code == 200, r.text
     wait_for(lambda: (state(api)["job"] or {}).get("lines_acked", 0) > 2, 60, what="job progress")
-    assert post(api, "operator", "cancel").status_code == 200
+    r = call(api, "operator", "POST", "/api/machines/mill-1/cancel", LT)
+    assert r.status_code == 200 and r.json()["result"] == "užduotis atšaukta"  # the command's answer, too
     wait_for(lambda: api.ctx.store.queue_entry(entry["id"])["state"] == "cancelled", 60, what="cancelled entry")
     job_id = api.ctx.store.queue_entry(entry["id"])["job_id"]
     stored = api.ctx.lab.job_store().get(job_id)
@@ -109,7 +110,10 @@ def test_a_cancelled_jobs_message_is_stored_in_english_and_read_in_lithuanian(ap
     queue = call(api, "trainer", "GET", "/api/queue?machine=mill-1&all=true", LT).json()
     assert next(e for e in queue if e["id"] == entry["id"])["message"].startswith("atšaukta po ")
     events = call(api, "technician", "GET", f"/api/jobs/{job_id}/events", LT).json()
-    assert any(e["event"] == "job_cancelled" for e in events)  # event names never change
+    assert any(e["event"] == "job_cancelled" and e["message"].startswith("atšaukta po ")
+               for e in events)  # event names never change; their text is read in the caller's language
+    audit = api.ctx.store.audit_log(limit=10, machine="mill-1", username="operator")
+    assert any(e["action"] == "cancel" and e["outcome"] == "ok" and "job cancelled" in e["detail"] for e in audit)
 
 
 def test_localize_renders_nested_notes_and_leaves_unknown_text_alone() -> None:

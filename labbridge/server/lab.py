@@ -26,7 +26,7 @@ from labbridge.drivers.base import (
     Driver, HasDiagnostics, HasSettings, Homes, Jogs, Overrides, Polls, Resets, Resumes, Streams, Unlocks, Unsupported,
 )
 from labbridge.errors import InterlockError, LabbridgeError
-from labbridge.i18n import N_, _, localize
+from labbridge.i18n import N_, _, localize, phrase
 from labbridge.log import RECENT_EVENTS, get_logger
 from labbridge.model import MachineState, Status
 
@@ -35,6 +35,11 @@ SimulatorFactory = Callable[..., Awaitable[tuple[Any, Machine]]]
 
 log = get_logger()
 C = TypeVar("C")
+
+
+# Command results a person reads (stored English in the audit log; the reply is localized).
+RAPID_OVERRIDE = phrase(N_("rapid override {value}%"))
+OVERRIDE_SET = phrase(N_("{target} override {value}%"))
 
 
 class CommandError(LabbridgeError):
@@ -327,28 +332,28 @@ class Lab:
         runtime = self.runtime(machine_id)
         if runtime.active_runner is not None:
             await _maybe_await(runtime.active_runner.hold())
-            return "job held"
+            return N_("job held")
         driver = self.capable(machine_id, Driver, N_("feed hold"))
         await self._run(machine_id, N_("feed hold"), driver.feed_hold())
-        return "feed hold sent"
+        return N_("feed hold sent")
 
     async def resume(self, machine_id: str) -> str:
         runtime = self.runtime(machine_id)
         if runtime.active_runner is not None:
             await _maybe_await(runtime.active_runner.resume())
-            return "job resumed"
+            return N_("job resumed")
         driver = self.capable(machine_id, Resumes, N_("cycle start"))
         await self._run(machine_id, N_("cycle start"), driver.cycle_start())
-        return "cycle start sent"
+        return N_("cycle start sent")
 
     async def cancel(self, machine_id: str) -> str:
         runtime = self.runtime(machine_id)
         if runtime.active_runner is not None:
             await _maybe_await(runtime.active_runner.cancel())
-            return "job cancelled"
+            return N_("job cancelled")
         if runtime.state.is_moving or runtime.state.state == Status.HOLD:
             await self.reset(machine_id)
-            return "soft reset sent"
+            return N_("soft reset sent")
         raise CommandError(_("{machine}: no job is running and the machine is not moving").format(
             machine=machine_id))
 
@@ -375,7 +380,7 @@ class Lab:
         driver = self.capable(machine_id, Overrides, N_("override"))
         if target == "rapid":
             await self._run(machine_id, N_("override"), driver.override(f"RAPID_{value}"))
-            return f"rapid override {value}%"
+            return RAPID_OVERRIDE.format(value=value)
         steps = [f"{prefix}_100"]
         diff = value - 100
         tens, ones = int(diff / 10), diff - 10 * int(diff / 10)
@@ -383,7 +388,7 @@ class Lab:
         steps += [f"{prefix}_{'PLUS' if ones > 0 else 'MINUS'}_1"] * abs(ones)
         for name in steps:
             await self._run(machine_id, N_("override"), driver.override(name))
-        return f"{target} override {value}%"
+        return OVERRIDE_SET.format(target=target, value=value)
 
     async def read_settings(self, machine_id: str) -> Any:
         driver = self.capable(machine_id, HasSettings, N_("read settings"))

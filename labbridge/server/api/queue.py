@@ -106,4 +106,4 @@ def job_events(job_id: str, _principal: Principal = require(Action.DIAGNOSTICS),
     store = ctx.lab.job_store()
     if store is None or store.get(job_id) is None:
         raise HTTPException(404, _("no job {job}").format(job=repr(job_id)))
-    return store.events(job_id)
+    return [localize_record(e) for e in store.events(job_id)]

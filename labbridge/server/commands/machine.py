@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from labbridge.i18n import _
+from labbridge.i18n import N_, _, phrase
 from labbridge.server.auth import Action
 from labbridge.server.commands.registry import Call, Command, Handler, NotFound, Registry, Rest
 from labbridge.server.lab import CommandError
@@ -132,6 +132,9 @@ async def jog(call: Call) -> str:
     return await call.ctx.lab.jog(call.machine, _jog_words(args), args.feed, args.relative)
 
 
+JOB_STARTED = phrase(N_("job {job} started"))
+
+
 def _entry(ctx: Any, entry_id: int) -> dict[str, Any]:
     entry = ctx.store.queue_entry(entry_id)
     if entry is None:
@@ -165,7 +168,7 @@ async def start_job(call: Call) -> str:
     ctx.store.update_queue(entry_id, state="running", started_by=call.principal.username, started_at=time.time(),
                            job_id=job_id)
     ctx.announce_queue(call.machine)
-    return f"job {job_id} started"
+    return JOB_STARTED.format(job=job_id)
 
 
 @COMMANDS.define("override", Action.OVERRIDE, "Set the feed, rapid or spindle override (operator)",

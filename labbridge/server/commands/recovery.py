@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from labbridge.drivers.base import Driver
-from labbridge.i18n import N_, _, localize
+from labbridge.i18n import N_, _, localize, phrase
 from labbridge.server.auth import Action
 from labbridge.server.commands.machine import COMMANDS, MACHINE
 from labbridge.server.commands.registry import Call, NotFound, Rest
@@ -48,6 +48,10 @@ def _job(ctx: Any, job_id: str) -> Job:
 
 def _job_machine(ctx: Any, args: JobRef) -> str:
     return _job(ctx, args.job_id).machine
+
+
+JOB_RESUMES = phrase(N_("job {job} resumes {program} at line {line}"))
+INTERRUPTION_NOTED = phrase(N_("job {job}: interruption noted"))
 
 
 @COMMANDS.define("spindle_coolant.off", Action.RESET, "Stop the spindle and coolant (operator), e.g. after an "
@@ -101,7 +105,7 @@ async def resume_from(call: Call) -> str:
         await lab.home(machine)  # the controller lost its position: the preamble's machine moves need it
     new_id = await lab.start_job(machine, path, job.program_name, user, None, from_line=line)
     acknowledge(lab.job_store(), job, user, f"resumed from line {line} as job {new_id}")
-    return f"job {new_id} resumes {job.program_name} at line {line}"
+    return JOB_RESUMES.format(job=new_id, program=job.program_name, line=line)
 
 
 @COMMANDS.define("job.dismiss_interruption", Action.JOB_RESUME, "Mark an interrupted job as seen (operator): "
@@ -112,4 +116,4 @@ async def dismiss_interruption(call: Call) -> str:
     job = _job(call.ctx, call.args.job_id)
     acknowledge(lab.job_store(), job, call.principal.username, "dismissed")
     clear_interruption(lab.runtime(job.machine).state, job.id)
-    return f"job {job.id}: interruption noted"
+    return INTERRUPTION_NOTED.format(job=job.id)

@@ -180,14 +180,15 @@ async def execute(ctx: Context, principal: Principal, command: Command, machine:
         raise CommandFailed(507, str(exc), machine) from None
     except (CommandError, LabbridgeError) as exc:
         ctx.audit(principal, machine, command.name, "failed", _detail(via, f"{exc} {detail}".strip()))
-        raise CommandFailed(409, localize(str(exc)), machine) from None
+        # A CommandError is already in the caller's language; lower layers' texts are English.
+        raise CommandFailed(409, str(exc) if isinstance(exc, CommandError) else localize(str(exc)), machine) from None
     except Exception as exc:
         ctx.audit(principal, machine, command.name, "error", _detail(via, f"{type(exc).__name__}: {exc} {detail}".strip()))
         raise CommandFailed(500, _("{machine}: {command} failed unexpectedly: {error}").format(
             machine=machine, command=command.name, error=exc), machine) from None
     said = result if isinstance(result, str) else ""
     ctx.audit(principal, machine, command.name, "ok", _detail(via, f"{detail} {said}".strip()))
-    reply = {"machine": machine, "action": command.name, "result": _jsonable(result)}
+    reply = {"machine": machine, "action": command.name, "result": localize(result) if said else _jsonable(result)}
     if command.reply is not None:
         reply.update(command.reply(call))
     return reply
