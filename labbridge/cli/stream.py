@@ -155,7 +155,7 @@ async def _run_job(runner: Any, run: Run) -> int:
         except GateRejected as exc:
             bar.stop()
             console.print(human_report(exc.report))
-            fail(str(exc), EXIT_PROGRAM_ERRORS)
+            fail(localize(str(exc)), EXIT_PROGRAM_ERRORS)
         except InterlockError as exc:
             fail(_("refused by the '{interlock}' interlock: {reason}; nothing was sent").format(
                 interlock=exc.interlock, reason=localize(str(exc))), EXIT_CONTROLLER)

@@ -211,12 +211,11 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
         self._event("gate_checked", ok=report.ok, errors=report.error_count, warnings=len(report.warnings),
                     live_offsets={k: list(v) for k, v in offsets.items()}, start=list(start) if start else None)
         if not report.ok:
-            first = report.errors[0].format(report.program) if report.errors else "no details"
-            raise GateRejected(
-                f"{name} is rejected by the safety gate for {self.machine_id} with the controller's live offsets: "
-                f"{report.error_count} error(s); first: {first}. Nothing was sent.", report)
+            first = report.errors[0].format(report.program) if report.errors else T.NO_DETAILS
+            raise GateRejected(T.GATE_LIVE.format(program=name, machine=self.machine_id, count=report.error_count,
+                                                  error=first), report)
         if not lines:
-            raise GateRejected(f"{name}: nothing to send (only comments or blank lines)", report)
+            raise GateRejected(T.NOTHING_TO_SEND.format(program=name), report)
         return lines, report
 
     # ------------------------------------------------------------------ the stream

@@ -107,6 +107,15 @@ STOP_REFUSED = phrase(N_("{machine}: the controller refused M5 M9: {reason}"))
 STOPPED_M5_M9 = N_("spindle and coolant stopped (M5 M9)")
 STOPPED_BY_RESET = N_("spindle and coolant stopped (soft reset; the position is kept at rest)")
 
+# The safety gate refuses a job at its start (runner, dnc_transfer).
+GATE_LIVE = phrase(N_("{program} is rejected by the safety gate for {machine} with the controller's live offsets: "
+                      "{count} error(s); first: {error}. Nothing was sent."))
+GATE_TAPE = phrase(N_("{program} is rejected by the safety gate for {machine} ({count} error(s); first: {error}); "
+                      "nothing was sent"))
+NO_DETAILS = N_("no details")
+SEE_CHECK = N_("see labbridge check")
+NOTHING_TO_SEND = phrase(N_("{program}: nothing to send (only comments or blank lines)"))
+
 
 def line_or(number: int | None, otherwise: str) -> str:
     """``line 12``, or ``otherwise`` (a marked word) when there is no line."""
