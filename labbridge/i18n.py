@@ -13,7 +13,9 @@ codes, JSON keys, exit codes and log events never do.
 
 Messages are marked for extraction with ``_()`` (translated now), ``ngettext()``
 (plural forms: Lithuanian and Latvian have three) and ``N_()`` (marked, translated
-later, e.g. help texts defined at import time).
+later, e.g. help texts defined at import time). Texts stored for later readers (job
+records) stay English and are rendered per reader by :func:`localize` (see the last
+section).
 """
 
 from __future__ import annotations
@@ -163,3 +165,107 @@ def from_environment(env: Mapping[str, str] | None = None) -> str:
         if value:
             return normalize(value) or DEFAULT
     return DEFAULT
+
+
+# ---------------------------------------------------------------------------- stored texts, read later
+# Texts that are stored in English and read in the reader's language.
+#
+# A job's outcome ("cancelled after line 19 (soft reset: ...); the machine stopped on
+# line 5") is written once, by a runner that has no reader, into a record that many
+# people read later: the dashboard, ``labbridge jobs``, ``labbridge stream``, each in
+# its own language. So the record and the log keep the English text (stable, greppable)
+# and :func:`localize` renders it for the current reader.
+#
+# Each English template is registered with :func:`phrase` (its text marked with ``N_``
+# so Babel extracts it). :func:`localize` finds the template a stored text was made
+# from (placeholders become captures), translates the template, and renders each
+# captured value the same way, so a note inside a message inside a message is
+# translated too. Pieces joined by ``"; "`` are rendered one by one. Anything it does
+# not recognise (a controller's own words, a file name, an OS error) stays as it was.
+
+_FIELD = re.compile(r"\{(\w+)\}")
+_TEMPLATES: dict[str, re.Pattern[str]] = {}
+_ordered: list[tuple[str, re.Pattern[str]]] = []
+SEPARATOR = "; "
+_MAX_DEPTH = 4
+WIDE_FIELDS = frozenset({"detail", "error", "reason"})
+"""Fields that may hold several ``"; "``-joined pieces (an exception's text, notes); others hold one piece."""
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    parts, seen, pos = [], set(), 0
+    for match in _FIELD.finditer(template):
+        parts.append(re.escape(template[pos:match.start()]))
+        name = match.group(1)
+        capture = ".+?" if name in WIDE_FIELDS else "(?:(?!; ).)+?"
+        parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>{capture})")
+        seen.add(name)
+        pos = match.end()
+    parts.append(re.escape(template[pos:]))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def phrase(template: str) -> str:
+    """Register an English ``template`` (``{name}`` fields only, no format specs) that :func:`localize` renders."""
+    literal = _FIELD.sub("", template)
+    if len(literal.strip(" :;,.()—-")) < 4:
+        raise ValueError(f"template {template!r} has too little fixed text to be recognised")
+    if template not in _TEMPLATES:
+        _TEMPLATES[template] = _pattern(template)
+        # The most specific template (the most fixed text) is tried first.
+        _ordered[:] = sorted(_TEMPLATES.items(), key=lambda item: -len(_FIELD.sub("", item[0])))
+        _render.cache_clear()
+    return template
+
+
+def localize(text: str | None, lang: str | None = None) -> str:
+    """``text`` (English, as stored) in ``lang`` or the current language; unknown parts stay as they are."""
+    if not text:
+        return text or ""
+    lang = lang or current()
+    if lang == DEFAULT:
+        return text
+    return _render(text, lang, 0) or _pieces(text, lang, 0)
+
+
+@lru_cache(maxsize=4096)
+def _render(text: str, lang: str, depth: int) -> str | None:
+    """``text`` translated when it is a known message or a registered template filled in; else None."""
+    catalog = translations(lang)
+    plain = catalog.gettext(text)
+    if plain != text:
+        return plain
+    if depth >= _MAX_DEPTH:
+        return None
+    for template, pattern in _ordered:
+        match = pattern.fullmatch(text)
+        if match is None:
+            continue
+        values = {name: _render(value, lang, depth + 1) or _pieces(value, lang, depth + 1)
+                  for name, value in match.groupdict().items()}
+        try:
+            return catalog.gettext(template).format(**values)
+        except (KeyError, IndexError, ValueError):
+            continue
+    return None
+
+
+def _pieces(text: str, lang: str, depth: int) -> str:
+    """``"a; b; c"`` rendered piece by piece (the longest run of pieces that is one message wins)."""
+    parts = text.split(SEPARATOR)
+    if len(parts) == 1 or depth >= _MAX_DEPTH:
+        return text
+    out, start = [], 0
+    while start < len(parts):
+        for end in range(len(parts), start, -1):
+            if end - start == len(parts):
+                continue  # the whole text was tried by the caller
+            rendered = _render(SEPARATOR.join(parts[start:end]), lang, depth + 1)
+            if rendered is not None:
+                out.append(rendered)
+                start = end
+                break
+        else:
+            out.append(parts[start])
+            start += 1
+    return SEPARATOR.join(out)

@@ -37,6 +37,7 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
     ) -> None:
         """List recorded jobs, newest first: state, lines, and why a job did not complete."""
         from labbridge.streaming.records import JobStore
+        from labbridge.streaming.texts import localize, localize_record
 
         path = database_path(data_dir if data_dir is not None else default_data_dir())
         if not path.exists():
@@ -47,7 +48,7 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         except ConfigError as exc:
             fail(str(exc))
         if as_json:
-            typer.echo(json.dumps([job.to_dict() for job in records], indent=2))
+            typer.echo(json.dumps([localize_record(job.to_dict()) for job in records], indent=2))
             return
         if not records:
             typer.echo(f"no jobs recorded{' for ' + machine if machine else ''} in {path}")
@@ -56,5 +57,5 @@ def register(app: typer.Typer, sim_app: typer.Typer) -> None:
         for job in records:
             table.add_row(job.id, job.machine, job.protocol, job.program_name, job.state.value,
                           f"{job.lines_acked}/{job.lines_total}", _when(job.started_at or job.created_at),
-                          job.message)
+                          localize(job.message))
         Console(width=160).print(table)

@@ -32,6 +32,8 @@ from labbridge.streaming.recovery import (
     suggested_line,
 )
 from labbridge.streaming.resume import ResumeError, build_resume
+from labbridge.streaming.texts import localize
+from labbridge.i18n import _
 
 REPORT_WAIT = 3.0  # seconds to wait for a status report that names spindle and coolant
 
@@ -58,11 +60,11 @@ def sweep_and_announce(machine_id: str, sha256: str, from_line: int | None, cons
     if job is None:
         return None
     line = suggested_line(job)
-    text = f"{job.program_name} (job {job.id}): {job.message}"
+    text = f"{job.program_name} (job {job.id}): {localize(job.message)}"
     if line and job.program_sha256 == sha256 and from_line is None:
-        text += (f"\nThis is the same program: to go on where the machine stopped, run it with --from-line {line}; "
-                 "started from line 1 it cuts again what was cut.")
-    shout(console, f"{machine_id}: the last job was interrupted", text)
+        text += "\n" + _("This is the same program: to go on where the machine stopped, run it with --from-line "
+                          "{line}; started from line 1 it cuts again what was cut.").format(line=line)
+    shout(console, _("{machine}: the last job was interrupted").format(machine=machine_id), text)
     return job
 
 
@@ -71,7 +73,7 @@ def check_from_line(program: Path, data: bytes, machine_id: str, machine: Machin
     try:
         plan = build_resume(data.decode("utf-8", "replace").splitlines(), machine, from_line, machine_id=machine_id)
     except ResumeError as exc:
-        fail(f"{program}: {exc}", EXIT_USAGE)
+        fail(f"{program}: {localize(str(exc))}", EXIT_USAGE)
     return plan.preamble
 
 
@@ -100,9 +102,9 @@ async def report_and_offer(driver: Any, machine_id: str, job: Job, yes: bool, co
         try:
             done = await stop_spindle_and_coolant(driver, machine_id)
         except LabbridgeError as exc:
-            sys.stderr.write(f"labbridge: {machine_id}: could not stop the spindle and coolant: {exc}\n")
+            sys.stderr.write(f"labbridge: {machine_id}: could not stop the spindle and coolant: {localize(str(exc))}\n")
         else:
-            sys.stderr.write(f"labbridge: {machine_id}: {done}\n")
+            sys.stderr.write(f"labbridge: {machine_id}: {localize(done)}\n")
             action = f"labbridge stream: {done}"
     with JobStore() as store:
         acknowledge(store, job, user, action)

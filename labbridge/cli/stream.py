@@ -53,7 +53,8 @@ from labbridge.errors import ConfigError, GateRejected, InterlockError, Labbridg
 from labbridge.safety import Report
 from labbridge.safety.source import DEFAULT_PIPE_TIMEOUT
 from labbridge.cli.language import LangOption, LocalizedCommand
-from labbridge.i18n import N_
+from labbridge.i18n import N_, _
+from labbridge.streaming.texts import localize
 
 PortOption = Annotated[
     str | None,
@@ -137,8 +138,8 @@ async def _run_job(runner: Any, run: Run) -> int:
     def on_sigint() -> None:
         if not cancelled.is_set():
             cancelled.set()
-            console.print("[bold]cancelling: feed hold, then reset…" if runner.protocol == "grbl"
-                          else "[bold]cancelling: stopping the tape…")
+            console.print("[bold]" + (_("cancelling: feed hold, then reset…") if runner.protocol == "grbl"
+                                      else _("cancelling: stopping the tape…")))
             loop.create_task(runner.cancel())
 
     with _progress(console) as bar:
@@ -154,25 +155,32 @@ async def _run_job(runner: Any, run: Run) -> int:
         except GateRejected as exc:
             bar.stop()
             console.print(human_report(exc.report))
-            fail(str(exc), EXIT_PROGRAM_ERRORS)
+            fail(localize(str(exc)), EXIT_PROGRAM_ERRORS)
         except InterlockError as exc:
-            fail(f"refused by the '{exc.interlock}' interlock: {exc}; nothing was sent", EXIT_CONTROLLER)
+            fail(_("refused by the '{interlock}' interlock: {reason}; nothing was sent").format(
+                interlock=exc.interlock, reason=localize(str(exc))), EXIT_CONTROLLER)
         except (ConfigError, ProgramReadError) as exc:
             fail(str(exc), EXIT_USAGE)
         with _sigint(loop, on_sigint):
             job = await runner.wait()
         update(job)
     for starved in getattr(getattr(runner, "stalls", None), "starvations", ()):
-        shout(console, f"{machine_id}: the stream starved mid-cut", starved.message())
+        shout(console, _("{machine}: the stream starved mid-cut").format(machine=machine_id),
+              localize(starved.message()))
     took = (job.ended_at or time.time()) - (job.started_at or time.time())
-    unit = "lines acknowledged" if runner.protocol == "grbl" else "blocks sent by DNC"
-    summary = (f"{machine_id}: {job.program_name}: {job.state.value}: {job.lines_acked}/{job.lines_total} {unit} "
-               f"in {format_duration(took)} (job {job.id})")
+    if runner.protocol != "grbl":
+        template = _("{machine}: {program}: {state}: {done}/{total} blocks sent by DNC in {duration} (job {job})")
+    elif run.check_mode and job.state == JobState.COMPLETED:
+        template = _("{machine}: {program}: {state}: {done}/{total} lines acknowledged in {duration} (job {job}) "
+                     "in check mode")
+    else:
+        template = _("{machine}: {program}: {state}: {done}/{total} lines acknowledged in {duration} (job {job})")
+    typer.echo(template.format(machine=machine_id, program=job.program_name, state=job.state.value,
+                               done=job.lines_acked, total=job.lines_total, duration=format_duration(took),
+                               job=job.id))
     if job.state == JobState.COMPLETED:
-        typer.echo(summary + (" in check mode" if run.check_mode else ""))
         return EXIT_OK
-    typer.echo(summary)
-    fail(f"{machine_id}: {job.message}", EXIT_CONTROLLER)
+    fail(f"{machine_id}: {localize(job.message)}", EXIT_CONTROLLER)
 
 
 class _sigint:

@@ -24,6 +24,7 @@ from typing import Any
 
 from labbridge.config import AXES, Machine
 from labbridge.drivers import grbl_settings
+from labbridge.drivers import texts as T
 from labbridge.protocols.grbl_codes import SETTINGS
 from labbridge.protocols.grbl import (
     LINE_MAX,
@@ -183,7 +184,7 @@ class GrblDriver:
         """Put bytes on the wire as they are (the job runner's streaming path). Raises ConnectionLost."""
         link = self._link
         if link is None:
-            raise ConnectionLost(f"{self.machine_id}: not connected to GRBL on {self.port}")
+            raise ConnectionLost(T.NOT_CONNECTED.format(machine=self.machine_id, port=self.port))
         try:
             link.write(data)  # a failure has already reported the link lost (on_lost)
         except ConnectionLost as exc:
@@ -197,7 +198,7 @@ class GrblDriver:
         commands (check mode, unlock...) — but never while its own streamed lines are unanswered.
         """
         if self.busy_with is not None:
-            raise DriverBusy(f"{self.machine_id} is busy with {self.busy_with}; wait until it ends")
+            raise DriverBusy(T.BUSY.format(machine=self.machine_id, job=self.busy_with))
         async with self._command_lock:  # let a command in flight finish first
             self.busy_with = owner
         token = _OWNER.set(owner)
@@ -212,7 +213,7 @@ class GrblDriver:
     async def connect(self) -> None:
         """Open the port, wait for the banner (soft reset if none), read $I, $$, $#, start polling."""
         if not self.port:
-            raise ConnectionLost(f"{self.machine_id}: no serial port configured (connection.serial.port or --port)")
+            raise ConnectionLost(T.NO_PORT.format(machine=self.machine_id))
         self._closing = False
         self._loop = asyncio.get_running_loop()
         await self._open_and_handshake()
@@ -261,7 +262,7 @@ class GrblDriver:
                 self.state.update(homed=False)
             self._poll_task = asyncio.get_running_loop().create_task(self._poll(generation))
             if not await self._wait_event(self._status_seen, max(2.0, 3.0 / self.poll_hz)):
-                raise ConnectionLost(f"{self.machine_id}: GRBL on {self.port} does not answer status requests")
+                raise ConnectionLost(T.NO_STATUS.format(machine=self.machine_id, port=self.port))
         except BaseException:
             self._close_port()
             raise
@@ -453,11 +454,11 @@ class GrblDriver:
     async def _command(self, line: str, timeout: float | None = None, *, check: bool = True) -> list[Event]:
         """Send one line and wait for its ``ok``/``error``; the events in between are returned."""
         if self.busy_with is not None and _OWNER.get() != self.busy_with:
-            raise DriverBusy(f"{self.machine_id} is busy with {self.busy_with}: '{line}' must wait until it ends")
+            raise DriverBusy(T.BUSY_LINE.format(machine=self.machine_id, job=self.busy_with, line=line))
         cleaned = clean_line(line)
         if len(cleaned) > LINE_MAX:
-            raise LabbridgeError(f"{self.machine_id}: '{line}' is {len(cleaned)} characters after cleaning; GRBL "
-                                 f"accepts at most {LINE_MAX}")
+            raise LabbridgeError(T.LINE_TOO_LONG.format(machine=self.machine_id, line=line, length=len(cleaned),
+                                                        limit=LINE_MAX))
         async with self._command_lock:
             loop = asyncio.get_running_loop()
             future: asyncio.Future[list[Event]] = loop.create_future()
@@ -466,8 +467,8 @@ class GrblDriver:
                 self.write(cleaned.encode("ascii", "replace") + b"\n")
                 events = await asyncio.wait_for(future, timeout or self.command_timeout)
             except asyncio.TimeoutError:
-                raise LabbridgeError(f"{self.machine_id}: no answer from GRBL to '{cleaned}' within "
-                                     f"{timeout or self.command_timeout:.0f} s") from None
+                raise LabbridgeError(T.NO_ANSWER.format(machine=self.machine_id, line=cleaned,
+                                                        seconds=f"{timeout or self.command_timeout:.0f}")) from None
             finally:
                 self._waiter = None
         last = events[-1] if events else None
@@ -502,7 +503,7 @@ class GrblDriver:
     async def write_setting(self, number: int, value: float | int | str) -> None:
         """``$n=value`` (an EEPROM write: sent alone, answered before anything else goes)."""
         if number not in SETTINGS:
-            raise LabbridgeError(f"{self.machine_id}: ${number} is not a GRBL 1.1 setting")
+            raise LabbridgeError(T.NOT_A_SETTING.format(machine=self.machine_id, number=number))
         await self._command(f"${number}={value}")
         await self.read_settings()
 
@@ -532,9 +533,9 @@ class GrblDriver:
         """``$J=``: jog by (or to) the given axis words at ``feed`` mm/min; cancel with :meth:`jog_cancel`."""
         bad = [a for a in axis_words if a.upper() not in self.config.axes]
         if bad or not axis_words:
-            raise LabbridgeError(f"{self.machine_id}: jog needs axis words among {', '.join(self.config.axes)}")
+            raise LabbridgeError(T.JOG_AXES.format(machine=self.machine_id, axes=", ".join(self.config.axes)))
         if feed <= 0:
-            raise LabbridgeError(f"{self.machine_id}: jog feed must be above 0 mm/min")
+            raise LabbridgeError(T.JOG_FEED.format(machine=self.machine_id))
         words = " ".join(f"{a.upper()}{v:.3f}" for a, v in axis_words.items())
         mode = "G53" if machine_coordinates else "G91" if incremental else "G90"
         await self._command(f"$J=G21 {mode} {words} F{feed:.0f}")
@@ -583,7 +584,7 @@ class GrblDriver:
         self._banner_seen = banner
         self.send_realtime(REALTIME["RESET"])
         if wait and not await self._wait_event(banner, self.banner_timeout):
-            raise LabbridgeError(f"{self.machine_id}: GRBL did not restart after a soft reset")
+            raise LabbridgeError(T.NO_RESTART.format(machine=self.machine_id))
 
     async def override(self, name: str) -> None:
         """An override byte by name: FEED_100, FEED_PLUS_10, RAPID_50, SPINDLE_STOP, FLOOD, ..."""

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException
 
-from labbridge.fleet.approvals import APPROVE, ApprovalError
+from labbridge.fleet.approvals import APPROVE, ApprovalError, ApprovalNotFound
 from labbridge.server.api.deps import require
 from labbridge.server.auth import Action, Principal
 
@@ -30,7 +30,7 @@ def build_router(service: FleetService) -> APIRouter:
         try:
             return await service.decide(approval_id, accept, principal.username)
         except ApprovalError as exc:
-            status = 404 if "no settings-change" in str(exc) else 409
+            status = 404 if isinstance(exc, ApprovalNotFound) else 409
             raise HTTPException(status, str(exc)) from None
 
     @router.post("/approvals/{approval_id}/accept", summary="Accept a settings change (operator at the machine)")

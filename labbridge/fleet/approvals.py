@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labbridge.i18n import _
 from labbridge.server.auth import Action
 
 APPROVE = Action.JOB_START
@@ -47,12 +48,17 @@ class ApprovalError(ValueError):
     """A settings-change request or decision that cannot be taken; the text says why."""
 
 
+class ApprovalNotFound(ApprovalError):
+    """No settings-change request has that number (HTTP 404)."""
+
+
 def validate_change(key: Any, value: Any) -> tuple[str, str]:
     key, value = str(key if key is not None else ""), str(value if value is not None else "")
     if not KEY.fullmatch(key):
-        raise ApprovalError(f"setting {key[:40]!r} is not a setting name such as $110")
+        raise ApprovalError(_("setting {key} is not a setting name such as $110").format(key=repr(key[:40])))
     if not VALUE.fullmatch(value):
-        raise ApprovalError(f"value {value[:40]!r} is not one number or word (at most 80 characters, no spaces)")
+        raise ApprovalError(_("value {value} is not one number or word (at most 80 characters, no spaces)").format(
+            value=repr(value[:40])))
     return key, value
 
 
@@ -97,9 +103,10 @@ class Approvals:
                 (user, approval_id))
         row = self.get(approval_id)
         if row is None:
-            raise ApprovalError(f"no settings-change request #{approval_id}")
+            raise ApprovalNotFound(_("no settings-change request #{id}").format(id=approval_id))
         if cur.rowcount == 0:
-            raise ApprovalError(f"settings-change request #{approval_id} is already {row['state']}")
+            raise ApprovalError(_("settings-change request #{id} is already {state}").format(
+                id=approval_id, state=row["state"]))
         return row
 
     def finish(self, approval_id: int, state: str, user: str, result: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from labbridge.config import FleetLink, LabIdentity
 from labbridge.errors import ConfigError
+from labbridge.i18n import _
 from labbridge.fleet.api import build_router
 from labbridge.fleet.approvals import ApprovalError, Approvals
 from labbridge.fleet.events import EventSource
@@ -84,9 +85,10 @@ class FleetService:
         else:
             try:
                 if machine not in lab.machines:
-                    raise CommandError(f"this lab no longer has machine {machine!r}")
+                    raise CommandError(_("this lab no longer has machine {machine}").format(machine=repr(machine)))
                 if lab.runtime(machine).state.is_moving or lab.job_running(machine):
-                    raise CommandError(f"{machine} is moving or running a job; accept it when the machine is idle")
+                    raise CommandError(_("{machine} is moving or running a job; accept it when the machine is idle")
+                                       .format(machine=machine))
                 result = await lab.write_setting(machine, row["key"], row["value"])
                 row = self.approvals.finish(approval_id, "accepted", user, str(result))
             except (CommandError, ApprovalError, ValueError) as exc:

@@ -110,6 +110,10 @@ class Principal:
         return sorted(a.value for a in Action if self.can(a))
 
 
+class UserExists(ValueError):
+    """A user of that name is already there (HTTP 409)."""
+
+
 class AuthError(Exception):
     """Bad credentials, missing/expired/revoked token (HTTP 401) or throttled (429)."""
 
@@ -143,7 +147,7 @@ class Auth:
         Role(role)
         validate_password(password, username)
         if self.store.get_user(username) is not None:
-            raise ValueError(f"user {username!r} already exists")
+            raise UserExists(_("user {name} already exists").format(name=repr(username)))
         return self.store.add_user(username, self.hasher.hash(password), role)
 
     def set_password(self, username: str, password: str) -> None:
@@ -189,7 +193,7 @@ class Auth:
         finally:
             attempt.succeeded() if ok else attempt.failed()
         if not ok or found is None:
-            raise AuthError("wrong user name or password")
+            raise AuthError(_("wrong user name or password"))
         if self.hasher.check_needs_rehash(stored):
             try:
                 self.store.update_user(username, password_hash=self.hasher.hash(password))
@@ -226,7 +230,8 @@ class Auth:
         scope = row.get("scope") or Scope.FULL.value
         last = row["last_used"] or row["created_at"]
         if scope != Scope.SHARE.value and now - last > self.idle_timeout:
-            raise AuthError(f"signed out after {self.idle_timeout / 60:.0f} minutes without use; sign in again")
+            raise AuthError(_("signed out after {minutes} minutes without use; sign in again").format(
+                minutes=f"{self.idle_timeout / 60:.0f}"))
         if scope == Scope.SHARE.value:
             principal = Principal(row["username"], Role.VIEWER.value, row["id"], scope)
         else:
@@ -241,7 +246,7 @@ class Auth:
 
 def validate_username(name: str) -> None:
     if not (1 <= len(name) <= 64) or not all(c.isalnum() or c in "-_." for c in name):
-        raise ValueError("user names are 1-64 letters, digits, '-', '_' or '.'")
+        raise ValueError(_("user names are 1-64 letters, digits, '-', '_' or '.'"))
 
 
 def validate_password(password: str, username: str | None = None) -> None:

@@ -9,6 +9,10 @@ wins), events go into a short bounded queue (on overflow the client is sent a fu
 snapshot instead). A client's sender task drains its mailbox; a client that cannot
 keep up only falls behind itself, and one that stops reading for ``send_timeout``
 seconds or stops answering heartbeats is dropped.
+
+Job messages are stored in English; each client reads them in its own language
+(``Client.language``, from its handshake's ``Accept-Language``): a message is
+serialized once per language present, not once per client.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from labbridge.i18n import DEFAULT, current
 from labbridge.log import get_logger
 from labbridge.model import MachineState
+from labbridge.streaming.texts import localize_record, localize_state
 
 Sender = Callable[[str], Awaitable[None]]
 Closer = Callable[[int, str], Awaitable[None]]
@@ -44,6 +50,7 @@ class Client:
         self.username = username
         self.role = role
         self.token_id = token_id
+        self.language = current()
         self.subscriptions: set[str] = set()
         self._pending: dict[str, tuple[dict[str, Any], str | None]] = {}
         self._snapshots: set[str] = set()
@@ -98,14 +105,14 @@ class Client:
                     await self._deliver(self._events.popleft())
                 for machine in list(self._snapshots):
                     self._snapshots.discard(machine)
-                    snap = self.hub.snapshot_message(machine)
+                    snap = self.hub.snapshot_message(machine, self.language)
                     if snap is not None:
                         await self._deliver(snap)
                 while self._pending:
                     machine = next(iter(self._pending))
                     changes, message = self._pending.pop(machine)
                     if message is None:
-                        message = self.hub.state_message(machine, changes)
+                        message = self.hub.state_message(machine, changes, self.language)
                     await self._deliver(message)
         except asyncio.CancelledError:
             raise
@@ -224,11 +231,14 @@ class Hub:
         if set(changes) <= {"updated_at"}:
             return
         self.flushes += 1
-        message = self.state_message(machine, changes)
+        messages: dict[str, str] = {}
         new_alarms = self._new_alarms(last.get("alarms") or [], current.get("alarms") or [])
         for client in self.clients:
             if machine in client.subscriptions:
-                client.offer_state(machine, changes, message)
+                lang = client.language
+                if lang not in messages:
+                    messages[lang] = self.state_message(machine, changes, lang)
+                client.offer_state(machine, changes, messages[lang])
                 for alarm in new_alarms:
                     client.offer_event(_dumps({"type": "alarm", "machine": machine, "alarm": alarm}))
 
@@ -237,23 +247,28 @@ class Hub:
         seen = {(a.get("code"), a.get("time")) for a in before}
         return [a for a in after if (a.get("code"), a.get("time")) not in seen]
 
-    def state_message(self, machine: str, changes: dict[str, Any]) -> str:
+    def state_message(self, machine: str, changes: dict[str, Any], lang: str = DEFAULT) -> str:
+        changes = localize_state(changes, lang)
         return _dumps({"type": "state", "machine": machine, "changes": changes, "sent": time.time()})
 
-    def snapshot_message(self, machine: str) -> str | None:
+    def snapshot_message(self, machine: str, lang: str = DEFAULT) -> str | None:
         state = self.states.get(machine)
         if state is None:
             return None
-        return _dumps({"type": "snapshot", "machine": machine, "state": state.to_dict(), "sent": time.time()})
+        return _dumps({"type": "snapshot", "machine": machine, "state": localize_state(state.to_dict(), lang),
+                       "sent": time.time()})
 
     def broadcast(self, event: dict[str, Any], machine: str | None = None,
                   roles: frozenset[str] | None = None) -> None:
         """An event (job finished, queue changed) for everyone watching ``machine`` (or everyone), or only
         for clients of ``roles``."""
-        message = _dumps(event)
+        messages: dict[str, str] = {}
         for client in self.clients:
             if (machine is None or machine in client.subscriptions) and (roles is None or client.role in roles):
-                client.offer_event(message)
+                lang = client.language
+                if lang not in messages:
+                    messages[lang] = _dumps(localize_record(event, lang))
+                client.offer_event(messages[lang])
 
     def send_to(self, event: dict[str, Any], usernames: set[str], roles: frozenset[str] = frozenset()) -> None:
         """An event for some users only (a class's trainer, the admins): no other client receives it."""

@@ -26,6 +26,7 @@ from labbridge.drivers.base import (
     Driver, HasDiagnostics, HasSettings, Homes, Jogs, Overrides, Polls, Resets, Resumes, Streams, Unlocks, Unsupported,
 )
 from labbridge.errors import InterlockError, LabbridgeError
+from labbridge.i18n import N_, _, localize, phrase
 from labbridge.log import RECENT_EVENTS, get_logger
 from labbridge.model import MachineState, Status
 
@@ -34,6 +35,11 @@ SimulatorFactory = Callable[..., Awaitable[tuple[Any, Machine]]]
 
 log = get_logger()
 C = TypeVar("C")
+
+
+# Command results a person reads (stored English in the audit log; the reply is localized).
+RAPID_OVERRIDE = phrase(N_("rapid override {value}%"))
+OVERRIDE_SET = phrase(N_("{target} override {value}%"))
 
 
 class CommandError(LabbridgeError):
@@ -292,12 +298,12 @@ class Lab:
 
     def _connected_driver(self, runtime: MachineRuntime) -> Driver:
         if runtime.driver is None:
-            raise CommandError(f"{runtime.machine_id}: no driver ({runtime.state.fault or 'not available'})")
+            raise CommandError(_("{machine}: no driver ({reason})").format(
+                machine=runtime.machine_id, reason=localize(runtime.state.fault) or _("not available")))
         if not runtime.state.connected:
-            raise CommandError(
-                f"{runtime.machine_id} is not connected ({runtime.state.fault or 'no link'}); check the cable "
-                "and the controller's power"
-            )
+            raise CommandError(_("{machine} is not connected ({reason}); check the cable and the controller's "
+                                 "power").format(machine=runtime.machine_id,
+                                                 reason=localize(runtime.state.fault) or _("no link")))
         return runtime.driver
 
     def capable(self, machine_id: str, capability: type[C], what: str) -> C:
@@ -305,7 +311,8 @@ class Lab:
         runtime = self.runtime(machine_id)
         driver = self._connected_driver(runtime)
         if not isinstance(driver, capability):
-            raise CommandError(f"{machine_id}: the {runtime.config.controller} driver has no {what}")
+            raise CommandError(_("{machine}: the {controller} driver has no {what}").format(
+                machine=machine_id, controller=runtime.config.controller, what=_(what)))
         return driver
 
     async def _run(self, machine_id: str, what: str, call: Awaitable[Any]) -> Any:
@@ -313,86 +320,89 @@ class Lab:
         try:
             return await asyncio.wait_for(_maybe_await(call), 60.0)
         except Unsupported as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(localize(str(exc))) from None
         except asyncio.TimeoutError:
-            raise CommandError(f"{machine_id}: {what} got no answer within 60 s") from None
+            raise CommandError(_("{machine}: {what} got no answer within 60 s").format(
+                machine=machine_id, what=_(what))) from None
         except LabbridgeError as exc:
-            raise CommandError(f"{machine_id}: {exc}") from None
+            raise CommandError(f"{machine_id}: {localize(str(exc))}") from None
 
     async def hold(self, machine_id: str) -> str:
         """Stop wins: hold the job if one runs, else feed-hold the controller directly."""
         runtime = self.runtime(machine_id)
         if runtime.active_runner is not None:
             await _maybe_await(runtime.active_runner.hold())
-            return "job held"
-        driver = self.capable(machine_id, Driver, "feed hold")
-        await self._run(machine_id, "feed hold", driver.feed_hold())
-        return "feed hold sent"
+            return N_("job held")
+        driver = self.capable(machine_id, Driver, N_("feed hold"))
+        await self._run(machine_id, N_("feed hold"), driver.feed_hold())
+        return N_("feed hold sent")
 
     async def resume(self, machine_id: str) -> str:
         runtime = self.runtime(machine_id)
         if runtime.active_runner is not None:
             await _maybe_await(runtime.active_runner.resume())
-            return "job resumed"
-        driver = self.capable(machine_id, Resumes, "cycle start")
-        await self._run(machine_id, "cycle start", driver.cycle_start())
-        return "cycle start sent"
+            return N_("job resumed")
+        driver = self.capable(machine_id, Resumes, N_("cycle start"))
+        await self._run(machine_id, N_("cycle start"), driver.cycle_start())
+        return N_("cycle start sent")
 
     async def cancel(self, machine_id: str) -> str:
         runtime = self.runtime(machine_id)
         if runtime.active_runner is not None:
             await _maybe_await(runtime.active_runner.cancel())
-            return "job cancelled"
+            return N_("job cancelled")
         if runtime.state.is_moving or runtime.state.state == Status.HOLD:
             await self.reset(machine_id)
-            return "soft reset sent"
-        raise CommandError(f"{machine_id}: no job is running and the machine is not moving")
+            return N_("soft reset sent")
+        raise CommandError(_("{machine}: no job is running and the machine is not moving").format(
+            machine=machine_id))
 
     async def home(self, machine_id: str) -> None:
-        await self._run(machine_id, "home", self.capable(machine_id, Homes, "home").home())
+        await self._run(machine_id, N_("home"), self.capable(machine_id, Homes, N_("home")).home())
 
     async def unlock(self, machine_id: str) -> None:
-        await self._run(machine_id, "unlock", self.capable(machine_id, Unlocks, "unlock").unlock())
+        await self._run(machine_id, N_("unlock"), self.capable(machine_id, Unlocks, N_("unlock")).unlock())
 
     async def reset(self, machine_id: str) -> None:
-        await self._run(machine_id, "soft reset", self.capable(machine_id, Resets, "soft reset").soft_reset())
+        await self._run(machine_id, N_("soft reset"), self.capable(machine_id, Resets, N_("soft reset")).soft_reset())
 
     async def jog(self, machine_id: str, moves: dict[str, float], feed: float, relative: bool) -> str:
-        driver = self.capable(machine_id, Jogs, "jog")
-        await self._run(machine_id, "jog", driver.jog(moves, feed, incremental=relative))
+        driver = self.capable(machine_id, Jogs, N_("jog"))
+        await self._run(machine_id, N_("jog"), driver.jog(moves, feed, incremental=relative))
         return "jog " + " ".join(f"{a}{v:g}" for a, v in moves.items())
 
     async def jog_cancel(self, machine_id: str) -> None:
-        await self._run(machine_id, "jog cancel", self.capable(machine_id, Jogs, "jog cancel").jog_cancel())
+        await self._run(machine_id, N_("jog cancel"), self.capable(machine_id, Jogs, N_("jog cancel")).jog_cancel())
 
     async def set_override(self, machine_id: str, target: str, value: int) -> str:
         """Set an override to ``value`` percent with GRBL's realtime steps (reset, then ±10s and ±1s)."""
         prefix = {"feed": "FEED", "spindle": "SPINDLE", "rapid": "RAPID"}[target]
-        driver = self.capable(machine_id, Overrides, "override")
+        driver = self.capable(machine_id, Overrides, N_("override"))
         if target == "rapid":
-            await self._run(machine_id, "override", driver.override(f"RAPID_{value}"))
-            return f"rapid override {value}%"
+            await self._run(machine_id, N_("override"), driver.override(f"RAPID_{value}"))
+            return RAPID_OVERRIDE.format(value=value)
         steps = [f"{prefix}_100"]
         diff = value - 100
         tens, ones = int(diff / 10), diff - 10 * int(diff / 10)
         steps += [f"{prefix}_{'PLUS' if tens > 0 else 'MINUS'}_10"] * abs(tens)
         steps += [f"{prefix}_{'PLUS' if ones > 0 else 'MINUS'}_1"] * abs(ones)
         for name in steps:
-            await self._run(machine_id, "override", driver.override(name))
-        return f"{target} override {value}%"
+            await self._run(machine_id, N_("override"), driver.override(name))
+        return OVERRIDE_SET.format(target=target, value=value)
 
     async def read_settings(self, machine_id: str) -> Any:
-        driver = self.capable(machine_id, HasSettings, "read settings")
-        return _jsonable(await self._run(machine_id, "read settings", driver.read_settings()))
+        driver = self.capable(machine_id, HasSettings, N_("read settings"))
+        return _jsonable(await self._run(machine_id, N_("read settings"), driver.read_settings()))
 
     async def write_setting(self, machine_id: str, key: str, value: str) -> str:
         number: Any = key.lstrip("$")
         if self.runtime(machine_id).config.controller == "grbl":
             if not number.isdigit():
-                raise CommandError(f"{machine_id}: GRBL settings are numbered, like $110; got {key!r}")
+                raise CommandError(_("{machine}: GRBL settings are numbered, like $110; got {key}").format(
+                    machine=machine_id, key=repr(key)))
             number = int(number)
-        driver = self.capable(machine_id, HasSettings, "write setting")
-        await self._run(machine_id, "write setting", driver.write_setting(number, value))
+        driver = self.capable(machine_id, HasSettings, N_("write setting"))
+        await self._run(machine_id, N_("write setting"), driver.write_setting(number, value))
         return f"${number} = {value}"
 
     # jobs --------------------------------------------------------------------
@@ -413,7 +423,8 @@ class Lab:
             runner: Any = JobRunner(driver, machine_id, runtime.config, self.job_store(), user=user)
         else:
             if not isinstance(driver, Streams) or runtime.config.connection.dnc is None:
-                raise CommandError(f"{machine_id}: no DNC link configured (connection.dnc); programs cannot be sent")
+                raise CommandError(_("{machine}: no DNC link configured (connection.dnc); programs cannot be "
+                                     "sent").format(machine=machine_id))
             from labbridge.streaming.dnc_runner import DncRunner
 
             runner = DncRunner(driver, machine_id, runtime.config, self.job_store(), user=user,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import re
+
+from labbridge.i18n import _
 from pathlib import Path
 
 MIN_LENGTH = 8
@@ -55,18 +57,19 @@ def _repeats_one(word: str, listed: frozenset[str]) -> bool:
 def check_password(password: str, username: str | None = None) -> None:
     """Raise WeakPassword naming the rule broken; return quietly if the password is acceptable."""
     if len(password) < MIN_LENGTH:
-        raise WeakPassword(f"passwords need at least {MIN_LENGTH} characters; a short sentence is easy to remember")
+        raise WeakPassword(_("passwords need at least {n} characters; a short sentence is easy to remember").format(
+            n=MIN_LENGTH))
     listed = common_passwords()
     lowered, bases = password.lower(), _bases(password)
     if len(set(lowered)) <= 3:
-        raise WeakPassword("the password uses three different characters or fewer; mix more in")
+        raise WeakPassword(_("the password uses three different characters or fewer; mix more in"))
     if lowered in listed or any(b in listed or _repeats_one(b, listed) for b in bases) or _repeats_one(lowered, listed):
-        raise WeakPassword("this is one of the most common passwords and is guessed first; pick another "
-                           "(a few unrelated words work well)")
+        raise WeakPassword(_("this is one of the most common passwords and is guessed first; pick another "
+                             "(a few unrelated words work well)"))
     if username:
         name = username.lower()
         if len(name) >= 3 and (name in lowered or any(name in b for b in bases) or lowered in name
                                or lowered[::-1] == name):
-            raise WeakPassword("the password must not contain the user name")
+            raise WeakPassword(_("the password must not contain the user name"))
     if password.isdigit() and len(password) < 12:
-        raise WeakPassword("a password of digits only needs at least 12 of them; words are easier to remember")
+        raise WeakPassword(_("a password of digits only needs at least 12 of them; words are easier to remember"))

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labbridge.i18n import _
+
 DEVICE_COOKIE = "labbridge_device"
 
 
@@ -76,12 +78,13 @@ class LoginThrottle:
                     self._prune(now)
                 record = self._records[key] = _Record()
             if record.busy:
-                raise Throttled("another sign-in for this user from here is being checked; try again in a moment",
-                                1.0)
+                raise Throttled(_("another sign-in for this user from here is being checked; try again in a "
+                                  "moment"), 1.0)
             if now < record.not_before:
                 wait = record.not_before - now
-                raise Throttled(f"too many wrong passwords for this user from here; wait {wait:.0f} s and try "
-                                "again (nothing is locked: the right password works after the wait)", wait)
+                raise Throttled(_("too many wrong passwords for this user from here; wait {seconds} s and try again "
+                                  "(nothing is locked: the right password works after the wait)").format(
+                    seconds=f"{wait:.0f}"), wait)
             record.busy = True
         return _Attempt(self, key)
 

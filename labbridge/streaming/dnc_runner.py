@@ -25,6 +25,7 @@ from labbridge.streaming.base import JobRunnerBase, ProgressCallback, read_progr
 from labbridge.streaming.dnc_transfer import Tape, prepare_tape, send_tape
 from labbridge.streaming.job import Job, JobState
 from labbridge.streaming.records import JobStore
+from labbridge.streaming import texts as T
 
 
 class DncRunner(JobRunnerBase):
@@ -79,7 +80,7 @@ class DncRunner(JobRunnerBase):
         self._report = tape.report
         self.state.update(program_name=name)
         self._begin(len(tape.program.blocks), tape.report.estimated_seconds, on_progress,
-                    message="waiting for the control to read the tape (press cycle start in tape mode)",
+                    message=T.TAPE_WAITING,
                     port=self.port or tape.settings.port)
         self._unwatch = self.state.subscribe(self._on_state)
         self._task = asyncio.get_running_loop().create_task(self._run(tape), name=f"dnc-{job.id}")
@@ -90,25 +91,23 @@ class DncRunner(JobRunnerBase):
         assert job is not None
         try:
             result = await send_tape(tape, port=self.port, job=job, on_progress=self._progress, log=self.log)
-            self._finish(JobState.COMPLETED, message=f"all {result.blocks_sent} blocks read by the control in "
-                         f"{result.seconds:.0f} s")
+            self._finish(JobState.COMPLETED, message=T.TAPE_READ.format(blocks=result.blocks_sent,
+                                                                          seconds=f"{result.seconds:.0f}"))
         except asyncio.CancelledError:
             if self._cancel_requested:
-                self._finish(JobState.CANCELLED, message=f"tape stopped {self._where()}; reset the control at its "
-                             "panel before the next job")
+                self._finish(JobState.CANCELLED, message=T.TAPE_STOPPED.format(where=self._where()))
             else:
-                self._finish(JobState.INTERRUPTED, message="the job runner was stopped (server shutdown)")
+                self._finish(JobState.INTERRUPTED, message=T.SHUTDOWN)
             raise
         except ConnectionLost as exc:
             job.error_code, job.error_message = "disconnected", str(exc)
-            self._finish(JobState.INTERRUPTED, message=f"connection lost ({exc}); the control read the tape up to "
-                         f"{self._where()}: check the part before sending it again")
+            self._finish(JobState.INTERRUPTED, message=T.TAPE_LOST.format(reason=exc, where=self._where()))
         except LabbridgeError as exc:
             job.error_code, job.error_message = type(exc).__name__, str(exc)
             self._finish(JobState.FAILED, message=str(exc))
         except Exception as exc:  # never leave a job 'running' in the record
             self.log.exception("job_runner_failed")
-            self._finish(JobState.FAILED, message=f"labbridge stopped the job: {exc}")
+            self._finish(JobState.FAILED, message=T.STOPPED_BY_LABBRIDGE.format(error=exc))
         finally:
             if self._unwatch is not None:
                 self._unwatch()
@@ -116,7 +115,7 @@ class DncRunner(JobRunnerBase):
 
     def _where(self) -> str:
         line = self.job.last_acked_line if self.job else None
-        return f"after line {line}" if line else "before the first block"
+        return T.AFTER_LINE.format(line=line) if line else T.BEFORE_FIRST_BLOCK
 
     def _eta(self) -> float | None:
         """The gate's estimate less its time up to the last block the control read (as GRBL's counts acked

@@ -31,6 +31,7 @@ from labbridge.protocols.dnc_pacing import Pacing, char_time, plan_pacing
 from labbridge.safety import Report, check_program
 from labbridge.streaming.base import read_program
 from labbridge.streaming.job import Job, JobState, new_job_id
+from labbridge.streaming import texts as T
 from labbridge.transports.serial_link import SerialLink
 from labbridge.safety.lexer import split_lines
 
@@ -127,9 +128,9 @@ async def prepare_tape(machine_id: str, machine: Machine, program_path: str | Pa
     report = await asyncio.to_thread(check_program, data, machine, machine_id=machine_id,
                                      program_name=program_name or str(path))
     if not report.ok:
-        first = report.errors[0].format(report.program) if report.errors else "see labbridge check"
-        raise GateRejected(f"{path} is rejected by the safety gate for {machine_id} "
-                           f"({report.error_count} error(s); first: {first}); nothing was sent", report)
+        first = report.errors[0].format(report.program) if report.errors else T.SEE_CHECK
+        raise GateRejected(T.GATE_TAPE.format(program=path, machine=machine_id, count=report.error_count,
+                                              error=first), report)
     try:
         program = dp.frame_program(_ascii_lines(path, data), end_of_block=settings.end_of_block,
                                    nul_leader=settings.nul_leader, tv_check=settings.tv_check)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from labbridge.config import Machine
 from labbridge.errors import InterlockError
 from labbridge.model import MachineState, Status
+from labbridge.streaming import texts as T
 
 INTERLOCKS = {
     "busy": "no other job runs on the machine",
@@ -30,20 +31,18 @@ def check_interlocks(
     Homing is not required for a check-mode run: GRBL's ``$C`` parses without moving.
     """
     if busy_with is not None:
-        raise InterlockError("busy", f"{machine_id} is busy with {busy_with}; wait for it to end or cancel it")
+        raise InterlockError("busy", T.BUSY.format(machine=machine_id, job=busy_with))
     if not state.connected or state.state == Status.DISCONNECTED:
-        why = f" ({state.fault})" if state.fault else ""
-        raise InterlockError("connected", f"{machine_id} is not connected{why}; check the cable and the power")
+        raise InterlockError("connected", T.NOT_CONNECTED_WHY.format(machine=machine_id, reason=state.fault)
+                             if state.fault else T.NOT_CONNECTED.format(machine=machine_id))
     if state.state == Status.ALARM:
         last = state.alarms[-1] if state.alarms else None
-        what = f" ({last.code}: {last.message})" if last else ""
-        raise InterlockError("alarm", f"{machine_id} is in alarm{what}: find the cause, then home ($H) or unlock "
-                             "($X) before starting a job")
+        raise InterlockError("alarm", T.IN_ALARM_START_CODE.format(machine=machine_id, code=last.code,
+                                                                  meaning=last.message)
+                             if last else T.IN_ALARM_START.format(machine=machine_id))
     if "D" in state.pins or state.state == Status.DOOR:
-        raise InterlockError("door", f"{machine_id}: the safety door is open; close it before starting a job")
+        raise InterlockError("door", T.DOOR_OPEN.format(machine=machine_id))
     if machine.homing_required and not check_mode and state.homed is not True:
-        raise InterlockError("homed", f"{machine_id} has not been homed since it was powered up or reset; home it "
-                             "($H) before starting a job")
+        raise InterlockError("homed", T.NOT_HOMED.format(machine=machine_id))
     if state.state not in (Status.IDLE,):
-        raise InterlockError("idle", f"{machine_id} is {state.state.value}, not Idle; wait until it stops "
-                             "(or finish the hold) before starting a job")
+        raise InterlockError("idle", T.NOT_IDLE.format(machine=machine_id, state=state.state.value))

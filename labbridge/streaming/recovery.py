@@ -27,6 +27,7 @@ from labbridge.model import MachineState, Status
 from labbridge.protocols.grbl import Error as GrblError
 from labbridge.streaming.job import ACTIVE_STATES, Job, JobState
 from labbridge.streaming.records import JobStore
+from labbridge.streaming import texts as T
 
 ACKNOWLEDGED = "interruption_acknowledged"
 
@@ -68,19 +69,17 @@ def owner_alive(owner: str | None) -> bool | None:
 
 
 def _when(stamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "an unknown time"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else T.AN_UNKNOWN_TIME
 
 
 def interruption_message(job: Job) -> str:
     """What a person needs to know about a job cut off mid-run, and where to look."""
-    sent = f"line {job.last_sent_line}" if job.last_sent_line else "none"
-    acked = f"line {job.last_acked_line}" if job.last_acked_line else "none"
-    ran = f"line {job.executed_line}" if job.executed_line else "unknown"
+    sent, acked = T.line_or(job.last_sent_line, T.NONE), T.line_or(job.last_acked_line, T.NONE)
+    ran = T.line_or(job.executed_line, T.UNKNOWN)
     resume = suggested_line(job)
-    advice = f"; check the part and the machine, then resume from line {resume}" if resume else \
-        "; check the part and the machine before running it again"
-    return (f"the bridge stopped at {_when(job.updated_at)} before the job ended (last sent {sent}, "
-            f"acknowledged {acked}, executed {ran}); spindle and coolant may still be on{advice}")
+    if resume:
+        return T.BRIDGE_STOPPED.format(when=_when(job.updated_at), sent=sent, acked=acked, ran=ran, resume=resume)
+    return T.BRIDGE_STOPPED_NO_RESUME.format(when=_when(job.updated_at), sent=sent, acked=acked, ran=ran)
 
 
 def suggested_line(job: Job) -> int | None:
@@ -169,14 +168,14 @@ async def stop_spindle_and_coolant(driver: Any, machine_id: str) -> str:
     (hold it first: stopping the spindle under a moving tool breaks it).
     """
     if not isinstance(driver, SendsLines):
-        raise LabbridgeError(f"{machine_id}: stop the spindle and coolant at the control's panel")
+        raise LabbridgeError(T.STOP_AT_PANEL.format(machine=machine_id))
     state: MachineState = driver.state  # type: ignore[attr-defined]
     if state.state in (Status.RUN, Status.JOG, Status.HOME) or (state.state == Status.HOLD and state.substate):
-        raise LabbridgeError(f"{machine_id} is moving ({state.state.value}): hold it first, then stop the spindle")
+        raise LabbridgeError(T.STOP_MOVING.format(machine=machine_id, state=state.state.value))
     if state.state == Status.IDLE:
         events = await driver.mdi("M5 M9")
         if events and isinstance(events[-1], GrblError):
-            raise LabbridgeError(f"{machine_id}: the controller refused M5 M9: {events[-1].message}")
-        return "spindle and coolant stopped (M5 M9)"
+            raise LabbridgeError(T.STOP_REFUSED.format(machine=machine_id, reason=events[-1].message))
+        return T.STOPPED_M5_M9
     await driver.soft_reset()
-    return "spindle and coolant stopped (soft reset; the position is kept at rest)"
+    return T.STOPPED_BY_RESET

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from labbridge.config import Machine
 from labbridge.protocols.grbl import clean_line
 from labbridge.errors import LabbridgeError
+from labbridge.streaming import texts as T
 from labbridge.safety import Interpreter
 from labbridge.safety.modal import ARCS, Distance, FeedMode, MotionMode, Spindle, Units, gname
 from labbridge.safety.motion import Vec
@@ -65,27 +66,25 @@ def build_resume(
     """The preamble for resuming ``source_lines`` (the whole program) at line ``from_line`` (1-based)."""
     name = machine_id or machine.name
     if machine.controller != "grbl" or machine.is_lathe:
-        raise ResumeError(f"resume from a line is available for GRBL mills only; {name} is {machine.controller}")
+        raise ResumeError(T.RESUME_GRBL_ONLY.format(machine=name, controller=machine.controller))
     if not 1 <= from_line <= len(source_lines):
-        raise ResumeError(f"cannot resume from line {from_line}: the program has lines 1 to {len(source_lines)}")
+        raise ResumeError(T.RESUME_OUT_OF_RANGE.format(line=from_line, last=len(source_lines)))
     interp = Interpreter(machine, work_offsets=work_offsets, machine_id=name)
     for number, text in enumerate(source_lines[: from_line - 1], 1):
         result = interp.execute(text, number)
         if not result.ok:
-            first = result.diagnostics[0].message if result.diagnostics else "rejected"
-            raise ResumeError(f"line {number} is rejected by the safety gate ({first}); fix the program first")
+            first = result.diagnostics[0].message if result.diagnostics else T.REJECTED_WORD
+            raise ResumeError(T.RESUME_REJECTED.format(line=number, reason=first))
         if result.program_end:
-            raise ResumeError(f"line {number} ends the program (M2/M30) before line {from_line}; "
-                              "resume from a line before the program end")
+            raise ResumeError(T.RESUME_AFTER_END.format(line=number, target=from_line))
     modal = interp.modal
     own_motion = bool(_MOTION_WORD.search(clean_line(source_lines[from_line - 1])))
     if own_motion:
         pass  # line N sets its own motion mode
     elif modal.motion in ARCS:
-        raise ResumeError(f"line {from_line} continues an arc (G2/G3) begun on an earlier line; "
-                          "resume from the line that has the G2 or G3 word")
+        raise ResumeError(T.RESUME_IN_ARC.format(line=from_line))
     elif modal.motion not in (MotionMode.RAPID, MotionMode.LINEAR, MotionMode.CANCEL):
-        raise ResumeError(f"line {from_line} is inside a probing or canned-cycle mode; resume from an earlier line")
+        raise ResumeError(T.RESUME_IN_CYCLE.format(line=from_line))
     tx, ty, tz = interp.position
     top = safe_z if safe_z is not None else safe_z_for(machine)
     if tz > top:

@@ -43,6 +43,7 @@ from labbridge.streaming.records import JobStore
 from labbridge.streaming.resume import build_resume
 from labbridge.safety.lexer import split_lines
 from labbridge.streaming.runner_watch import ExecutionWatch
+from labbridge.streaming import texts as T
 
 __all__ = ["GateRejected", "Job", "JobRunner", "JobState", "JobStore", "InterlockError", "active_job"]
 
@@ -210,12 +211,11 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
         self._event("gate_checked", ok=report.ok, errors=report.error_count, warnings=len(report.warnings),
                     live_offsets={k: list(v) for k, v in offsets.items()}, start=list(start) if start else None)
         if not report.ok:
-            first = report.errors[0].format(report.program) if report.errors else "no details"
-            raise GateRejected(
-                f"{name} is rejected by the safety gate for {self.machine_id} with the controller's live offsets: "
-                f"{report.error_count} error(s); first: {first}. Nothing was sent.", report)
+            first = report.errors[0].format(report.program) if report.errors else T.NO_DETAILS
+            raise GateRejected(T.GATE_LIVE.format(program=name, machine=self.machine_id, count=report.error_count,
+                                                  error=first), report)
         if not lines:
-            raise GateRejected(f"{name}: nothing to send (only comments or blank lines)", report)
+            raise GateRejected(T.NOTHING_TO_SEND.format(program=name), report)
         return lines, report
 
     # ------------------------------------------------------------------ the stream
@@ -245,12 +245,12 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
             self._interrupted(str(exc))
         except asyncio.CancelledError:
             if not job.state.final:
-                self._finish(JobState.INTERRUPTED, message="the job runner was stopped (server shutdown)")
+                self._finish(JobState.INTERRUPTED, message=T.SHUTDOWN)
             raise
         except Exception as exc:  # never leave a job 'running' in the record
             self.log.exception("job_runner_failed")
             if not job.state.final:
-                self._finish(JobState.FAILED, message=f"labbridge stopped the job: {exc}")
+                self._finish(JobState.FAILED, message=T.STOPPED_BY_LABBRIDGE.format(error=exc))
         finally:
             heartbeat.cancel()
             unsubscribe()
@@ -259,7 +259,7 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
                 on_disconnect.remove(self._on_disconnect)
             self._release()
             if not job.state.final:
-                self._finish(JobState.FAILED, message="the job ended without a result")
+                self._finish(JobState.FAILED, message=T.NO_RESULT)
             self._publish(force=True)
 
     async def _stream(self) -> None:
@@ -277,8 +277,8 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
                 await self._do_failure()
                 return
             if engine.state == EngineState.COMPLETED and self._tail_done():
-                self._finish(JobState.COMPLETED, message=f"all {engine.lines_total} lines acknowledged ok"
-                             + (" in check mode" if job.check_mode else ""))
+                done = T.ALL_ACKED_CHECK if job.check_mode else T.ALL_ACKED
+                self._finish(JobState.COMPLETED, message=done.format(lines=engine.lines_total))
                 return
             self._wake.clear()
             await self._wake.wait()
@@ -331,8 +331,7 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
                 self._event("controller_reset", expected=outcome.expected, lines_lost=outcome.lost)
                 if not outcome.expected and job.error_code is None:
                     job.error_code = "reset"
-                    job.error_message = (f"the controller was reset during the job; {outcome.lost} buffered "
-                                         "line(s) were discarded")
+                    job.error_message = T.RESET_DURING.format(lost=outcome.lost)
             elif isinstance(outcome, Completed):
                 self._event("job_all_acked", lines=outcome.lines)
         self._refill()
@@ -425,17 +424,17 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
         if self._disconnected is not None:
             raise ConnectionLost(self._disconnected)
         if not stopped:
-            notes.append(f"the machine did not report Hold:0 within {self.stop_timeout:.0f} s")
+            notes.append(T.NO_HOLD.format(seconds=f"{self.stop_timeout:.0f}"))
         if self.state.state == Status.ALARM:
-            return "; ".join(notes + ["the controller is in alarm; nothing was reset"])
+            return "; ".join(notes + [T.IN_ALARM])
         engine.expect_reset()
         await driver.soft_reset()
-        notes.append("soft reset: the controller's buffers were discarded")
+        notes.append(T.SOFT_RESET)
         await self._wait_for(lambda s: s.state in (Status.IDLE, Status.ALARM), 5.0)
         if self.state.state == Status.ALARM:
             alarm = self.state.alarms[-1] if self.state.alarms else None
             await driver.unlock()
-            notes.append(f"unlocked after the reset's {alarm.code if alarm else 'alarm'}: re-home before precise work")
+            notes.append(T.UNLOCKED.format(alarm=alarm.code) if alarm else T.UNLOCKED_ALARM)
         return "; ".join(notes)
 
     async def _do_cancel(self) -> None:
@@ -446,8 +445,9 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
         if not job.check_mode:
             detail = await self._stop_and_flush()
         job.lines_acked = self.engine.acked if self.engine else job.lines_acked
-        where = f"after line {job.last_acked_line}" if job.last_acked_line else "before the first line was acknowledged"
-        self._finish(JobState.CANCELLED, message=f"cancelled {where}" + (f" ({detail})" if detail else ""))
+        where = T.AFTER_LINE.format(line=job.last_acked_line) if job.last_acked_line else T.BEFORE_FIRST_ACK
+        self._finish(JobState.CANCELLED, message=T.CANCELLED_DETAIL.format(where=where, detail=detail) if detail
+                     else T.CANCELLED.format(where=where))
 
     async def _do_failure(self) -> None:
         job, engine = self.job, self.engine
@@ -460,21 +460,18 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
             except LabbridgeError as exc:
                 if isinstance(exc, ConnectionLost):
                     raise
-                detail = f"could not stop cleanly: {exc}"
+                detail = T.COULD_NOT_STOP.format(error=exc)
         if isinstance(failure, Rejected):
-            where = failure.line.where
-            message = (f"{where} ({failure.line.text}): the controller answered {failure.words} — "
-                       f"{failure.message}; nothing after it was sent")
+            template = T.REJECTED_DETAIL if detail else T.REJECTED
+            message = template.format(where=failure.line.where, block=failure.line.text, words=failure.words,
+                                      meaning=failure.message, detail=detail)
         elif isinstance(failure, Alarmed):
-            after = f"after {failure.last_acked.where}" if failure.last_acked else "before the first line was acknowledged"
-            message = f"the controller raised {failure.words} — {failure.message} ({after}); nothing more was sent"
+            after = T.AFTER.format(where=failure.last_acked.where) if failure.last_acked else T.BEFORE_FIRST_ACK
+            message = T.ALARMED.format(words=failure.words, meaning=failure.message, after=after)
         elif isinstance(failure, ControllerReset):
-            message = (f"the controller was reset during the job ({failure.lost} buffered line(s) discarded) "
-                       f"after line {job.last_acked_line}")
+            message = T.RESET_FAILED.format(lost=failure.lost, line=job.last_acked_line)
         else:
-            message = "the job failed"
-        if detail:
-            message += f" ({detail})"
+            message = T.FAILED_DETAIL.format(detail=detail) if detail else T.FAILED
         self._finish(JobState.FAILED, message=message)
 
     def _interrupted(self, reason: str) -> None:
@@ -485,12 +482,9 @@ class JobRunner(ExecutionWatch, JobRunnerBase):
         job.error_code = job.error_code or "disconnected"
         job.error_message = job.error_message or reason
         last, ran = job.last_acked_line, job.executed_line
-        seen = (f"the machine was last seen on line {ran}" if ran else
-                "up to the planner's 15 blocks before it may not have run")
-        self._finish(JobState.INTERRUPTED, message=(
-            f"connection lost ({reason}); the last line acknowledged was "
-            f"{'line ' + str(last) if last else 'none'}; {seen}: check the part and resume from "
-            f"{'line ' + str(ran) if ran else 'an earlier line'}"))
+        seen = T.LAST_SEEN.format(line=ran) if ran else T.PLANNER_UNSURE
+        self._finish(JobState.INTERRUPTED, message=T.CONNECTION_LOST.format(
+            reason=reason, acked=T.line_or(last, T.NONE), seen=seen, resume=T.line_or(ran, T.AN_EARLIER_LINE)))
 
     def _finish(self, state: JobState, *, message: str) -> None:
         job = self.job

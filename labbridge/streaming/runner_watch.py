@@ -22,6 +22,7 @@ from labbridge.protocols.grbl_stream import EngineState
 from labbridge.streaming.execution import ExecutionTracker
 from labbridge.streaming.job import JobState
 from labbridge.streaming.starvation import BEAT, StallWatch
+from labbridge.streaming import texts as T
 
 
 class ExecutionWatch:
@@ -124,7 +125,9 @@ class ExecutionWatch:
         job = self.job
         if state != JobState.COMPLETED and job.executed_line is not None and (
                 job.last_acked_line is None or job.executed_line < job.last_acked_line):
-            after = (f"; lines {job.executed_line + 1} to {job.last_acked_line} were acknowledged but never ran"
-                     if job.last_acked_line is not None and job.last_acked_line > job.executed_line + 1 else "")
-            notes.append(f"the machine stopped on line {job.executed_line}{after}")
+            if job.last_acked_line is not None and job.last_acked_line > job.executed_line + 1:
+                notes.append(T.STOPPED_ON_NEVER_RAN.format(line=job.executed_line, first=job.executed_line + 1,
+                                                           last=job.last_acked_line))
+            else:
+                notes.append(T.STOPPED_ON.format(line=job.executed_line))
         return "; ".join(notes)

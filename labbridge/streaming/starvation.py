@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labbridge.streaming import texts as T
+
 BEAT = 0.25
 STALL_AFTER = 1.5
 JUDGE_SECONDS = 0.3
@@ -26,8 +28,10 @@ class Starved:
     line: int | None  # the program line the machine stood at
 
     def message(self) -> str:
-        where = f" at line {self.line}" if self.line is not None else ""
-        return f"no data for {self.seconds:.1f} s{where} — check the surface there"
+        seconds = f"{self.seconds:.1f}"
+        if self.line is None:
+            return T.STARVED.format(seconds=seconds)
+        return T.STARVED_AT.format(seconds=seconds, line=self.line)
 
 
 class StallWatch:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from labbridge.fleet.hq.link import RequestFailed
+from labbridge.i18n import _
 from labbridge.fleet.topics import topic_safe
 from labbridge.server.api.deps import current_principal, describe
 from labbridge.server.auth import Action, Principal
@@ -38,12 +39,14 @@ def build_router(ctx: HqContext) -> APIRouter:
 
     def viewer(principal: Principal = Depends(current_principal)) -> Principal:
         if not principal.can(Action.VIEW):
-            raise HTTPException(403, f"your role ({principal.role}) may not {describe(Action.VIEW)}")
+            raise HTTPException(403, _("your role ({role}) may not {action}; ask someone with the right role")
+                                .format(role=principal.role, action=describe(Action.VIEW)))
         return principal
 
     def known_lab(lab: str) -> None:
         if lab not in ctx.fleet.labs:
-            raise HTTPException(404, f"no lab {lab!r} has reported yet; known: {', '.join(sorted(ctx.fleet.labs))}")
+            raise HTTPException(404, _("no lab {lab} has reported yet; known: {labs}").format(
+                lab=repr(lab), labs=", ".join(sorted(ctx.fleet.labs))))
 
     @router.get("/labs", summary="Every lab: online or not, last seen, each machine's MachineState")
     def labs(_: Principal = Depends(viewer)) -> list[dict[str, Any]]:
@@ -82,10 +85,11 @@ def build_router(ctx: HqContext) -> APIRouter:
         target = f"{lab}/{machine}"
         if not principal.can(action):
             ctx.audit(principal, target, f"fleet.{body.kind}", "denied", f"role {principal.role}")
-            raise HTTPException(403, f"your role ({principal.role}) may not {describe(action)}")
+            raise HTTPException(403, _("your role ({role}) may not {action}; ask someone with the right role")
+                                .format(role=principal.role, action=describe(action)))
         known_lab(lab)
         if not topic_safe(machine):
-            raise HTTPException(422, f"{machine!r} is not a machine id")
+            raise HTTPException(422, _("{machine} is not a machine id").format(machine=repr(machine)))
         try:
             reply = await ctx.link.request(lab, machine, body.kind, body.args, principal.username)
         except RequestFailed as exc:

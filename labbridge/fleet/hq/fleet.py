@@ -26,7 +26,8 @@ log = get_logger()
 class FleetHub(Hub):
     """The server's websocket hub, carrying fleet messages: state updates are keyed ``lab/machine``."""
 
-    def state_message(self, machine: str, changes: dict[str, Any]) -> str:
+    def state_message(self, machine: str, changes: dict[str, Any], lang: str = "en") -> str:
+        """A lab's machine state as headquarters shows it (its words are the lab's own: not localized)."""
         lab, _, machine_id = machine.partition("/")
         return _dumps({"type": "fleet.state", "lab": lab, "machine": machine_id, "state": changes.get("state"),
                        "sent": time.time()})

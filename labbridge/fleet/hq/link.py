@@ -21,6 +21,7 @@ from labbridge.config import FleetLink
 from labbridge.fleet import mqtt, topics
 from labbridge.fleet.hq.fleet import Fleet
 from labbridge.fleet.mqtt import LinkStatus
+from labbridge.i18n import _
 from labbridge.log import get_logger
 
 log = get_logger()
@@ -105,10 +106,11 @@ class HqLink:
         """Send a request to a lab's machine and wait for its answer ({"id", "ok", "result" | "error"})."""
         client = self._client
         if client is None:
-            raise RequestFailed(f"headquarters is not connected to the broker ({self.status.last_error or 'starting'})")
+            raise RequestFailed(_("headquarters is not connected to the broker ({reason})").format(
+                reason=self.status.last_error or _("starting")))
         view = self.fleet.labs.get(lab)
         if view is None or not view.online:
-            raise RequestFailed(f"lab {lab!r} is offline; ask again when it is back")
+            raise RequestFailed(_("lab {lab} is offline; ask again when it is back").format(lab=repr(lab)))
         request_id = secrets.token_hex(8)
         reply_to = topics.reply_topic(lab, self.client_id)
         body = {"id": request_id, "kind": kind, "args": args, "reply_to": reply_to, "user": user}
@@ -118,9 +120,11 @@ class HqLink:
             await client.publish(topics.request_topic(lab, machine), topics.dumps(body), qos=1)
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
-            raise RequestFailed(f"lab {lab!r} did not answer within {timeout:.0f} s", 504) from None
+            raise RequestFailed(_("lab {lab} did not answer within {seconds} s").format(
+                lab=repr(lab), seconds=f"{timeout:.0f}"), 504) from None
         except aiomqtt.MqttError as exc:
-            raise RequestFailed(f"the request was not sent: {mqtt.describe_failure(exc, self.cfg)}") from None
+            raise RequestFailed(_("the request was not sent: {reason}").format(
+                reason=mqtt.describe_failure(exc, self.cfg))) from None
         finally:
             self._pending.pop(request_id, None)
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from labbridge.i18n import _
 from labbridge.server.api.deps import Context, client_address, current_principal, get_ctx, require
-from labbridge.server.auth import Action, AuthError, Principal, Role, Scope
+from labbridge.server.auth import Action, AuthError, Principal, Role, Scope, UserExists
 from labbridge.server.schemas import AuditEntry, Deleted, LoggedOut, Me, StatusMessage, TokenInfo, TokenRevoked, UserInfo
 from labbridge.server.throttle import DEVICE_COOKIE
 
@@ -96,13 +97,13 @@ def me(principal: Principal = Depends(current_principal)) -> dict[str, Any]:
 async def change_password(body: PasswordChange, request: Request, principal: Principal = Depends(current_principal),
                           ctx: Context = Depends(get_ctx)) -> dict[str, str]:
     if principal.scope == Scope.SHARE.value:
-        raise HTTPException(403, "a share link has no password")
+        raise HTTPException(403, _("a share link has no password"))
     address = client_address(request, ctx)
     try:
         await run_in_threadpool(ctx.auth.verify, principal.username, body.old_password, address)
     except AuthError as exc:
         ctx.audit(principal, None, "password.change", "failed", "wrong old password")
-        raise HTTPException(403 if exc.status == 401 else exc.status, "the old password is wrong") from None
+        raise HTTPException(403 if exc.status == 401 else exc.status, _("the old password is wrong")) from None
     try:
         await run_in_threadpool(ctx.auth.set_password, principal.username, body.new_password)
     except ValueError as exc:
@@ -112,7 +113,7 @@ async def change_password(body: PasswordChange, request: Request, principal: Pri
     for token_id in revoked:
         await ctx.hub.drop_token(token_id, "password changed")
     ctx.audit(principal, None, "password.change", "ok", f"{len(revoked)} tokens revoked")
-    return {"status": "password changed; sign in again"}
+    return {"status": _("password changed; sign in again")}
 
 
 @router.get("/tokens", response_model=list[TokenInfo], summary="List tokens (admins see all, others their own)")
@@ -125,10 +126,10 @@ async def revoke_token(token_id: str, principal: Principal = Depends(current_pri
                        ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     row = ctx.store.token(token_id)
     if row is None:
-        raise HTTPException(404, f"no token {token_id!r}")
+        raise HTTPException(404, _("no token {token}").format(token=repr(token_id)))
     if row["username"] != principal.username and not principal.can(Action.USERS):
         ctx.audit(principal, None, "token.revoke", "denied", token_id)
-        raise HTTPException(403, "you may only revoke your own tokens")
+        raise HTTPException(403, _("you may only revoke your own tokens"))
     ctx.store.revoke_token(token_id)
     dropped = await ctx.hub.drop_token(token_id)
     ctx.audit(principal, None, "token.revoke", "ok", f"{token_id} of {row['username']}")
@@ -147,7 +148,7 @@ async def create_user(body: NewUser, principal: Principal = require(Action.USERS
         user = await run_in_threadpool(ctx.auth.create_user, body.username, body.password, body.role.value)
     except ValueError as exc:
         ctx.audit(principal, None, "user.create", "refused", f"{body.username}: {exc}")
-        raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from None
+        raise HTTPException(409 if isinstance(exc, UserExists) else 422, str(exc)) from None
     ctx.audit(principal, None, "user.create", "ok", f"{user.username} as {user.role}")
     return user.public()
 
@@ -157,10 +158,10 @@ async def change_user(username: str, body: UserChange, principal: Principal = re
                       ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     found = ctx.store.get_user(username)
     if found is None:
-        raise HTTPException(404, f"no user {username!r}")
+        raise HTTPException(404, _("no user {name}").format(name=repr(username)))
     if username == principal.username and (body.disabled or (body.role and body.role != Role.ADMIN)):
         ctx.audit(principal, None, "user.change", "refused", f"{username}: may not demote or disable oneself")
-        raise HTTPException(409, "you cannot demote or disable yourself; ask another admin")
+        raise HTTPException(409, _("you cannot demote or disable yourself; ask another admin"))
     if body.password is not None:
         try:
             await run_in_threadpool(ctx.auth.set_password, username, body.password)
@@ -189,9 +190,9 @@ async def delete_user(username: str, principal: Principal = require(Action.USERS
                       ctx: Context = Depends(get_ctx)) -> dict[str, str]:
     if username == principal.username:
         ctx.audit(principal, None, "user.delete", "refused", f"{username}: may not delete oneself")
-        raise HTTPException(409, "you cannot delete yourself")
+        raise HTTPException(409, _("you cannot delete yourself"))
     if ctx.store.get_user(username) is None:
-        raise HTTPException(404, f"no user {username!r}")
+        raise HTTPException(404, _("no user {name}").format(name=repr(username)))
     for token_id in ctx.store.revoke_user_tokens(username):
         await ctx.hub.drop_token(token_id, "account deleted")
     ctx.store.delete_user(username)

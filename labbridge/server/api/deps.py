@@ -118,8 +118,8 @@ async def current_principal(request: Request, ctx: Context = Depends(get_ctx)) -
                                                          and request.url.path == PASSWORD_ROUTE):
         ctx.audit(principal, None, f"{request.method} {request.url.path}"[:80], "denied",
                   "one-time password not changed yet")
-        raise HTTPException(403, "choose a new password first: this sign-in used a one-time password, which "
-                                 f"only allows POST {PASSWORD_ROUTE}")
+        raise HTTPException(403, _("choose a new password first: this sign-in used a one-time password, which "
+                                   "only allows POST {route}").format(route=PASSWORD_ROUTE))
     request.state.principal = principal
     return principal
 
@@ -164,10 +164,10 @@ _DESCRIPTIONS = {
     Action.USERS: N_("manage users"),
     Action.AUDIT: N_("read the audit log"),
     Action.CLASS_MANAGE: N_("run classes"),
-    Action.STORAGE: "see the storage status",
-    Action.SHARE: "make share links",
-    Action.RECORDS: "read programs, notes and job records (viewers see live state only)",
-    Action.DRY_RUN: "start dry runs",
+    Action.STORAGE: N_("see the storage status"),
+    Action.SHARE: N_("make share links"),
+    Action.RECORDS: N_("read programs, notes and job records (viewers see live state only)"),
+    Action.DRY_RUN: N_("start dry runs"),
 }
 
 

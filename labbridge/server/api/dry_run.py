@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from labbridge.errors import LabbridgeError
+from labbridge.i18n import _, localize
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
 from labbridge.server.schemas import DryRunCancelled, DryRunStatus, documented
@@ -29,7 +30,7 @@ class DryRunRequest(BaseModel):
 def _entry(ctx: Context, entry_id: int) -> dict[str, Any]:
     entry = ctx.store.queue_entry(entry_id)
     if entry is None:
-        raise HTTPException(404, f"no queue entry {entry_id}")
+        raise HTTPException(404, _("no queue entry {entry}").format(entry=entry_id))
     return entry
 
 
@@ -41,15 +42,16 @@ async def start_dry_run(entry_id: int, body: DryRunRequest, principal: Principal
     machine = entry["machine"]
     try:
         if entry["state"] != "queued":
-            raise DryRunError(f"queue entry {entry_id} on {machine} is {entry['state']}; only queued programs are "
-                              "rehearsed")
+            raise DryRunError(_("queue entry {entry} on {machine} is {state}; only queued programs are rehearsed")
+                              .format(entry=entry_id, machine=machine, state=entry["state"]))
         path = ctx.store.program_file(entry["hash"])
         if sha256(path.read_bytes()) != entry["hash"]:
-            raise DryRunError(f"program file for entry {entry_id} does not match its checked bytes; re-upload it")
+            raise DryRunError(_("program file for entry {entry} does not match its checked bytes; re-upload it")
+                              .format(entry=entry_id))
         status = await ctx.dry_runs.start(entry, path, body.speed, principal.username)
     except DryRunError as exc:
         ctx.audit(principal, machine, "dry_run", "refused", f"#{entry_id}: {exc}")
-        raise HTTPException(409, str(exc)) from None
+        raise HTTPException(409, localize(str(exc))) from None
     ctx.audit(principal, machine, "dry_run", "ok", f"#{entry_id} {entry['name']} at {body.speed}x")
     return status
 
@@ -62,7 +64,7 @@ async def cancel_dry_run(machine: str, principal: Principal = require(Action.DRY
     try:
         result = await ctx.dry_runs.cancel(machine)
     except DryRunError as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise HTTPException(409, localize(str(exc))) from None
     ctx.audit(principal, machine, "dry_run.cancel", "ok", result)
     return {"result": result}
 
@@ -81,10 +83,10 @@ async def hold_or_resume_dry_run(machine: str, action: str, principal: Principal
                                  ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     known_machine(ctx, machine)
     if action not in ("hold", "resume"):
-        raise HTTPException(404, f"no dry-run action {action!r}; use hold or resume")
+        raise HTTPException(404, _("no dry-run action {action}; use hold or resume").format(action=repr(action)))
     try:
         result = await (ctx.dry_runs.hold(machine) if action == "hold" else ctx.dry_runs.resume(machine))
     except LabbridgeError as exc:  # DryRunError, or the twin's own refusal
-        raise HTTPException(409, str(exc)) from None
+        raise HTTPException(409, localize(str(exc))) from None
     ctx.audit(principal, machine, f"dry_run.{action}", "ok", result)
     return {"result": result}

@@ -11,6 +11,7 @@ from labbridge.drivers.base import capabilities
 from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.auth import Action, Principal
 from labbridge.server.schemas import Diagnostics, MachineDescription, documented
+from labbridge.streaming.texts import localize_state
 
 router = APIRouter(prefix="/api/machines", tags=["machines"])
 
@@ -31,7 +32,7 @@ def describe_machine(ctx: Context, machine_id: str) -> dict[str, Any]:
         "capabilities": capabilities(runtime.driver),  # what the controller cannot do gets no button
         "job_running": ctx.lab.job_running(machine_id),
         "queue_entry": runtime.queue_entry,
-        "state": runtime.state.to_dict(),
+        "state": localize_state(runtime.state.to_dict()),
     }
 
 

@@ -126,7 +126,7 @@ def get_program(digest: str, _: Principal = require(Action.RECORDS), ctx: Contex
 def _program_file(ctx: Context, digest: str) -> tuple[dict[str, Any], Any]:
     info = ctx.store.program_info(digest)
     if info is None:
-        raise HTTPException(404, f"no program with hash {digest!r}; upload it first")
+        raise HTTPException(404, _("no program with hash {digest}; upload it first").format(digest=repr(digest)))
     return info, ctx.store.program_file(digest)
 
 
@@ -173,7 +173,7 @@ async def toolpath_bytes(ctx: Context, digest: str, machine_id: str) -> bytes:
     try:
         return await ctx.previews.get((digest, machine_id, check["id"] if check else 0), build)
     except PreviewBusy as exc:
-        raise HTTPException(503, f"the server is busy building other previews ({exc})",
+        raise HTTPException(503, _("the server is busy building other previews ({reason})").format(reason=exc),
                             headers={"Retry-After": "2"}) from None
 
 
@@ -196,7 +196,8 @@ async def check(digest: str, body: CheckRequest, principal: Principal = require(
     except HTTPException:
         raise
     except ImportError as exc:
-        raise HTTPException(503, f"the safety gate is not available in this build ({exc})") from None
+        raise HTTPException(503, _("the safety gate is not available in this build ({reason})").format(
+            reason=exc)) from None
     report = result["report"]
     errors = sum(1 for d in report.get("diagnostics", []) if d.get("severity") == "error")
     ctx.audit(principal, body.machine, "program.check", "ok" if report.get("ok") else "errors",

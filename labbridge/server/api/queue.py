@@ -20,6 +20,7 @@ from labbridge.server.api.deps import Context, get_ctx, known_machine, require
 from labbridge.server.api.programs import check_and_store
 from labbridge.server.auth import Action, Principal, Role
 from labbridge.server.schemas import JobEvent, JobRecord, QueueEntry, Removed, documented
+from labbridge.streaming.texts import localize_record
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 
@@ -34,7 +35,7 @@ def _entry(ctx: Context, entry_id: int) -> dict[str, Any]:
     entry = ctx.store.queue_entry(entry_id)
     if entry is None:
         raise HTTPException(404, _("no queue entry {entry}").format(entry=entry_id))
-    return entry
+    return localize_record(entry)
 
 
 @router.get("", response_model=list[QueueEntry], summary="Queued and running programs (add all=true for finished ones too; not for viewers)")
@@ -42,7 +43,7 @@ def list_queue(machine: str | None = None, all: bool = False, _: Principal = req
                ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     entries = ctx.store.list_queue(machine, include_done=all)
     rehearsed = ctx.dry_runs.records.latest([e["id"] for e in entries]) if ctx.dry_runs else {}
-    return [{**e, "rehearsal": rehearsed.get(e["id"])} for e in entries]
+    return [localize_record({**e, "rehearsal": rehearsed.get(e["id"])}) for e in entries]
 
 
 @router.post("", status_code=201, response_model=QueueEntry, summary="Submit a checked program for a machine")
@@ -96,13 +97,13 @@ def list_jobs(machine: str | None = None, limit: int = 50, _: Principal = requir
     store = ctx.lab.job_store()
     if store is None:
         return []
-    return [job.to_dict() for job in store.list_jobs(machine, limit=min(max(limit, 1), 500))]
+    return [localize_record(job.to_dict()) for job in store.list_jobs(machine, limit=min(max(limit, 1), 500))]
 
 
 @jobs_router.get("/{job_id}/events", summary="A job's event log (technician)", **documented(list[JobEvent]))
-def job_events(job_id: str, _: Principal = require(Action.DIAGNOSTICS),
+def job_events(job_id: str, _principal: Principal = require(Action.DIAGNOSTICS),
                ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
     store = ctx.lab.job_store()
     if store is None or store.get(job_id) is None:
-        raise HTTPException(404, f"no job {job_id!r}")
-    return store.events(job_id)
+        raise HTTPException(404, _("no job {job}").format(job=repr(job_id)))
+    return [localize_record(e) for e in store.events(job_id)]

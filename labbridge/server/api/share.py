@@ -18,6 +18,7 @@ import segno
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from labbridge.i18n import _
 from labbridge.server.api.deps import Context, get_ctx, require
 from labbridge.server.auth import Action, Principal, Scope
 from labbridge.server.schemas import ShareInfo, ShareLink, TokenRevoked
@@ -84,7 +85,7 @@ async def revoke_share(token_id: str, principal: Principal = require(Action.SHAR
                        ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
     row = ctx.store.token(token_id)
     if row is None or row.get("scope") != Scope.SHARE.value:
-        raise HTTPException(404, f"no share link {token_id!r}")
+        raise HTTPException(404, _("no share link {token}").format(token=repr(token_id)))
     ctx.store.revoke_token(token_id)
     dropped = await ctx.hub.drop_token(token_id, "share link revoked")
     ctx.audit(principal, None, "share.revoke", "ok", f"{row['label']!r} ({token_id}); {dropped} viewers disconnected")

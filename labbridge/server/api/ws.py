@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from labbridge.i18n import _, language, normalize
 from labbridge.server.api.deps import Context
 from labbridge.server.auth import Action, AuthError, Principal, Scope
 from labbridge.server.commands import COMMANDS, WEBSOCKET, Command, CommandFailed, execute
@@ -74,7 +75,7 @@ def _parse(raw: str) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
-        raise _Unreadable(1003, "messages are JSON objects with a 'type'") from None
+        raise _Unreadable(1003, _("messages are JSON objects with a 'type'")) from None
 
 
 def origin_allowed(origin: str, host: str | None, extra: list[str]) -> bool:
@@ -135,9 +136,11 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         await websocket.close(code=code, reason=reason)
 
     client = ctx.hub.connect(websocket.send_text, close, principal.username, principal.role, principal.token_id)
+    client.language = normalize(str(first.get("language") or "")) or client.language  # the dashboard's choice
     watcher = asyncio.get_running_loop().create_task(_watch_token(ctx, client, token), name="ws-token-check")
     try:
-        await _serve(ctx, websocket, client, token)
+        with language(client.language):  # command refusals over the socket in the dashboard's language
+            await _serve(ctx, websocket, client, token)
     except WebSocketDisconnect:
         pass
     except _Unreadable as exc:
@@ -208,18 +211,18 @@ async def _handle(ctx: Context, client: Any, principal: Principal, raw: str) -> 
         msg = _parse(raw)
         kind = msg.get("type")
     except (_Unreadable, AttributeError):
-        return {"type": "error", "message": "messages are JSON objects with a 'type'"}
+        return {"type": "error", "message": _("messages are JSON objects with a 'type'")}
     request_id = msg.get("id")
     if kind in ("pong", "ping"):
         return {"type": "pong", "t": time.time()} if kind == "ping" else None
     if kind in ("subscribe", "unsubscribe"):
         if not principal.can(Action.VIEW):
-            return {"type": "error", "id": request_id, "message": "your role may not view machines"}
+            return {"type": "error", "id": request_id, "message": _("your role may not view machines")}
         machines = msg.get("machines")
         if machines == "*" or machines is None:
             machines = list(ctx.lab.machines)
         if not isinstance(machines, list):
-            return {"type": "error", "id": request_id, "message": "machines must be a list of machine ids"}
+            return {"type": "error", "id": request_id, "message": _("machines must be a list of machine ids")}
         if kind == "unsubscribe":
             ctx.hub.unsubscribe(client, [str(m) for m in machines])
             return {"type": "unsubscribed", "id": request_id, "machines": machines}
@@ -228,7 +231,7 @@ async def _handle(ctx: Context, client: Any, principal: Principal, raw: str) -> 
     command = COMMANDS.get(str(kind))
     if command is not None and command.websocket:
         return await _command(ctx, principal, command, msg, request_id)
-    return {"type": "error", "id": request_id, "message": f"unknown message type {kind!r}"}
+    return {"type": "error", "id": request_id, "message": _("unknown message type {kind}").format(kind=repr(kind))}
 
 
 async def _command(ctx: Context, principal: Principal, command: Command, msg: dict[str, Any],
@@ -238,7 +241,7 @@ async def _command(ctx: Context, principal: Principal, command: Command, msg: di
     machine = None if machine is None else str(machine)
     args = msg.get("args") or {}
     if not isinstance(args, dict):
-        return {"type": "error", "id": request_id, "message": "args must be a JSON object"}
+        return {"type": "error", "id": request_id, "message": _("args must be a JSON object")}
     try:
         parsed = command.parse(args)
     except ValidationError as exc:

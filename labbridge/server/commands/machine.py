@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from labbridge.i18n import N_, _, phrase
 from labbridge.server.auth import Action
 from labbridge.server.commands.registry import Call, Command, Handler, NotFound, Registry, Rest
 from labbridge.server.lab import CommandError
@@ -92,15 +93,16 @@ def _check_jog(call: Call, args: JogRequest) -> None:
     runtime = call.ctx.lab.runtime(machine)
     cfg = runtime.config
     if args.feed > cfg.max_feed:
-        raise CommandError(f"{machine}: jog feed {args.feed:g} mm/min is above the machine's {cfg.max_feed:g}")
+        raise CommandError(_("{machine}: jog feed {feed} mm/min is above the machine's {max_feed}").format(
+            machine=machine, feed=f"{args.feed:g}", max_feed=f"{cfg.max_feed:g}"))
     moves = _jog_words(args)
     if not moves:
-        raise CommandError(f"{machine}: a jog needs at least one of x, y, z")
+        raise CommandError(_("{machine}: a jog needs at least one of x, y, z").format(machine=machine))
     position = runtime.state.position_machine or {}
     work = runtime.state.position_work or {}
     for axis, value in moves.items():
         if axis not in cfg.envelope:
-            raise CommandError(f"{machine} has no {axis} axis")
+            raise CommandError(_("{machine} has no {axis} axis").format(machine=machine, axis=axis))
         low, high = cfg.envelope[axis]  # type: ignore[index]
         if args.relative:
             if axis not in position:
@@ -108,13 +110,12 @@ def _check_jog(call: Call, args: JogRequest) -> None:
             target = position[axis] + value
         else:  # absolute jogs are in work coordinates, as the readout shows them
             if axis not in position or axis not in work:
-                raise CommandError(f"{machine}: position unknown; jog relative instead")
+                raise CommandError(_("{machine}: position unknown; jog relative instead").format(machine=machine))
             target = value + (position[axis] - work[axis])
         if not low - 1e-6 <= target <= high + 1e-6:
-            raise CommandError(
-                f"{machine}: jog would take {axis} to {target:.3f} (machine), outside the envelope "
-                f"{low:g}..{high:g}; jog a shorter distance"
-            )
+            raise CommandError(_("{machine}: jog would take {axis} to {target} (machine), outside the envelope "
+                                 "{low}..{high}; jog a shorter distance").format(
+                machine=machine, axis=axis, target=f"{target:.3f}", low=f"{low:g}", high=f"{high:g}"))
 
 
 def _jog_audit(call: Call) -> str:
@@ -131,10 +132,13 @@ async def jog(call: Call) -> str:
     return await call.ctx.lab.jog(call.machine, _jog_words(args), args.feed, args.relative)
 
 
+JOB_STARTED = phrase(N_("job {job} started"))
+
+
 def _entry(ctx: Any, entry_id: int) -> dict[str, Any]:
     entry = ctx.store.queue_entry(entry_id)
     if entry is None:
-        raise NotFound(f"no queue entry {entry_id}")
+        raise NotFound(_("no queue entry {entry}").format(entry=entry_id))
     return entry  # type: ignore[no-any-return]
 
 
@@ -155,15 +159,16 @@ async def start_job(call: Call) -> str:
     ctx, entry_id = call.ctx, call.args.entry_id
     entry = _entry(ctx, entry_id)
     if entry["state"] != "queued":
-        raise CommandError(f"queue entry {entry_id} is {entry['state']}, not queued")
+        raise CommandError(_("queue entry {entry} is {state}, not queued").format(entry=entry_id, state=entry["state"]))
     path = ctx.store.program_file(entry["hash"])
     if sha256(path.read_bytes()) != entry["hash"]:
-        raise CommandError(f"program file for entry {entry_id} does not match its checked bytes; re-upload it")
+        raise CommandError(_("program file for entry {entry} does not match its checked bytes; re-upload it").format(
+            entry=entry_id))
     job_id = await ctx.lab.start_job(call.machine, path, entry["name"], call.principal.username, entry_id)
     ctx.store.update_queue(entry_id, state="running", started_by=call.principal.username, started_at=time.time(),
                            job_id=job_id)
     ctx.announce_queue(call.machine)
-    return f"job {job_id} started"
+    return JOB_STARTED.format(job=job_id)
 
 
 @COMMANDS.define("override", Action.OVERRIDE, "Set the feed, rapid or spindle override (operator)",
@@ -173,9 +178,10 @@ async def override(call: Call) -> str:
     args: OverrideRequest = call.args
     low, high = OVERRIDE_LIMITS[args.target]
     if not low <= args.value <= high:
-        raise CommandError(f"{args.target} override {args.value}% is outside {low}..{high}%")
+        raise CommandError(_("{target} override {value}%: allowed {low}..{high}%").format(
+            target=args.target, value=args.value, low=low, high=high))
     if args.target == "rapid" and args.value not in (25, 50, 100):
-        raise CommandError("the rapid override is 25, 50 or 100%")
+        raise CommandError(_("the rapid override is 25, 50 or 100%"))
     return await call.ctx.lab.set_override(call.machine, args.target, args.value)
 
 
@@ -186,5 +192,6 @@ async def override(call: Call) -> str:
 async def write_setting(call: Call) -> str:
     lab, machine = call.ctx.lab, call.machine
     if lab.runtime(machine).state.is_moving or lab.job_running(machine):
-        raise CommandError(f"{machine} is moving or running a job; change settings when it is idle")
+        raise CommandError(_("{machine} is moving or running a job; change settings when it is idle").format(
+            machine=machine))
     return await lab.write_setting(machine, call.args.key, call.args.value)

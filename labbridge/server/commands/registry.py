@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from labbridge.durable import StorageFull
 from labbridge.errors import InterlockError, LabbridgeError
+from labbridge.i18n import _, localize
 from labbridge.server.auth import Action, Principal
 from labbridge.server.lab import CommandError, _jsonable
 
@@ -137,7 +138,8 @@ def _machine_for(ctx: Context, command: Command, machine: str | None, args: Any)
     if command.locate is not None:
         return command.locate(ctx, args)
     if not machine or machine not in ctx.lab.machines:
-        raise NotFound(f"no machine {machine!r}; the lab has: {', '.join(ctx.lab.machines)}")
+        raise NotFound(_("no machine {machine}; the lab has: {machines}").format(
+            machine=repr(machine), machines=", ".join(ctx.lab.machines)))
     return machine
 
 
@@ -150,8 +152,8 @@ def _denied(ctx: Context, principal: Principal, command: Command, machine: str |
         except LabbridgeError:
             machine = None
     ctx.audit(principal, machine, command.permission.value, "denied", _detail(via, f"role {principal.role}"))
-    raise CommandFailed(403, f"your role ({principal.role}) may not {describe(command.permission)}; "
-                             "ask someone with the right role", machine)
+    raise CommandFailed(403, _("your role ({role}) may not {action}; ask someone with the right role").format(
+        role=principal.role, action=describe(command.permission)), machine)
 
 
 async def execute(ctx: Context, principal: Principal, command: Command, machine: str | None, args: Any,
@@ -170,7 +172,7 @@ async def execute(ctx: Context, principal: Principal, command: Command, machine:
         result = await command.handler(call)
     except InterlockError as exc:
         ctx.audit(principal, machine, command.name, "refused", _detail(via, f"{exc.interlock}: {exc} {detail}".strip()))
-        raise CommandFailed(409, str(exc), machine) from None
+        raise CommandFailed(409, localize(str(exc)), machine) from None
     except NotFound as exc:
         raise CommandFailed(404, str(exc), machine) from None
     except StorageFull as exc:  # its record could not be kept, so it was not carried out
@@ -178,13 +180,15 @@ async def execute(ctx: Context, principal: Principal, command: Command, machine:
         raise CommandFailed(507, str(exc), machine) from None
     except (CommandError, LabbridgeError) as exc:
         ctx.audit(principal, machine, command.name, "failed", _detail(via, f"{exc} {detail}".strip()))
-        raise CommandFailed(409, str(exc), machine) from None
+        # A CommandError is already in the caller's language; lower layers' texts are English.
+        raise CommandFailed(409, str(exc) if isinstance(exc, CommandError) else localize(str(exc)), machine) from None
     except Exception as exc:
         ctx.audit(principal, machine, command.name, "error", _detail(via, f"{type(exc).__name__}: {exc} {detail}".strip()))
-        raise CommandFailed(500, f"{machine}: {command.name} failed unexpectedly: {exc}", machine) from None
+        raise CommandFailed(500, _("{machine}: {command} failed unexpectedly: {error}").format(
+            machine=machine, command=command.name, error=exc), machine) from None
     said = result if isinstance(result, str) else ""
     ctx.audit(principal, machine, command.name, "ok", _detail(via, f"{detail} {said}".strip()))
-    reply = {"machine": machine, "action": command.name, "result": _jsonable(result)}
+    reply = {"machine": machine, "action": command.name, "result": localize(result) if said else _jsonable(result)}
     if command.reply is not None:
         reply.update(command.reply(call))
     return reply

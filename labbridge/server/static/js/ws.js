@@ -1,6 +1,7 @@
 // The live link: one websocket, signed in with the session token, reconnecting with backoff.
 // Machine states go into the store; other messages are published as store topics for the views.
 import { getToken } from "./api.js";
+import { currentLocale } from "./i18n.js";
 import { publish, updateMachineState } from "./store.js";
 
 const SESSION_ENDED = 4001;
@@ -35,7 +36,7 @@ export function connect() {
   const proto = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${proto}://${location.host}/ws`);
   ws = socket;
-  socket.onopen = () => socket.send(JSON.stringify({ type: "auth", token: getToken() }));
+  socket.onopen = () => socket.send(JSON.stringify({ type: "auth", token: getToken(), language: currentLocale() }));
   socket.onmessage = (ev) => handle(socket, JSON.parse(ev.data));
   socket.onclose = (ev) => {
     publish("link", false);

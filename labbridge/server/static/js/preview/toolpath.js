@@ -4,6 +4,7 @@
 // line per vertex, uint8 kind per vertex (kind of the segment that ends at the vertex: 0 jump, 1 rapid, 2 cut,
 // 3 flagged). The path is one polyline in display coordinates (a lathe's X is a diameter).
 import { getToken } from "../api.js";
+import { currentLocale, t } from "../i18n.js";
 
 export const JUMP = 0, RAPID = 1, CUT = 2, FLAGGED = 3;
 const VERSION = 1;
@@ -12,10 +13,10 @@ const VERSION = 1;
 export function decodeToolpath(buffer) {
   const bytes = new Uint8Array(buffer);
   const magic = String.fromCharCode(...bytes.subarray(0, 4));
-  if (magic !== "LBTP") throw new Error("not a labbridge toolpath");
+  if (magic !== "LBTP") throw new Error(t("error.toolpath_magic"));
   const view = new DataView(buffer);
   const version = view.getUint32(4, true), hlen = view.getUint32(8, true);
-  if (version !== VERSION) throw new Error(`toolpath format ${version}, expected ${VERSION}`);
+  if (version !== VERSION) throw new Error(t("error.toolpath_format", { version, expected: VERSION }));
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + hlen)));
   const n = header.vertices, at = 12 + hlen;
   return {
@@ -29,9 +30,11 @@ export function decodeToolpath(buffer) {
 
 /** Fetch and decode a toolpath (the URL comes with the check result); rejects with a readable Error. */
 export async function fetchToolpath(url) {
-  const res = await fetch(url, { headers: getToken() ? { Authorization: `Bearer ${getToken()}` } : {} });
+  const headers = { "Accept-Language": currentLocale() };  // the server's refusals in the page's language
+  if (getToken()) headers.Authorization = `Bearer ${getToken()}`;
+  const res = await fetch(url, { headers });
   if (!res.ok) {
-    let detail = `${res.status} ${res.statusText}`;
+    let detail = t("error.http", { status: res.status, text: res.statusText });
     try { detail = (await res.json()).detail || detail; } catch (_) { /* not JSON */ }
     throw new Error(detail);
   }
