@@ -42,6 +42,14 @@ def ready(api: Api) -> None:
     wait_for(lambda: state(api)["state"] == "Idle", 60, what="Idle after homing")
 
 
+def queue_job(api: Api) -> dict[str, Any]:
+    """The machine made Idle and the zig-zag program uploaded and queued on mill-1 (by a trainer); the entry."""
+    ready(api)
+    h = api.call("trainer", "POST", "/api/programs/text", json={"name": "zigzag.nc", "text": JOB}).json()["hash"]
+    entry: dict[str, Any] = api.call("trainer", "POST", "/api/queue", json={"program": h, "machine": "mill-1"}).json()
+    return entry
+
+
 def test_machine_is_live(api: Api) -> None:
     m = api.call("viewer", "GET", "/api/machines/mill-1").json()
     assert m["simulated"] and m["state"]["firmware"].startswith("Grbl 1.1")
@@ -98,9 +106,7 @@ def test_diagnostics_and_settings(api: Api) -> None:
 
 @pytest.mark.slow
 def test_queued_job_runs_holds_resumes_and_cancels(api: Api) -> None:
-    ready(api)
-    h = api.call("trainer", "POST", "/api/programs/text", json={"name": "zigzag.nc", "text": JOB}).json()["hash"]
-    entry = api.call("trainer", "POST", "/api/queue", json={"program": h, "machine": "mill-1"}).json()
+    entry = queue_job(api)
     r = api.call("trainer", "POST", f"/api/queue/{entry['id']}/start")
     assert r.status_code == 403  # a trainer may not start motion
     r = api.call("operator", "POST", f"/api/queue/{entry['id']}/start")
@@ -119,7 +125,7 @@ def test_queued_job_runs_holds_resumes_and_cancels(api: Api) -> None:
     assert post(api, "operator", "resume").status_code == 200
     wait_for(lambda: state(api)["state"] == "Run", 30, what="Run again")
     # a second job cannot start while one runs
-    entry2 = api.call("operator", "POST", "/api/queue", json={"program": h, "machine": "mill-1"}).json()
+    entry2 = api.call("operator", "POST", "/api/queue", json={"program": entry["hash"], "machine": "mill-1"}).json()
     r = api.call("operator", "POST", f"/api/queue/{entry2['id']}/start")
     assert r.status_code == 409
     r = post(api, "technician", "cancel")

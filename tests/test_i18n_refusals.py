@@ -19,7 +19,7 @@ from labbridge.model import JobProgress, MachineState
 from labbridge.server.hub import Hub
 from labbridge.streaming import texts as T
 from tests.jobs_support import long_program, mill, write_program
-from tests.test_api_machines import JOB, api, ready, state  # noqa: F401 (api is a fixture)
+from tests.test_api_machines import api, queue_job, state  # noqa: F401 (api is a fixture)
 from tests.test_hub import Sink, until
 from tests.test_stream_cli import cli, grbl_sim, jobs, write_config  # noqa: F401 (grbl_sim is a fixture)
 from tests.web_support import Api, wait_for
@@ -85,9 +85,7 @@ def test_a_role_refusal_and_an_unknown_machine(api: Api) -> None:
 
 @pytest.mark.slow
 def test_a_cancelled_jobs_message_is_stored_in_english_and_read_in_lithuanian(api: Api) -> None:
-    ready(api)
-    h = api.call("trainer", "POST", "/api/programs/text", json={"name": "zigzag.nc", "text": JOB}).json()["hash"]
-    entry = api.call("trainer", "POST", "/api/queue", json={"program": h, "machine": "mill-1"}).json()
+    entry = queue_job(api)
     r = api.call("operator", "POST", f"/api/queue/{entry['id']}/start")
     assert r.status_code == 200, r.text
     wait_for(lambda: (state(api)["job"] or {}).get("lines_acked", 0) > 2, 60, what="job progress")

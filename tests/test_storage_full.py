@@ -18,7 +18,7 @@ import pytest
 
 from labbridge import durable
 from tests.storage_faults import Faults, FaultyConnection
-from tests.test_api_machines import JOB, post, ready, state
+from tests.test_api_machines import post, queue_job, state
 from tests.web_support import PASSWORD, Api, lab_config, running_app, wait_for
 
 pytestmark = pytest.mark.slow
@@ -39,9 +39,7 @@ def on_disk(api: Api, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, .
 
 
 def start_job(api: Api) -> tuple[int, str]:
-    ready(api)
-    program = api.call("trainer", "POST", "/api/programs/text", json={"name": "zigzag.nc", "text": JOB}).json()["hash"]
-    entry = api.call("trainer", "POST", "/api/queue", json={"program": program, "machine": "mill-1"}).json()
+    entry = queue_job(api)
     r = api.call("operator", "POST", f"/api/queue/{entry['id']}/start")
     assert r.status_code == 200, r.text
     wait_for(lambda: (state(api)["job"] or {}).get("lines_acked", 0) > 0, 30, what="job progress")

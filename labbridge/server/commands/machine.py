@@ -178,7 +178,7 @@ async def override(call: Call) -> str:
     args: OverrideRequest = call.args
     low, high = OVERRIDE_LIMITS[args.target]
     if not low <= args.value <= high:
-        raise CommandError(_("{target} override {value}%: allowed {low}..{high}%").format(
+        raise CommandError(_("{target} override {value}%: outside {low}..{high}%").format(
             target=args.target, value=args.value, low=low, high=high))
     if args.target == "rapid" and args.value not in (25, 50, 100):
         raise CommandError(_("the rapid override is 25, 50 or 100%"))
