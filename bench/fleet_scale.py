@@ -36,7 +36,7 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ws_fanout import cpu_seconds, percentile  # noqa: E402
+from bench.ws_fanout import cpu_seconds, first_sign_in, percentile  # noqa: E402
 from tests.fleet_support import Broker  # noqa: E402  (the tests' own mosquitto launcher)
 from tests.web_support import ServerProcess  # noqa: E402
 
@@ -142,8 +142,7 @@ def main() -> None:
                                "--machines", str(args.machines), "--hz", str(args.hz), "--seconds", str(total + 5),
                                "--data", str(tmp / "labs")], cwd=ROOT)
     try:
-        token = httpx.post(hq.url + "/api/auth/login", json={"username": "admin", "password": hq.password},
-                           timeout=60).json()["token"]
+        token = first_sign_in(hq)
         pids = {"headquarters": hq.proc.pid, "mosquitto": broker.proc.pid, "labs worker": worker.pid}  # type: ignore[union-attr]
 
         def hq_received() -> int:

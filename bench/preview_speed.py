@@ -114,6 +114,7 @@ def start_server(tmp: Path):  # type: ignore[no-untyped-def]
     import httpx
     import yaml
 
+    from bench.ws_fanout import first_sign_in
     from tests.web_support import ServerProcess
 
     data = yaml.safe_load((ROOT / "config" / "machines.yaml").read_text())
@@ -124,7 +125,7 @@ def start_server(tmp: Path):  # type: ignore[no-untyped-def]
     proc = ServerProcess(["serve", "--port", "0", "--config", str(config), "--data-dir", str(tmp / "data"),
                           "--max-upload-mb", "100", "--log-level", "warning"], cwd=ROOT)
     client = httpx.Client(base_url=proc.url, timeout=600)
-    token = client.post("/api/auth/login", json={"username": "admin", "password": proc.password}).json()["token"]
+    token = first_sign_in(proc)
     return proc, client, {"Authorization": f"Bearer {token}"}, token
 
 
