@@ -190,3 +190,16 @@ def test_browser_catalog_explains_every_grbl_code_and_every_diagnostic_code() ->
     assert grbl == {f"error:{n}" for n in ERRORS} | {f"ALARM:{n}" for n in ALARMS}
     codes = {k.split(".", 1)[1] for k in english if k.startswith("diag_code.")}
     assert codes == set(CODES)
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_grbl_meanings_read_the_same_in_job_texts_and_on_the_dashboard(lang: str) -> None:
+    """A stored job text names GRBL's meaning in English; read in another language it carries the same
+    translation the dashboard shows for that code."""
+    dashboard = json.loads((LOCALES / f"{lang}.json").read_text(encoding="utf-8"))
+    for key, table in (("grbl.error:{}", ERRORS), ("grbl.ALARM:{}", ALARMS)):
+        for code, meaning in table.items():
+            assert i18n.translations(lang).gettext(meaning) == dashboard[key.format(code)], (lang, code)
+    stored = (f"line 12 (G1 X5): the controller answered error:22 — {ERRORS[22]}; nothing after it was sent")
+    read = i18n.localize(stored, lang)
+    assert dashboard["grbl.error:22"] in read and ERRORS[22] not in read and "error:22" in read
