@@ -85,6 +85,23 @@ def wait_badge(page: Any, *states: str, timeout: float = 60_000) -> None:
         arg=list(states), timeout=timeout)
 
 
+def test_the_sign_in_form_cannot_be_sent_before_the_script_wires_it(browser: Any, server: ServerProcess) -> None:
+    """Sent natively (a fast Enter on a slow phone), the form would put the password into the URL."""
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(server.url + "/")
+    assert page.is_disabled("#login-form button[type=submit]")
+    page.fill("#login-form input[name=username]", "admin")
+    page.fill("#login-form input[name=password]", "secret-typed-early")
+    page.press("#login-form input[name=password]", "Enter")
+    page.wait_for_timeout(300)
+    assert "secret-typed-early" not in page.url
+    context.close()
+    page = sign_in(browser, server, "admin", ADMIN_PASSWORD)  # with the script, the same form signs in
+    assert "?" not in page.url
+    page.context.close()
+
+
 def test_sign_in_wrong_password_then_right(browser: Any, server: ServerProcess) -> None:
     context = browser.new_context(bypass_csp=True)
     page = context.new_page()

@@ -53,6 +53,7 @@ async function changePassword() {
 /** Wire the sign-in form and the top bar's buttons; onSignedIn runs after a successful sign-in. */
 export function initSignIn(onSignedIn) {
   $("#login-form").addEventListener("submit", (ev) => signIn(ev, onSignedIn));
+  $("#login-form button[type=submit]").disabled = false;  // only now may the form be sent (see index.html)
   $("#signout").addEventListener("click", signOut);
   $("#password").addEventListener("click", changePassword);
   subscribe("session-ended", () => signedOut(t("signin.session_ended")));
