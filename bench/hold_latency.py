@@ -23,20 +23,18 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ws_fanout import client_process, first_sign_in, percentile  # noqa: E402
-from tests.web_support import ServerProcess, password_of  # noqa: E402
+from bench.ws_fanout import client_process, demo_mill_server, first_sign_in, percentile  # noqa: E402
+from tests.web_support import password_of  # noqa: E402
 
 
 def flood_process(url: str, token: str, conn: Any) -> None:
@@ -88,12 +86,7 @@ def row(name: str, ms: list[float]) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="hold-latency-"))
-    data = yaml.safe_load((ROOT / "config" / "machines.yaml").read_text())
-    data["machines"] = {"mill-1": data["machines"]["mill-1"]}
-    (tmp / "machines.yaml").write_text(yaml.safe_dump(data))
-    server = ServerProcess(["serve", "--demo", "--port", "0", "--config", str(tmp / "machines.yaml"),
-                            "--data-dir", str(tmp / "data"), "--poll-hz", "10", "--log-level", "error"], cwd=ROOT)
+    server = demo_mill_server("hold-latency-")
     spawn = multiprocessing.get_context("spawn")
     rows = []
     try:

@@ -112,16 +112,11 @@ BROWSER_JS = """async ([url, token, orbitMs]) => {
 
 def start_server(tmp: Path):  # type: ignore[no-untyped-def]
     import httpx
-    import yaml
 
     from bench.ws_fanout import first_sign_in
-    from tests.web_support import ServerProcess
+    from tests.web_support import ServerProcess, write_lab_config
 
-    data = yaml.safe_load((ROOT / "config" / "machines.yaml").read_text())
-    data["machines"] = {"mill-1": data["machines"]["mill-1"]}
-    data["machines"]["mill-1"]["connection"]["serial"]["port"] = "/nonexistent/bench-tty"
-    config = tmp / "machines.yaml"
-    config.write_text(yaml.safe_dump(data))
+    config = write_lab_config(tmp / "machines.yaml")
     proc = ServerProcess(["serve", "--port", "0", "--config", str(config), "--data-dir", str(tmp / "data"),
                           "--max-upload-mb", "100", "--log-level", "warning"], cwd=ROOT)
     client = httpx.Client(base_url=proc.url, timeout=600)

@@ -34,13 +34,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.web_support import ServerProcess, admin_first_sign_in, password_of  # noqa: E402  (as the browser tests)
+from tests.web_support import (  # noqa: E402  (as the browser tests)
+    ServerProcess, admin_first_sign_in, password_of, write_lab_config,
+)
+
+
+def demo_mill_server(prefix: str) -> ServerProcess:
+    """``labbridge serve --demo`` with the simulated mill-1 alone, polled at 10 Hz, in a fresh folder."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    config = write_lab_config(tmp / "machines.yaml", unreachable=False)
+    return ServerProcess(["serve", "--demo", "--port", "0", "--config", str(config), "--data-dir", str(tmp / "data"),
+                          "--poll-hz", "10", "--log-level", "error"], cwd=ROOT)
 
 
 def first_sign_in(server: ServerProcess) -> str:
@@ -177,12 +186,7 @@ def show(name: str, r: dict[str, Any]) -> None:
 
 
 async def main(args: argparse.Namespace) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="ws-fanout-"))
-    data = yaml.safe_load((ROOT / "config" / "machines.yaml").read_text())
-    data["machines"] = {"mill-1": data["machines"]["mill-1"]}
-    (tmp / "machines.yaml").write_text(yaml.safe_dump(data))
-    server = ServerProcess(["serve", "--demo", "--port", "0", "--config", str(tmp / "machines.yaml"),
-                            "--data-dir", str(tmp / "data"), "--poll-hz", "10", "--log-level", "error"], cwd=ROOT)
+    server = demo_mill_server("ws-fanout-")
     pid = server.proc.pid
     stop = asyncio.Event()
     try:

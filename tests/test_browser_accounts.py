@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.browser_support import ARTIFACTS, browser  # noqa: F401 (fixture)
-from tests.web_support import ADMIN_PASSWORD, CONFIG_PATH, ROOT, ServerProcess
+from tests.web_support import ADMIN_PASSWORD, ROOT, ServerProcess, write_lab_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,10 +38,7 @@ def disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, bool]
 @pytest.fixture(scope="module")
 def server(disk: tuple[Path, bool]) -> Iterator[ServerProcess]:
     mount, _ = disk
-    data = yaml.safe_load(CONFIG_PATH.read_text())
-    data["machines"] = {"mill-1": data["machines"]["mill-1"]}
-    config = mount.parent / "machines.yaml"
-    config.write_text(yaml.safe_dump(data))
+    config = write_lab_config(mount.parent / "machines.yaml", unreachable=False)
     proc = ServerProcess(["serve", "--demo", "--port", "0", "--config", str(config), "--data-dir",
                           str(mount / "data"), "--poll-hz", "10", "--log-level", "warning"], cwd=ROOT)
     try:

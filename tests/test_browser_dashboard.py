@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from tests.browser_support import ARTIFACTS, CHROMIUM, browser  # noqa: F401 (fixture)
-from tests.web_support import ADMIN_PASSWORD, CONFIG_PATH, ROOT, ServerProcess, admin_first_sign_in, password_of
+from tests.web_support import ADMIN_PASSWORD, ROOT, ServerProcess, admin_first_sign_in, password_of, write_lab_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,10 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     tmp = tmp_path_factory.mktemp("browser")
-    data = yaml.safe_load(CONFIG_PATH.read_text())
-    data["machines"] = {"mill-1": data["machines"]["mill-1"]}
-    config = tmp / "machines.yaml"
-    config.write_text(yaml.safe_dump(data))
+    config = write_lab_config(tmp / "machines.yaml", unreachable=False)
     proc = ServerProcess(["serve", "--demo", "--port", "0", "--config", str(config), "--data-dir", str(tmp / "data"),
                           "--poll-hz", "10", "--log-level", "warning"], cwd=ROOT)
     try:

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from labbridge.streaming.job import Job, JobState
 from labbridge.streaming.records import JobStore
 from labbridge.streaming.recovery import process_owner
 from tests.browser_support import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
-from tests.web_support import CONFIG_PATH, ROOT, ServerProcess, admin_ready
+from tests.web_support import ROOT, ServerProcess, admin_ready, write_lab_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,10 +36,7 @@ def killed_owner() -> str:
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    data = yaml.safe_load(CONFIG_PATH.read_text())
-    data["machines"] = {"mill-1": data["machines"]["mill-1"]}
-    config = tmp_path / "machines.yaml"
-    config.write_text(yaml.safe_dump(data))
+    config = write_lab_config(tmp_path / "machines.yaml", unreachable=False)
     program = tmp_path / "part.nc"
     program.write_text("G21 G90 G54\nG0 Z5\nM3 S8000\nG0 X0 Y0\nG1 Z-1 F200\nG1 X20 F500\nG0 Z5\nM5\nM30\n")
     with JobStore(tmp_path / "data") as store:

@@ -11,21 +11,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.web_support import CONFIG_PATH, ROOT, ServerProcess, admin_first_sign_in, password_of
+from tests.web_support import ROOT, ServerProcess, admin_first_sign_in, password_of, write_lab_config
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("hostile")
-    data = yaml.safe_load(CONFIG_PATH.read_text())
-    data["machines"] = {"mill-1": data["machines"]["mill-1"]}
-    data["machines"]["mill-1"]["connection"]["serial"]["port"] = "/nonexistent/labbridge-test-tty"
-    (tmp / "machines.yaml").write_text(yaml.safe_dump(data))
-    proc = ServerProcess(["serve", "--port", "0", "--config", str(tmp / "machines.yaml"), "--data-dir",
+    config = write_lab_config(tmp / "machines.yaml")
+    proc = ServerProcess(["serve", "--port", "0", "--config", str(config), "--data-dir",
                           str(tmp / "data"), "--log-level", "info"], cwd=ROOT)
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as client:

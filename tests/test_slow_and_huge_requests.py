@@ -14,9 +14,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import yaml
 
-from tests.web_support import CONFIG_PATH, ROOT, ServerProcess, admin_first_sign_in
+from tests.web_support import ROOT, ServerProcess, admin_first_sign_in, write_lab_config
 
 READ_TIMEOUT = 1.5
 
@@ -24,11 +23,8 @@ READ_TIMEOUT = 1.5
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("slow")
-    data = yaml.safe_load(CONFIG_PATH.read_text())
-    data["machines"] = {"mill-1": data["machines"]["mill-1"]}
-    data["machines"]["mill-1"]["connection"]["serial"]["port"] = "/nonexistent/labbridge-test-tty"
-    (tmp / "machines.yaml").write_text(yaml.safe_dump(data))
-    proc = ServerProcess(["serve", "--port", "0", "--config", str(tmp / "machines.yaml"), "--data-dir",
+    config = write_lab_config(tmp / "machines.yaml")
+    proc = ServerProcess(["serve", "--port", "0", "--config", str(config), "--data-dir",
                           str(tmp / "data"), "--read-timeout", str(READ_TIMEOUT), "--max-connections", "40",
                           "--log-level", "warning"], cwd=ROOT)
     try:

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from cryptography import x509
 
 from labbridge.server.tls import ensure_certificate, make_certificate
-from tests.web_support import CONFIG_PATH, ROOT, ServerProcess
+from tests.web_support import ROOT, ServerProcess, write_lab_config
 
 
 def test_certificate_is_made_once_kept_private_and_names_this_computer(tmp_path: Path) -> None:
@@ -31,16 +30,8 @@ def test_certificate_is_made_once_kept_private_and_names_this_computer(tmp_path:
     assert len(first.fingerprint.split(":")) == 32
 
 
-def lab_yaml(tmp: Path) -> Path:
-    data = yaml.safe_load(CONFIG_PATH.read_text())
-    data["machines"] = {"mill-1": data["machines"]["mill-1"]}
-    data["machines"]["mill-1"]["connection"]["serial"]["port"] = "/nonexistent/labbridge-test-tty"
-    (tmp / "machines.yaml").write_text(yaml.safe_dump(data))
-    return tmp / "machines.yaml"
-
-
 def serve(tmp: Path, *extra: str) -> ServerProcess:
-    return ServerProcess(["serve", "--port", "0", "--config", str(lab_yaml(tmp)), "--data-dir", str(tmp / "data"),
+    return ServerProcess(["serve", "--port", "0", "--config", str(write_lab_config(tmp / "machines.yaml")), "--data-dir", str(tmp / "data"),
                           "--log-level", "warning", *extra], cwd=ROOT)
 
 

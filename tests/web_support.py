@@ -36,8 +36,8 @@ def password_of(user: str, which: str = "") -> str:
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
 
 
-def lab_config(machines: tuple[str, ...] = ("mill-1",), unreachable: bool = True) -> LabConfig:
-    """The shipped config cut down to ``machines``; with ``unreachable`` their ports point nowhere."""
+def lab_config_data(machines: tuple[str, ...] = ("mill-1",), unreachable: bool = True) -> dict[str, Any]:
+    """The shipped config (as YAML data) cut down to ``machines``; with ``unreachable`` their ports point nowhere."""
     data = yaml.safe_load(CONFIG_PATH.read_text())
     data["machines"] = {k: copy.deepcopy(v) for k, v in data["machines"].items() if k in machines}
     if unreachable:
@@ -45,7 +45,18 @@ def lab_config(machines: tuple[str, ...] = ("mill-1",), unreachable: bool = True
             conn = m.get("connection", {})
             if "serial" in conn:
                 conn["serial"]["port"] = "/nonexistent/labbridge-test-tty"
-    return parse_config(data, "test config")
+    return data  # type: ignore[no-any-return]
+
+
+def lab_config(machines: tuple[str, ...] = ("mill-1",), unreachable: bool = True) -> LabConfig:
+    """:func:`lab_config_data`, parsed, for a server run in this process."""
+    return parse_config(lab_config_data(machines, unreachable), "test config")
+
+
+def write_lab_config(path: Path, machines: tuple[str, ...] = ("mill-1",), unreachable: bool = True) -> Path:
+    """:func:`lab_config_data` written to ``path`` for a server process (``--config``); returns ``path``."""
+    path.write_text(yaml.safe_dump(lab_config_data(machines, unreachable)))
+    return path
 
 
 def settings(tmp: Path, config: LabConfig | None = None, **kw: Any) -> ServerSettings:
