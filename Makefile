@@ -25,8 +25,10 @@ frontend:
 demo: venv frontend catalogs
 	$(BIN)/labbridge demo
 
+# --dist loadscope: a module's tests run on one worker, in order, around its one module-scoped server (a module
+# split over two workers started a second server whose admin had not chosen a password yet)
 test: venv frontend catalogs
-	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadscope -q $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python bench/check_speed.py
